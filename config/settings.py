@@ -1,0 +1,188 @@
+"""Relevance Studio settings: everything that varies between machines comes from the environment.
+
+A missing or malformed value stops start-up with one line naming the variable (see config/env.py).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .env import (
+    SettingError,
+    default_base_model_dir,
+    env_bool,
+    env_database,
+    env_dir,
+    env_int,
+    env_list,
+    env_redis_url,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _load() -> dict:
+    debug = env_bool("DEBUG", False)
+    secret_key = env_str("SECRET_KEY")
+    if not secret_key:
+        if not debug:
+            raise SettingError("SECRET_KEY is required when DEBUG is off (set SECRET_KEY, or DEBUG=1 for development)")
+        secret_key = "dev-only-insecure-key-do-not-use-in-production"
+    data_dir = env_dir("DATA_DIR", BASE_DIR / "var")
+    base_model = env_str("BASE_MODEL_DIR")
+    if base_model:
+        base_model_dir = Path(base_model).expanduser().resolve()
+        if not base_model_dir.is_dir():
+            raise SettingError(f"BASE_MODEL_DIR={base_model!r} is not a directory")
+    else:
+        base_model_dir = default_base_model_dir()
+    return {
+        "DEBUG": debug,
+        "SECRET_KEY": secret_key,
+        "DATA_DIR": data_dir,
+        "BASE_MODEL_DIR": base_model_dir,
+        "ALLOWED_HOSTS": env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if not debug else ["*"]),
+        "DATABASE": env_database("DATABASE_URL", BASE_DIR / "var" / "db.sqlite3"),
+        "REDIS_URL": env_redis_url("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    }
+
+
+try:
+    _env = _load()
+except SettingError as exc:
+    # One line, no traceback: this is an operator's mistake, not a bug.
+    sys.stderr.write(f"Configuration error: {exc}\n")
+    raise SystemExit(2) from None
+
+DEBUG = _env["DEBUG"]
+SECRET_KEY = _env["SECRET_KEY"]
+ALLOWED_HOSTS = _env["ALLOWED_HOSTS"]
+DATA_DIR: Path = _env["DATA_DIR"]
+BASE_MODEL_DIR: Path | None = _env["BASE_MODEL_DIR"]
+REDIS_URL: str = _env["REDIS_URL"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_beat",
+    "annotate",
+    "mining",
+    "training",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": _env["DATABASE"]}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+
+# Uploaded import files are kept under DATA_DIR until their job has run.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
+
+CSRF_COOKIE_HTTPONLY = False
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Relevance Studio API",
+    "DESCRIPTION": "Graded relevance judgments, hard-negative mining, export and reranker training.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Celery: one Redis for broker and results. Work is acknowledged after it ran (acks_late), so a
+# killed worker's task is redelivered; every task is written to be safe to run twice.
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "mining.*": {"queue": "mining"},
+    "training.*": {"queue": "training"},
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO" if DEBUG else "WARNING"},
+    "loggers": {"jieba": {"level": "WARNING"}},
+}
