@@ -16,7 +16,7 @@ from config.redis_local import redis_answers, start_local_redis
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO.parent / "shared" / "datasets"
 # Tests use their own Redis database so a developer's `make run` queue is never touched.
-TEST_REDIS_DB = 9
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "9"))
 
 
 def _with_db(url: str, db: int) -> str:
@@ -79,7 +79,7 @@ class WorkerProcess:
             "DATABASE_URL": database_url_for_subprocess(),
             "REDIS_URL": redis_url,
             "DATA_DIR": str(data_dir),
-            "DEBUG": "1",
+            "DJANGO_SETTINGS_MODULE": "config.settings_test",
             "PYTHONUNBUFFERED": "1",
         }
         self.queues = queues
