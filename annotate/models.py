@@ -12,6 +12,13 @@ from django.db.models import Q
 
 from .splits import SPLITS, split_for
 
+
+def new_shuffle_key() -> int:
+    """A random 62-bit key: queries are handed out in a stable random order, not import order."""
+    import secrets
+
+    return secrets.randbits(62)
+
 GRADE_MIN, GRADE_MAX = 0, 3
 GRADE_LABELS = {
     0: ("irrelevant", "不相关"),
@@ -130,6 +137,10 @@ class Query(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64)
     split = models.CharField(max_length=8, choices=[(s, s) for s in SPLITS])
+    # Assignment bookkeeping (annotate/assignment.py): how many annotators hold or finished this
+    # query (active + done leases), and a random key for a stable random order among equals.
+    holders = models.PositiveIntegerField(default=0)
+    shuffle_key = models.BigIntegerField(default=new_shuffle_key)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -138,6 +149,10 @@ class Query(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["collection", "external_id"], name="query_external_id_unique"),
             models.CheckConstraint(condition=Q(split__in=SPLITS), name="query_split_valid"),
+        ]
+        indexes = [
+            # The annotator's next task: fewest holders first, then the stable random order.
+            models.Index(fields=["collection", "holders", "shuffle_key"], name="query_next_task"),
         ]
 
     def save(self, *args, **kwargs):
@@ -162,6 +177,9 @@ class Candidate(models.Model):
     sources = models.JSONField(default=dict, blank=True)
     is_gold = models.BooleanField(default=False)
     gold_grade = models.PositiveSmallIntegerField(null=True, blank=True, validators=grade_validators)
+    # How many people judged this pair or hold it in an active lease without having judged it yet.
+    # Kept <= the collection's overlap k by annotate/assignment.py, under a lock on the query row.
+    coverage = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -175,7 +193,10 @@ class Candidate(models.Model):
                 condition=Q(is_gold=False) | Q(gold_grade__isnull=False), name="candidate_gold_has_grade"
             ),
         ]
-        indexes = [models.Index(fields=["collection", "query"], name="candidate_collection_query")]
+        indexes = [
+            models.Index(fields=["collection", "query"], name="candidate_collection_query"),
+            models.Index(fields=["query", "coverage"], name="candidate_query_coverage"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.query_id}/{self.document_id}"
@@ -281,6 +302,9 @@ class Lease(models.Model):
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leases")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     pinned = models.BooleanField(default=False)
+    # The candidate ids this lease hands to its annotator (those that still needed a judge when it
+    # was taken); they count towards each candidate's coverage while the lease is active.
+    items = models.JSONField(default=list, blank=True)
     acquired_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
