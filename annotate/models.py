@@ -220,6 +220,8 @@ class Judgment(models.Model):
     skipped = models.BooleanField(default=False)
     skip_reason = models.CharField(max_length=500, blank=True)
     flagged = models.BooleanField(default=False)
+    # An undone first grade: the row (and its history) stays, but it is no grade and no skip.
+    withdrawn = models.BooleanField(default=False)
     note = models.TextField(blank=True)
     seconds_spent = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
     guideline_version = models.CharField(max_length=32, blank=True)
@@ -241,8 +243,9 @@ class Judgment(models.Model):
                 name="judgment_annotator_xor_source",
             ),
             models.CheckConstraint(
-                condition=(Q(skipped=False) & Q(grade__gte=GRADE_MIN, grade__lte=GRADE_MAX))
-                | (Q(skipped=True) & Q(grade__isnull=True)),
+                condition=(Q(withdrawn=False, skipped=False) & Q(grade__gte=GRADE_MIN, grade__lte=GRADE_MAX))
+                | Q(withdrawn=False, skipped=True, grade__isnull=True)
+                | Q(withdrawn=True, skipped=False, grade__isnull=True),
                 name="judgment_grade_or_skip",
             ),
             models.CheckConstraint(
@@ -278,10 +281,19 @@ class JudgmentRevision(models.Model):
     old_skipped = models.BooleanField(default=False)
     new_skipped = models.BooleanField(default=False)
     reason = models.CharField(max_length=500, blank=True)
+    # The client's key for the request that made this change: a repeated request (double submit,
+    # retry after a lost response) finds its revision and changes nothing.
+    idempotency_key = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["changed_at", "id"]
         indexes = [models.Index(fields=["judgment", "changed_at"], name="revision_judgment_time")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["changed_by", "idempotency_key"], condition=~Q(idempotency_key=""),
+                name="revision_idempotency_key_unique",
+            ),
+        ]
 
 
 class Lease(models.Model):
