@@ -1,0 +1,251 @@
+"""Who judges what: handing out queries to annotators under an overlap of k judges per candidate.
+
+The unit of work is a query (a listwise task of its candidates), but the invariant is kept per
+candidate: `Candidate.coverage` counts the people who judged the pair plus those holding it in an
+active lease without having judged it yet, and never exceeds the collection's overlap k.
+
+Every change of coverage happens while the query row is locked (SELECT ... FOR UPDATE on
+PostgreSQL; SQLite serialises writers with IMMEDIATE transactions), so two annotators asking for
+work at the same moment can never both take the k-th slot. Candidate selection uses SKIP LOCKED:
+an annotator never waits for a query someone else is being given; they get the next one.
+
+Leases expire (the collection's `lease_minutes`, renewed by every grade) and give back the
+candidates their holder did not judge; what was judged stays judged and keeps counting, so a new
+holder is only given what is still short — exactly k judges per candidate once the queue drains.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef
+from django.utils import timezone
+
+from .models import Candidate, Collection, Judgment, Lease, Query
+
+# How many queries one request may pass over when every remaining candidate of a query turns out
+# to be judged already by the asking annotator (possible after their own lease expired).
+_MAX_CLAIM_ATTEMPTS = 8
+
+
+class AssignmentError(Exception):
+    """A request about assignment that cannot be honoured; the message says why."""
+
+
+def _expiry(collection: Collection, now: datetime) -> datetime:
+    return now + timedelta(minutes=collection.lease_minutes)
+
+
+def _judged_by(annotator_id: int, candidate_ids) -> set[int]:
+    """Candidates this annotator has a standing grade or skip for (an undone grade does not count)."""
+    return set(
+        Judgment.objects.filter(annotator_id=annotator_id, candidate_id__in=list(candidate_ids), withdrawn=False)
+        .values_list("candidate_id", flat=True)
+    )
+
+
+def _give_back(lease: Lease, *, status: str, now: datetime) -> None:
+    """End an active lease: its unjudged items stop counting towards coverage. Query row is locked."""
+    unjudged = set(lease.items) - _judged_by(lease.annotator_id, lease.items)
+    if unjudged:
+        Candidate.objects.filter(pk__in=unjudged, coverage__gt=0).update(coverage=F("coverage") - 1)
+    Query.objects.filter(pk=lease.query_id, holders__gt=0).update(holders=F("holders") - 1)
+    lease.status = status
+    lease.finished_at = now
+    lease.save(update_fields=["status", "finished_at"])
+
+
+@transaction.atomic
+def expire_stale_leases(*, collection: Collection, now: datetime | None = None) -> int:
+    """Give back the work of every lease past its expiry. Safe to run concurrently and twice."""
+    now = now or timezone.now()
+    stale = list(
+        Lease.objects.filter(
+            collection=collection, status=Lease.Status.ACTIVE, pinned=False, expires_at__lt=now
+        ).values_list("pk", "query_id")
+    )
+    expired = 0
+    for lease_id, query_id in stale:
+        # Lock the query first (the same order every writer uses), then re-check the lease: another
+        # process may have expired or renewed it meanwhile.
+        Query.objects.select_for_update().filter(pk=query_id).first()
+        lease = Lease.objects.filter(pk=lease_id, status=Lease.Status.ACTIVE, expires_at__lt=now).first()
+        if lease is not None:
+            _give_back(lease, status=Lease.Status.EXPIRED, now=now)
+            expired += 1
+    return expired
+
+
+def _open_items(query: Query, *, annotator_id: int, k: int) -> list[int]:
+    """Candidates of a (locked) query that still need a judge and that this annotator has not judged."""
+    open_ids = list(
+        Candidate.objects.filter(query=query, coverage__lt=k).order_by("pk").values_list("pk", flat=True)
+    )
+    return [pk for pk in open_ids if pk not in _judged_by(annotator_id, open_ids)]
+
+
+def _take(query: Query, *, annotator, collection: Collection, items: list[int], pinned: bool, now: datetime) -> Lease:
+    """Record a lease on a locked query and count its items towards their coverage."""
+    Candidate.objects.filter(pk__in=items).update(coverage=F("coverage") + 1)
+    Query.objects.filter(pk=query.pk).update(holders=F("holders") + 1)
+    lease, created = Lease.objects.get_or_create(
+        query=query,
+        annotator=annotator,
+        defaults={
+            "collection": collection,
+            "items": items,
+            "pinned": pinned,
+            "expires_at": None if pinned else _expiry(collection, now),
+        },
+    )
+    if not created:
+        # An expired or released lease of this annotator comes back to life with what is open now.
+        lease.status = Lease.Status.ACTIVE
+        lease.items = items
+        lease.pinned = pinned
+        lease.expires_at = None if pinned else _expiry(collection, now)
+        lease.finished_at = None
+        lease.save(update_fields=["status", "items", "pinned", "expires_at", "finished_at"])
+    return lease
+
+
+def active_lease(*, collection: Collection, annotator) -> Lease | None:
+    """The task an annotator is in the middle of: staff-pinned work first, then the oldest."""
+    return (
+        Lease.objects.filter(collection=collection, annotator=annotator, status=Lease.Status.ACTIVE)
+        .order_by("-pinned", "acquired_at", "pk")
+        .first()
+    )
+
+
+@transaction.atomic
+def next_task(*, collection: Collection, annotator, now: datetime | None = None) -> Lease | None:
+    """The annotator's current task, or a newly claimed query; None when nothing is left for them."""
+    now = now or timezone.now()
+    expire_stale_leases(collection=collection, now=now)
+    current = active_lease(collection=collection, annotator=annotator)
+    if current is not None:
+        return current
+    k = collection.overlap_k
+    passed_over: list[int] = []
+    for _ in range(_MAX_CLAIM_ATTEMPTS):
+        candidates_open = Candidate.objects.filter(query=OuterRef("pk"), coverage__lt=k)
+        mine = Lease.objects.filter(
+            query=OuterRef("pk"), annotator=annotator, status__in=[Lease.Status.ACTIVE, Lease.Status.DONE]
+        )
+        query = (
+            Query.objects.filter(collection=collection, holders__lt=k)
+            .filter(Exists(candidates_open))
+            .exclude(Exists(mine))
+            .exclude(pk__in=passed_over)
+            .order_by("holders", "shuffle_key", "pk")
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if query is None:
+            return None
+        items = _open_items(query, annotator_id=annotator.pk, k=k)
+        if items:
+            return _take(query, annotator=annotator, collection=collection, items=items, pinned=False, now=now)
+        passed_over.append(query.pk)
+    return None
+
+
+@transaction.atomic
+def pin_query(*, query: Query, annotator, now: datetime | None = None) -> Lease:
+    """Staff assign a query to an annotator: it comes first in their queue and does not expire."""
+    now = now or timezone.now()
+    collection = query.collection
+    query = Query.objects.select_for_update().get(pk=query.pk)
+    lease = Lease.objects.filter(query=query, annotator=annotator).first()
+    if lease is not None and lease.status == Lease.Status.ACTIVE:
+        lease.pinned, lease.expires_at = True, None
+        lease.save(update_fields=["pinned", "expires_at"])
+        return lease
+    if lease is not None and lease.status == Lease.Status.DONE:
+        raise AssignmentError(f"{annotator} has already finished query {query.external_id}")
+    items = _open_items(query, annotator_id=annotator.pk, k=collection.overlap_k)
+    if not items:
+        raise AssignmentError(
+            f"query {query.external_id} has no candidate left that needs a judge "
+            f"(overlap k={collection.overlap_k} reached) for {annotator}"
+        )
+    return _take(query, annotator=annotator, collection=collection, items=items, pinned=True, now=now)
+
+
+def _lock_active(lease: Lease) -> Lease:
+    Query.objects.select_for_update().filter(pk=lease.query_id).first()
+    lease = Lease.objects.get(pk=lease.pk)
+    if lease.status != Lease.Status.ACTIVE:
+        raise AssignmentError(f"this task is no longer open (status: {lease.status})")
+    return lease
+
+
+@transaction.atomic
+def finish_task(*, lease: Lease, now: datetime | None = None) -> Lease:
+    """Close a task once every candidate in it has a grade or a skip."""
+    now = now or timezone.now()
+    lease = _lock_active(lease)
+    missing = set(lease.items) - _judged_by(lease.annotator_id, lease.items)
+    if missing:
+        raise AssignmentError(f"{len(missing)} candidate(s) still need a grade or a skip")
+    lease.status = Lease.Status.DONE
+    lease.finished_at = now
+    lease.save(update_fields=["status", "finished_at"])
+    return lease
+
+
+@transaction.atomic
+def release_task(*, lease: Lease, now: datetime | None = None) -> Lease:
+    """Give a task back before it expires; what was judged stays."""
+    lease = _lock_active(lease)
+    _give_back(lease, status=Lease.Status.RELEASED, now=now or timezone.now())
+    return lease
+
+
+def renew(lease: Lease, *, now: datetime | None = None) -> None:
+    """Activity keeps a lease alive: push its expiry forward (pinned leases never expire)."""
+    if lease.pinned:
+        return
+    now = now or timezone.now()
+    expires = _expiry(lease.collection, now)
+    Lease.objects.filter(pk=lease.pk, status=Lease.Status.ACTIVE).update(expires_at=expires)
+    lease.expires_at = expires
+
+
+def shuffled(candidate_ids, *, annotator_id: int) -> list[int]:
+    """Each annotator's own stable order of a query's candidates (position-bias control)."""
+    def key(candidate_id: int) -> bytes:
+        return hashlib.sha256(f"{annotator_id}:{candidate_id}".encode()).digest()
+
+    return sorted(candidate_ids, key=key)
+
+
+def task_candidate_ids(lease: Lease) -> list[int]:
+    """What the annotator sees in a task: its items, in their own order."""
+    return shuffled(lease.items, annotator_id=lease.annotator_id)
+
+
+def coverage_report(collection: Collection) -> dict:
+    """Audit figures: candidates by number of human judges, and any pair judged twice by one person."""
+    human = Judgment.objects.filter(collection=collection, annotator__isnull=False, withdrawn=False)
+    per_candidate = human.values("candidate_id").annotate(n=Count("id"))
+    histogram: dict[int, int] = {}
+    for row in per_candidate.values_list("n", flat=True):
+        histogram[row] = histogram.get(row, 0) + 1
+    over = per_candidate.filter(n__gt=collection.overlap_k).count()
+    duplicates = (
+        human.values("candidate_id", "annotator_id").annotate(n=Count("id")).filter(n__gt=1).count()
+    )
+    unjudged = Candidate.objects.filter(collection=collection).exclude(
+        Exists(human.filter(candidate_id=OuterRef("pk")))
+    ).count()
+    return {"judges_histogram": histogram, "over_judged": over, "duplicates": duplicates, "unjudged": unjudged,
+            "coverage_violations": Candidate.objects.filter(collection=collection, coverage__gt=collection.overlap_k).count()}
+
+
+__all__ = [
+    "AssignmentError", "active_lease", "coverage_report", "expire_stale_leases", "finish_task", "next_task",
+    "pin_query", "release_task", "renew", "shuffled", "task_candidate_ids",
+]

@@ -1,0 +1,102 @@
+"""Recording grades: saved at once, idempotent, every change kept, undo without deleting."""
+from __future__ import annotations
+
+import pytest
+
+from annotate import assignment, judging
+from annotate.models import Candidate, Judgment, JudgmentRevision
+
+from .factories import make_annotators, make_collection
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def task():
+    collection = make_collection(queries=1, candidates=3, k=2)
+    ann, other = make_annotators(collection, 2)
+    lease = assignment.next_task(collection=collection, annotator=ann)
+    candidates = [Candidate.objects.get(pk=cid) for cid in assignment.task_candidate_ids(lease)]
+    return ann, other, lease, candidates
+
+
+def test_a_double_submit_stores_one_judgment_and_one_revision(task):
+    ann, _, _, (cand, *_) = task
+    first = judging.record_judgment(annotator=ann, candidate=cand, grade=2, idempotency_key="k1", seconds_spent=4.5)
+    again = judging.record_judgment(annotator=ann, candidate=cand, grade=2, idempotency_key="k1", seconds_spent=4.5)
+    assert first.created and not again.created
+    assert Judgment.objects.filter(candidate=cand, annotator=ann).count() == 1
+    assert JudgmentRevision.objects.filter(judgment=first.judgment).count() == 1
+    assert Judgment.objects.get(candidate=cand, annotator=ann).seconds_spent == 4.5
+
+
+def test_every_change_is_kept_as_a_revision(task):
+    ann, _, lease, (cand, *_) = task
+    judging.record_judgment(annotator=ann, candidate=cand, grade=1, idempotency_key="a")
+    judging.record_judgment(annotator=ann, candidate=cand, grade=3, idempotency_key="b")
+    judgment = Judgment.objects.get(candidate=cand, annotator=ann)
+    assert judgment.grade == 3
+    history = list(judgment.revisions.values_list("old_grade", "new_grade"))
+    assert history == [(None, 1), (1, 3)]
+    assert judgment.guideline_version == lease.collection.guideline_version
+
+
+def test_undo_restores_the_previous_grade_then_withdraws_the_first(task):
+    ann, _, lease, (cand, *_) = task
+    judging.record_judgment(annotator=ann, candidate=cand, grade=1, idempotency_key="a")
+    judging.record_judgment(annotator=ann, candidate=cand, grade=3, idempotency_key="b")
+    assert judging.undo_last(annotator=ann, lease=lease, idempotency_key="u1").grade == 1
+    withdrawn = judging.undo_last(annotator=ann, lease=lease, idempotency_key="u2")
+    assert withdrawn.withdrawn and withdrawn.grade is None
+    assert judging.undo_last(annotator=ann, lease=lease, idempotency_key="u3") is None
+    assert Judgment.objects.filter(candidate=cand).count() == 1  # nothing deleted
+    assert JudgmentRevision.objects.filter(judgment=withdrawn).count() == 4
+    # An undone candidate is not judged: the task cannot be finished with it.
+    with pytest.raises(assignment.AssignmentError):
+        assignment.finish_task(lease=lease)
+
+
+def test_a_repeated_undo_request_undoes_once(task):
+    ann, _, lease, (cand, *_) = task
+    judging.record_judgment(annotator=ann, candidate=cand, grade=1, idempotency_key="a")
+    judging.record_judgment(annotator=ann, candidate=cand, grade=2, idempotency_key="b")
+    judging.undo_last(annotator=ann, lease=lease, idempotency_key="u")
+    judging.undo_last(annotator=ann, lease=lease, idempotency_key="u")
+    assert Judgment.objects.get(candidate=cand).grade == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"grade": 4}, "outside 0..3"),
+        ({"grade": -1}, "outside 0..3"),
+        ({"grade": "2"}, "must be an integer"),
+        ({"grade": True}, "must be an integer"),
+        ({"grade": None, "skipped": True}, "needs a reason"),
+        ({"grade": 2, "skipped": True, "skip_reason": "x"}, "no grade"),
+        ({"grade": 2, "seconds_spent": -3}, "seconds_spent"),
+        ({"grade": 2, "idempotency_key": ""}, "idempotency_key"),
+        ({"grade": 2, "note": "x" * 6000}, "note"),
+    ],
+)
+def test_bad_grades_are_refused_with_the_reason(task, kwargs, message):
+    ann, _, _, (cand, *_) = task
+    kwargs = {"idempotency_key": "k", **kwargs}
+    with pytest.raises(judging.JudgingError, match=message):
+        judging.record_judgment(annotator=ann, candidate=cand, **kwargs)
+    assert not Judgment.objects.exists()
+
+
+def test_nobody_grades_a_candidate_outside_their_task(task):
+    _, other, _, (cand, *_) = task
+    with pytest.raises(judging.JudgingError, match="not in a task you hold"):
+        judging.record_judgment(annotator=other, candidate=cand, grade=2, idempotency_key="z")
+
+
+def test_a_note_and_a_flag_need_a_grade_first(task):
+    ann, _, _, (cand, *_) = task
+    with pytest.raises(judging.JudgingError, match="before adding a note"):
+        judging.annotate_candidate(annotator=ann, candidate=cand, note="unclear")
+    judging.record_judgment(annotator=ann, candidate=cand, grade=0, idempotency_key="g")
+    judgment = judging.annotate_candidate(annotator=ann, candidate=cand, note="spam page", flagged=True)
+    assert judgment.flagged and judgment.note == "spam page"
