@@ -360,3 +360,14 @@ class ImportJob(models.Model):
         if self.status == self.Status.DONE:
             return 1.0
         return min(1.0, self.bytes_done / self.bytes_total) if self.bytes_total else 0.0
+
+
+class GuidelineAcknowledgement(models.Model):
+    """An annotator confirmed they read a guideline version; judging with it needs this first."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guideline_acks")
+    version = models.CharField(max_length=32)
+    acknowledged_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "version"], name="guideline_ack_unique")]
