@@ -1,0 +1,64 @@
+"""Query terms highlighted in documents, for Chinese and English alike.
+
+Terms come from the same tokeniser that indexes the collection (mining.tokenize), so what is
+marked is what BM25 matched on. Single Latin letters and English stop words are not marked: they
+would light up every line and hide the signal.
+"""
+from __future__ import annotations
+
+import re
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+_STOP = frozenset(
+    "a an and are as at be by for from how in is it of on or that the this to was what when where which who why with".split()
+)
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def _tokens(text: str, method: str) -> list[str]:
+    try:
+        from mining.tokenize import tokenize
+    except ImportError:  # the mining app is optional for rendering; fall back to plain words
+        return re.findall(r"\w+", text.lower())
+    return tokenize(text, method=method)
+
+
+def _is_latin_word_char(ch: str) -> bool:
+    return ch.isalnum() and not _CJK.match(ch)
+
+
+def query_terms(query: str, *, method: str = "auto") -> list[str]:
+    terms = set()
+    for token in _tokens(query, method):
+        token = token.strip()
+        if not token or token in _STOP:
+            continue
+        if not _CJK.search(token) and len(token) < 2:
+            continue
+        terms.add(token)
+    # Longest first so "python列表" wins over "python" where both match.
+    return sorted(terms, key=lambda t: (-len(t), t))
+
+
+def highlight(text: str, terms: list[str]) -> SafeString:
+    """Escape `text` and wrap every case-insensitive occurrence of a term in <mark>."""
+    if not terms:
+        return mark_safe(escape(text))  # noqa: S308 - escaped above
+    # Longest alternatives first: the regex takes the first alternative that matches at a position.
+    ordered = sorted(set(terms), key=lambda t: (-len(t), t))
+    pattern = re.compile("|".join(re.escape(t) for t in ordered), re.IGNORECASE)
+    out, last = [], 0
+    for match in pattern.finditer(text):
+        # Latin terms match whole words only ("cat" not inside "category"); CJK has no word breaks.
+        if not _CJK.search(match.group()):
+            before = text[match.start() - 1] if match.start() else " "
+            after = text[match.end()] if match.end() < len(text) else " "
+            if _is_latin_word_char(before) or _is_latin_word_char(after):
+                continue
+        out.append(escape(text[last:match.start()]))
+        out.append(f"<mark>{escape(match.group())}</mark>")
+        last = match.end()
+    out.append(escape(text[last:]))
+    return mark_safe("".join(out))  # noqa: S308 - every piece escaped

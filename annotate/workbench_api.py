@@ -1,0 +1,254 @@
+"""The judging API: the same rules as the judging page (membership, own tasks only, blind)."""
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import assignment, judging, workbench
+from .models import GRADE_MAX, GRADE_MIN, Candidate, GuidelineAcknowledgement, Query
+
+TaskSerializer = inline_serializer(
+    "Task",
+    fields={
+        "task": serializers.IntegerField(),
+        "status": serializers.CharField(),
+        "expires_at": serializers.DateTimeField(allow_null=True),
+        "pinned": serializers.BooleanField(),
+        "collection": serializers.DictField(),
+        "query": serializers.DictField(),
+        "candidates": serializers.ListField(child=serializers.DictField()),
+        "progress": serializers.DictField(),
+        "language": serializers.CharField(),
+    },
+)
+ErrorSerializer = inline_serializer("Error", fields={"detail": serializers.CharField()})
+
+
+def _error(message: str, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
+    return Response({"detail": message}, status=code)
+
+
+def _candidate_state(judgment) -> dict:
+    standing = judgment is not None and not judgment.withdrawn
+    return {
+        "candidate": judgment.candidate_id if judgment else None,
+        "grade": judgment.grade if standing else None,
+        "skipped": bool(standing and judgment.skipped),
+        "skip_reason": judgment.skip_reason if standing else "",
+        "flagged": bool(judgment and judgment.flagged),
+        "note": judgment.note if judgment else "",
+        "withdrawn": bool(judgment and judgment.withdrawn),
+    }
+
+
+def _candidate_in(lease, candidate_id: int) -> Candidate | None:
+    if candidate_id not in lease.items:
+        return None
+    return Candidate.objects.filter(pk=candidate_id, query_id=lease.query_id).first()
+
+
+class NextTaskApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        request=None,
+        responses={200: TaskSerializer, 204: OpenApiResponse(description="nothing left to judge"),
+                   403: ErrorSerializer, 404: ErrorSerializer},
+        summary="Get (or resume) the caller's next task in a collection",
+    )
+    def post(self, request, slug: str):
+        collection = workbench.collection_for_member(request.user, slug)
+        if workbench.needs_acknowledgement(request.user, collection):
+            return _error(
+                f"acknowledge guideline version {collection.guideline_version} before judging "
+                f"(POST /api/collections/{slug}/guidelines/acknowledge/)", status.HTTP_403_FORBIDDEN,
+            )
+        lease = assignment.next_task(collection=collection, annotator=request.user)
+        if lease is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(workbench.task_payload(lease, language=request.LANGUAGE_CODE))
+
+
+class AcknowledgeGuidelineApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: inline_serializer("Acknowledged", fields={"version": serializers.CharField()})},
+                   summary="Acknowledge the collection's current guideline version")
+    def post(self, request, slug: str):
+        collection = workbench.collection_for_member(request.user, slug)
+        GuidelineAcknowledgement.objects.get_or_create(user=request.user, version=collection.guideline_version)
+        return Response({"version": collection.guideline_version})
+
+
+class TaskApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: TaskSerializer, 404: ErrorSerializer}, summary="One of the caller's tasks")
+    def get(self, request, task_id: int):
+        lease = workbench.own_lease(request.user, task_id)
+        return Response(workbench.task_payload(lease, language=request.LANGUAGE_CODE))
+
+
+class JudgmentApi(APIView):
+    """Save one grade (or skip) at once. Repeat the same idempotency_key to retry safely."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        candidate = serializers.IntegerField()
+        grade = serializers.IntegerField(min_value=GRADE_MIN, max_value=GRADE_MAX, allow_null=True, required=False)
+        skipped = serializers.BooleanField(required=False, default=False)
+        skip_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=judging.MAX_SKIP_REASON_CHARS)
+        note = serializers.CharField(required=False, allow_blank=True, max_length=judging.MAX_NOTE_CHARS)
+        flagged = serializers.BooleanField(required=False)
+        seconds_spent = serializers.FloatField(required=False, min_value=0, max_value=judging.MAX_SECONDS_PER_ACTION)
+        idempotency_key = serializers.CharField(max_length=judging.MAX_IDEMPOTENCY_KEY_CHARS)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: inline_serializer("Recorded", fields={
+            "judgment": serializers.DictField(), "created": serializers.BooleanField(), "progress": serializers.DictField()}),
+            400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        summary="Grade or skip a candidate of the caller's task",
+    )
+    def post(self, request, task_id: int):
+        lease = workbench.own_lease(request.user, task_id)
+        data = _valid(self.InputSerializer, request.data)
+        if isinstance(data, Response):
+            return data
+        candidate = _candidate_in(lease, data["candidate"])
+        if candidate is None:
+            return _error("candidate is not part of this task", status.HTTP_404_NOT_FOUND)
+        try:
+            recorded = judging.safe_record(
+                annotator=request.user, candidate=candidate, grade=data.get("grade"),
+                skipped=data["skipped"], skip_reason=data["skip_reason"], note=data.get("note"),
+                flagged=data.get("flagged"), seconds_spent=data.get("seconds_spent"),
+                idempotency_key=data["idempotency_key"],
+            )
+        except judging.JudgingError as exc:
+            return _error(str(exc), status.HTTP_409_CONFLICT if "task you hold" in str(exc) else status.HTTP_400_BAD_REQUEST)
+        lease.refresh_from_db()
+        return Response({"judgment": _candidate_state(recorded.judgment), "created": recorded.created,
+                         "progress": workbench.progress(lease)})
+
+
+class AnnotationApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        candidate = serializers.IntegerField()
+        note = serializers.CharField(required=False, allow_blank=True, max_length=judging.MAX_NOTE_CHARS)
+        flagged = serializers.BooleanField(required=False)
+
+    @extend_schema(request=InputSerializer, responses={200: inline_serializer("Annotated", fields={"judgment": serializers.DictField()}),
+                                                      400: ErrorSerializer, 404: ErrorSerializer},
+                   summary="Set the note or flag of a graded candidate")
+    def post(self, request, task_id: int):
+        lease = workbench.own_lease(request.user, task_id)
+        data = _valid(self.InputSerializer, request.data)
+        if isinstance(data, Response):
+            return data
+        candidate = _candidate_in(lease, data["candidate"])
+        if candidate is None:
+            return _error("candidate is not part of this task", status.HTTP_404_NOT_FOUND)
+        try:
+            judgment = judging.annotate_candidate(annotator=request.user, candidate=candidate,
+                                                  note=data.get("note"), flagged=data.get("flagged"))
+        except judging.JudgingError as exc:
+            return _error(str(exc))
+        return Response({"judgment": _candidate_state(judgment)})
+
+
+class UndoApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        idempotency_key = serializers.CharField(max_length=judging.MAX_IDEMPOTENCY_KEY_CHARS)
+
+    @extend_schema(request=InputSerializer, responses={200: inline_serializer("Undone", fields={
+        "judgment": serializers.DictField(allow_null=True), "progress": serializers.DictField()}), 400: ErrorSerializer, 404: ErrorSerializer},
+        summary="Undo the caller's last grade in this task")
+    def post(self, request, task_id: int):
+        lease = workbench.own_lease(request.user, task_id)
+        data = _valid(self.InputSerializer, request.data)
+        if isinstance(data, Response):
+            return data
+        try:
+            judgment = judging.undo_last(annotator=request.user, lease=lease, idempotency_key=data["idempotency_key"])
+        except judging.JudgingError as exc:
+            return _error(str(exc), status.HTTP_409_CONFLICT)
+        lease.refresh_from_db()
+        return Response({"judgment": _candidate_state(judgment) if judgment else None, "progress": workbench.progress(lease)})
+
+
+class FinishTaskApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: inline_serializer("Finished", fields={"status": serializers.CharField()}),
+                                            409: ErrorSerializer, 404: ErrorSerializer},
+                   summary="Finish the task (every candidate graded or skipped)")
+    def post(self, request, task_id: int):
+        lease = workbench.own_lease(request.user, task_id)
+        try:
+            lease = assignment.finish_task(lease=lease)
+        except assignment.AssignmentError as exc:
+            return _error(str(exc), status.HTTP_409_CONFLICT)
+        return Response({"status": lease.status})
+
+
+class ReleaseTaskApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: inline_serializer("Released", fields={"status": serializers.CharField()}),
+                                            409: ErrorSerializer, 404: ErrorSerializer},
+                   summary="Give the task back; grades already given stay")
+    def post(self, request, task_id: int):
+        lease = workbench.own_lease(request.user, task_id)
+        try:
+            lease = assignment.release_task(lease=lease)
+        except assignment.AssignmentError as exc:
+            return _error(str(exc), status.HTTP_409_CONFLICT)
+        return Response({"status": lease.status})
+
+
+class PinApi(APIView):
+    """Staff pin a query to an annotator: it comes first in their queue and does not expire."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        query = serializers.CharField(help_text="the query's external id")
+        annotator = serializers.CharField(help_text="the annotator's username")
+
+    @extend_schema(request=InputSerializer, responses={201: inline_serializer("Pinned", fields={"task": serializers.IntegerField()}),
+                                                      400: ErrorSerializer, 404: ErrorSerializer},
+                   summary="Pin a query to an annotator (staff)")
+    def post(self, request, slug: str):
+        collection = workbench.collection_for_member(request.user, slug)
+        data = _valid(self.InputSerializer, request.data)
+        if isinstance(data, Response):
+            return data
+        query = get_object_or_404(Query, collection=collection, external_id=data["query"])
+        user = get_user_model().objects.filter(username=data["annotator"]).first()
+        if user is None or not (user.is_staff or collection.memberships.filter(user=user).exists()):
+            return _error(f"{data['annotator']!r} is not a member of {collection.slug}")
+        try:
+            lease = assignment.pin_query(query=query, annotator=user)
+        except assignment.AssignmentError as exc:
+            return _error(str(exc))
+        return Response({"task": lease.pk}, status=status.HTTP_201_CREATED)
+
+
+def _valid(serializer_class, data):
+    serializer = serializer_class(data=data)
+    if serializer.is_valid():
+        return serializer.validated_data
+    reasons = "; ".join(
+        f"{field}: {' '.join(str(m) for m in messages)}" for field, messages in serializer.errors.items()
+    )
+    return _error(reasons)

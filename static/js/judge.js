@@ -1,0 +1,297 @@
+// The judging page: keyboard-first grading. Every action is sent at once with an idempotency key;
+// actions not yet acknowledged by the server wait in localStorage and are re-sent (same key) on the
+// next load, so closing the tab or losing the network loses nothing and a retry stores one grade.
+(function () {
+  "use strict";
+  const root = document.getElementById("workbench");
+  if (!root) return;
+  const task = JSON.parse(document.getElementById("task-data").textContent);
+  const api = root.dataset.api; // /api/tasks/<id>/
+  const pendingKey = "rs-pending-" + root.dataset.task;
+  const cards = Array.from(document.querySelectorAll(".candidate"));
+  const byId = new Map(task.candidates.map((c) => [String(c.id), c]));
+  const message = document.getElementById("message");
+  const saveState = document.getElementById("save-state");
+  let focus = 0;
+  let focusStartedAt = performance.now();
+  let inFlight = 0;
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return "k" + Date.now().toString(36) + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+  }
+
+  function csrf() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  function say(text) { message.textContent = text || ""; }
+
+  function setSaveState() {
+    const pending = loadPending().length;
+    saveState.classList.toggle("pending", pending > 0 && navigator.onLine);
+    saveState.classList.toggle("offline", pending > 0 && !navigator.onLine);
+    saveState.textContent = pending ? (navigator.onLine ? "saving… " + pending : "offline: " + pending + " waiting") : "saved";
+  }
+
+  function loadPending() {
+    try { return JSON.parse(localStorage.getItem(pendingKey) || "[]"); } catch (e) { return []; }
+  }
+  function storePending(list) {
+    if (list.length) localStorage.setItem(pendingKey, JSON.stringify(list));
+    else localStorage.removeItem(pendingKey);
+  }
+
+  async function post(path, body) {
+    const response = await fetch(api + path, {
+      method: "POST", credentials: "same-origin", keepalive: true,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf(), "Accept": "application/json" },
+      body: JSON.stringify(body || {}),
+    });
+    let data = null;
+    try { data = await response.json(); } catch (e) { data = null; }
+    return { ok: response.ok, status: response.status, data: data };
+  }
+
+  // Send one queued action; network failures keep it queued, refusals (4xx) drop it with a message.
+  async function send(action) {
+    inFlight += 1;
+    try {
+      const result = await post(action.path, action.body);
+      removePending(action.body.idempotency_key);
+      if (!result.ok) {
+        say((result.data && result.data.detail) || ("not saved (HTTP " + result.status + ")"));
+        if (result.status === 409 && action.path === "judgments/") refreshFromServer();
+        return result;
+      }
+      if (result.data && result.data.judgment) applyJudgment(result.data.judgment);
+      if (result.data && result.data.progress) renderProgress(result.data.progress);
+      return result;
+    } catch (error) {
+      setTimeout(flushPending, 2000);
+      return { ok: false, status: 0, data: null };
+    } finally {
+      inFlight -= 1;
+      setSaveState();
+    }
+  }
+
+  function enqueue(path, body) {
+    body.idempotency_key = uuid();
+    const action = { path: path, body: body };
+    const list = loadPending();
+    list.push(action);
+    storePending(list);
+    setSaveState();
+    return send(action);
+  }
+
+  function removePending(key) {
+    storePending(loadPending().filter((a) => a.body.idempotency_key !== key));
+  }
+
+  let flushing = false;
+  async function flushPending() {
+    if (flushing) return;
+    flushing = true;
+    try {
+      for (const action of loadPending()) {
+        const result = await send(action);
+        if (result.status === 0) break; // still offline: keep order, try later
+      }
+    } finally { flushing = false; }
+  }
+
+  async function refreshFromServer() {
+    const response = await fetch(api, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    const fresh = await response.json();
+    fresh.candidates.forEach((c) => applyJudgment(Object.assign({ candidate: c.id }, c)));
+    renderProgress(fresh.progress);
+  }
+
+  function applyJudgment(state) {
+    const data = byId.get(String(state.candidate));
+    if (!data) return;
+    Object.assign(data, { grade: state.grade, skipped: state.skipped, skip_reason: state.skip_reason,
+                          flagged: state.flagged, note: state.note });
+    renderCard(cards.find((c) => c.dataset.id === String(state.candidate)));
+  }
+
+  function renderCard(card) {
+    const data = byId.get(card.dataset.id);
+    if (data.grade === null || data.grade === undefined) card.removeAttribute("data-grade");
+    else card.dataset.grade = data.grade;
+    card.classList.toggle("skipped", !!data.skipped);
+    card.querySelectorAll(".grade").forEach((b) => b.classList.toggle("selected", String(data.grade) === b.dataset.grade));
+    card.querySelector(".badge.flag").hidden = !data.flagged;
+    const skip = card.querySelector(".badge.skip");
+    skip.hidden = !data.skipped;
+    skip.textContent = data.skipped ? "skipped: " + data.skip_reason : "skipped";
+    const note = card.querySelector(".badge.note-badge");
+    note.hidden = !data.note;
+    note.title = data.note || "";
+  }
+
+  function renderProgress(progress) {
+    [["task", progress.task], ["today", progress.today], ["overall", progress.overall]].forEach(([name, p]) => {
+      const share = p.assigned ? Math.min(100, (100 * p.done) / p.assigned) : 0;
+      document.getElementById("progress-" + name).style.width = share.toFixed(1) + "%";
+      document.getElementById("progress-" + name + "-text").textContent = p.done + " / " + p.assigned;
+    });
+  }
+
+  function setFocus(index) {
+    if (!cards.length) return;
+    focus = Math.max(0, Math.min(cards.length - 1, index));
+    cards.forEach((c, i) => c.classList.toggle("focused", i === focus));
+    cards[focus].focus({ preventScroll: true });
+    cards[focus].scrollIntoView({ block: "nearest" });
+    focusStartedAt = performance.now();
+  }
+
+  // Seconds spent on the focused candidate since it got focus (or since its last action).
+  function secondsOnFocused() {
+    const seconds = (performance.now() - focusStartedAt) / 1000;
+    focusStartedAt = performance.now();
+    return Math.round(seconds * 100) / 100;
+  }
+
+  function focusedData() { return byId.get(cards[focus].dataset.id); }
+
+  function grade(value) {
+    const data = focusedData();
+    Object.assign(data, { grade: value, skipped: false, skip_reason: "" });
+    renderCard(cards[focus]);
+    say("");
+    enqueue("judgments/", { candidate: data.id, grade: value, seconds_spent: secondsOnFocused() });
+    setFocus(nextOpen(focus));
+  }
+
+  function nextOpen(from) {
+    for (let i = from + 1; i < cards.length; i++) if (isOpen(i)) return i;
+    return Math.min(from + 1, cards.length - 1);
+  }
+  function isOpen(i) {
+    const d = byId.get(cards[i].dataset.id);
+    return (d.grade === null || d.grade === undefined) && !d.skipped;
+  }
+
+  function askText(label, initial) {
+    const dialog = document.getElementById("text-dialog");
+    const input = document.getElementById("text-input");
+    document.getElementById("text-label").textContent = label;
+    input.value = initial || "";
+    dialog.returnValue = "";
+    dialog.showModal();
+    input.focus();
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", function onClose() {
+        dialog.removeEventListener("close", onClose);
+        resolve(dialog.returnValue === "ok" ? input.value : null);
+        setFocus(focus);
+      });
+    });
+  }
+
+  async function skip() {
+    const data = focusedData();
+    const reason = await askText("Why skip this candidate? / 跳过原因", "");
+    if (reason === null) return;
+    if (!reason.trim()) { say("A skip needs a reason."); return; }
+    Object.assign(data, { grade: null, skipped: true, skip_reason: reason.trim() });
+    renderCard(cards[focus]);
+    enqueue("judgments/", { candidate: data.id, grade: null, skipped: true, skip_reason: reason.trim(),
+                            seconds_spent: secondsOnFocused() });
+    setFocus(nextOpen(focus));
+  }
+
+  function needsGradeFirst(data) {
+    if ((data.grade === null || data.grade === undefined) && !data.skipped) {
+      say("Grade or skip this candidate first, then flag it or add a note.");
+      return true;
+    }
+    return false;
+  }
+
+  function flag() {
+    const data = focusedData();
+    if (needsGradeFirst(data)) return;
+    data.flagged = !data.flagged;
+    renderCard(cards[focus]);
+    enqueue("annotations/", { candidate: data.id, flagged: data.flagged });
+  }
+
+  async function note() {
+    const data = focusedData();
+    if (needsGradeFirst(data)) return;
+    const text = await askText("Note / 备注", data.note);
+    if (text === null) return;
+    data.note = text;
+    renderCard(cards[focus]);
+    enqueue("annotations/", { candidate: data.id, note: text });
+  }
+
+  async function undo() {
+    await flushPending();
+    const result = await enqueue("undo/", {});
+    if (result.ok && result.data && result.data.judgment) {
+      const index = cards.findIndex((c) => c.dataset.id === String(result.data.judgment.candidate));
+      if (index >= 0) setFocus(index);
+      say("Undone.");
+    } else if (result.ok) {
+      say("Nothing to undo.");
+    }
+  }
+
+  async function finish() {
+    const open = cards.findIndex((c, i) => isOpen(i));
+    if (open >= 0) {
+      say(cards.filter((c, i) => isOpen(i)).length + " candidate(s) still need a grade or a skip.");
+      setFocus(open);
+      return;
+    }
+    await flushPending();
+    if (loadPending().length) { say("Some grades are not saved yet; finishing when they are."); return; }
+    const result = await post("finish/", {});
+    if (result.ok) { window.location.reload(); return; }
+    say((result.data && result.data.detail) || "could not finish (HTTP " + result.status + ")");
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.target.closest && event.target.closest("dialog, input, textarea, select")) return;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const key = event.key;
+    const handled = true;
+    if (["0", "1", "2", "3"].includes(key)) grade(Number(key));
+    else if (key === "j" || key === "ArrowDown") setFocus(focus + 1);
+    else if (key === "k" || key === "ArrowUp") setFocus(focus - 1);
+    else if (key === "s") skip();
+    else if (key === "f") flag();
+    else if (key === "n") note();
+    else if (key === "u") undo();
+    else if (key === "?") document.getElementById("help-dialog").showModal();
+    else if (key === "Enter") finish();
+    else return;
+    if (handled) event.preventDefault();
+  });
+
+  cards.forEach((card, index) => {
+    card.addEventListener("click", (event) => {
+      if (index !== focus) setFocus(index);
+      const button = event.target.closest(".grade");
+      if (button) grade(Number(button.dataset.grade));
+    });
+  });
+  document.getElementById("finish").addEventListener("click", finish);
+  window.addEventListener("online", flushPending);
+  window.addEventListener("offline", setSaveState);
+
+  cards.forEach(renderCard);
+  renderProgress(task.progress);
+  const firstOpen = cards.findIndex((c, i) => isOpen(i));
+  setFocus(firstOpen >= 0 ? firstOpen : 0);
+  setSaveState();
+  flushPending();
+})();
