@@ -65,7 +65,7 @@ def env_redis_url(name: str, default: str) -> str:
     return raw
 
 
-def env_database(name: str, default_sqlite: Path) -> dict:
+def env_database(name: str, default_sqlite: Path, *, conn_max_age: int = 0) -> dict:
     import dj_database_url
 
     raw = os.environ.get(name)
@@ -73,7 +73,7 @@ def env_database(name: str, default_sqlite: Path) -> dict:
         default_sqlite.parent.mkdir(parents=True, exist_ok=True)
         raw = f"sqlite:///{default_sqlite}"
     try:
-        config = dj_database_url.parse(raw, conn_max_age=0)
+        config = dj_database_url.parse(raw, conn_max_age=conn_max_age, conn_health_checks=conn_max_age > 0)
     except Exception as exc:  # dj_database_url raises several types for a bad URL
         raise SettingError(f"{name}={raw!r} is not a database URL ({exc})") from None
     engine = config.get("ENGINE", "")

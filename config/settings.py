@@ -43,7 +43,11 @@ def _load() -> dict:
         "DATA_DIR": data_dir,
         "BASE_MODEL_DIR": base_model_dir,
         "ALLOWED_HOSTS": env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if not debug else ["*"]),
-        "DATABASE": env_database("DATABASE_URL", BASE_DIR / "var" / "db.sqlite3"),
+        # Persistent connections save a connect per request (PostgreSQL); 0 closes after each request.
+        "DATABASE": env_database(
+            "DATABASE_URL", BASE_DIR / "var" / "db.sqlite3",
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        ),
         "REDIS_URL": env_redis_url("REDIS_URL", "redis://127.0.0.1:6379/0"),
     }
 
