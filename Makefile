@@ -1,0 +1,40 @@
+# Relevance Studio — developer commands. `make run` starts everything; `make test` runs the suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The stamp's name carries a hash of the requirement files: unchanged files = nothing to do.
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+# Local development runs with DEBUG=1 unless the environment says otherwise.
+DEV_ENV = DEBUG=$${DEBUG:-1}
+
+.PHONY: install run test migrate demo clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+migrate: install
+	$(DEV_ENV) $(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(DEV_ENV) $(PY) manage.py load_demo
+
+run: migrate
+	$(DEV_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
+	$(DEV_ENV) $(PY) manage.py load_demo
+	$(DEV_ENV) $(PY) -m config.stack
+
+# PYTEST_ARGS narrows a run, e.g. `make test PYTEST_ARGS="tests/stack -m 'not slow'"`.
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf var/
