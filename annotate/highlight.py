@@ -1,8 +1,8 @@
 """Query terms highlighted in documents, for Chinese and English alike.
 
-Terms come from the same tokeniser that indexes the collection (mining.tokenize), so what is
-marked is what BM25 matched on. Single Latin letters and English stop words are not marked: they
-would light up every line and hide the signal.
+Terms come from the same tokeniser that indexes the collection (mining.tokenize). Single
+letters, single CJK characters and English stop words are not marked: they would light up every
+line and hide the signal.
 """
 from __future__ import annotations
 
@@ -30,14 +30,20 @@ def _is_latin_word_char(ch: str) -> bool:
 
 
 def query_terms(query: str, *, method: str = "auto") -> list[str]:
+    """Terms worth marking: the collection tokeniser's words, plus CJK character bigrams.
+
+    Single CJK characters are left out (they light up every other character); bigrams stand in
+    for them, so "南京旅游" still marks 南京 and 旅游 in "南京的旅游景点".
+    """
     terms = set()
-    for token in _tokens(query, method):
+    tokens = _tokens(query, method) + (_tokens(query, "bigram") if _CJK.search(query) else [])
+    for token in tokens:
         token = token.strip()
-        if not token or token in _STOP:
-            continue
-        if not _CJK.search(token) and len(token) < 2:
+        if not token or token in _STOP or len(token) < 2:
             continue
         terms.add(token)
+    if not terms:  # a one-character query: mark that character
+        terms = {t for t in _tokens(query, method) if t.strip()}
     # Longest first so "python列表" wins over "python" where both match.
     return sorted(terms, key=lambda t: (-len(t), t))
 
