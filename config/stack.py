@@ -153,7 +153,11 @@ def run(*, host: str, port: int, server: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    redis_url, redis_process = ensure_redis(os.environ.get("REDIS_URL", settings.REDIS_URL), data_dir / "redis")
+    try:
+        redis_url, redis_process = ensure_redis(os.environ.get("REDIS_URL", settings.REDIS_URL), data_dir / "redis")
+    except RuntimeError as exc:  # no redis-server binary, or it would not start
+        say(f"cannot start Redis: {exc}")
+        return 1
     env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
     procs = children(host=host, port=port, server=server)
     failed: str | None = None
