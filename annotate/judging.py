@@ -60,7 +60,10 @@ def _validate(*, grade, skipped: bool, skip_reason: str, note, seconds_spent, id
 def _open_lease_for(*, annotator, candidate: Candidate) -> Lease:
     """The annotator's active lease that hands them this candidate; the query row is locked."""
     Query.objects.select_for_update().filter(pk=candidate.query_id).first()
-    lease = Lease.objects.filter(query_id=candidate.query_id, annotator=annotator, status=Lease.Status.ACTIVE).first()
+    lease = (
+        Lease.objects.select_related("collection")
+        .filter(query_id=candidate.query_id, annotator=annotator, status=Lease.Status.ACTIVE).first()
+    )
     if lease is None or candidate.pk not in lease.items:
         raise JudgingError("this candidate is not in a task you hold (it may have expired: ask for the next task)")
     return lease
@@ -92,11 +95,8 @@ def record_judgment(
     _validate(grade=grade, skipped=skipped, skip_reason=skip_reason, note=note,
               seconds_spent=seconds_spent, idempotency_key=idempotency_key)
     now = now or timezone.now()
-    repeated = _repeat(annotator, idempotency_key)
-    if repeated is not None:
-        return Recorded(repeated, created=False)
     lease = _open_lease_for(annotator=annotator, candidate=candidate)
-    # Re-check under the lock: a concurrent copy of this request may have committed meanwhile.
+    # Checked under the query's lock, so a concurrent copy of this request is seen once it committed.
     repeated = _repeat(annotator, idempotency_key)
     if repeated is not None:
         return Recorded(repeated, created=False)

@@ -111,7 +111,7 @@ class JudgmentApi(APIView):
     @extend_schema(
         request=InputSerializer,
         responses={200: inline_serializer("Recorded", fields={
-            "judgment": serializers.DictField(), "created": serializers.BooleanField(), "progress": serializers.DictField()}),
+            "judgment": serializers.DictField(), "created": serializers.BooleanField()}),
             400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
         summary="Grade or skip a candidate of the caller's task",
     )
@@ -132,9 +132,8 @@ class JudgmentApi(APIView):
             )
         except judging.JudgingError as exc:
             return _error(str(exc), status.HTTP_409_CONFLICT if "task you hold" in str(exc) else status.HTTP_400_BAD_REQUEST)
-        lease.refresh_from_db()
-        return Response({"judgment": _candidate_state(recorded.judgment), "created": recorded.created,
-                         "progress": workbench.progress(lease)})
+        # No progress figures here: saving a grade is the hot path, and the page counts for itself.
+        return Response({"judgment": _candidate_state(recorded.judgment), "created": recorded.created})
 
 
 class AnnotationApi(APIView):

@@ -66,7 +66,7 @@
         return result;
       }
       if (result.data && result.data.judgment) applyJudgment(result.data.judgment);
-      if (result.data && result.data.progress) renderProgress(result.data.progress);
+      if (result.data && result.data.progress) { Object.assign(progress, result.data.progress); renderProgress(progress); }
       return result;
     } catch (error) {
       setTimeout(flushPending, 2000);
@@ -108,16 +108,31 @@
     if (!response.ok) return;
     const fresh = await response.json();
     fresh.candidates.forEach((c) => applyJudgment(Object.assign({ candidate: c.id }, c)));
-    renderProgress(fresh.progress);
+    Object.assign(progress, fresh.progress);
+    renderProgress(progress);
   }
 
   function applyJudgment(state) {
     const data = byId.get(String(state.candidate));
     if (!data) return;
+    const wasOpen = isOpenData(data);
     Object.assign(data, { grade: state.grade, skipped: state.skipped, skip_reason: state.skip_reason,
                           flagged: state.flagged, note: state.note });
+    countChange(wasOpen, isOpenData(data));
     renderCard(cards.find((c) => c.dataset.id === String(state.candidate)));
   }
+
+  // Saving a grade returns no progress figures (the hot path stays lean): the page keeps count.
+  const progress = JSON.parse(JSON.stringify(task.progress));
+  function countChange(wasOpen, nowOpen) {
+    if (wasOpen === nowOpen) return;
+    const step = wasOpen ? 1 : -1;
+    progress.today.done += step;
+    progress.overall.done += step;
+    progress.task.done = cards.filter((c, i) => !isOpen(i)).length;
+    renderProgress(progress);
+  }
+  function isOpenData(d) { return (d.grade === null || d.grade === undefined) && !d.skipped; }
 
   function renderCard(card) {
     const data = byId.get(card.dataset.id);
@@ -162,7 +177,9 @@
 
   function grade(value) {
     const data = focusedData();
+    const wasOpen = isOpenData(data);
     Object.assign(data, { grade: value, skipped: false, skip_reason: "" });
+    countChange(wasOpen, false);
     renderCard(cards[focus]);
     say("");
     enqueue("judgments/", { candidate: data.id, grade: value, seconds_spent: secondsOnFocused() });
@@ -173,10 +190,7 @@
     for (let i = from + 1; i < cards.length; i++) if (isOpen(i)) return i;
     return Math.min(from + 1, cards.length - 1);
   }
-  function isOpen(i) {
-    const d = byId.get(cards[i].dataset.id);
-    return (d.grade === null || d.grade === undefined) && !d.skipped;
-  }
+  function isOpen(i) { return isOpenData(byId.get(cards[i].dataset.id)); }
 
   function askText(label, initial) {
     const dialog = document.getElementById("text-dialog");
@@ -200,7 +214,9 @@
     const reason = await askText("Why skip this candidate? / 跳过原因", "");
     if (reason === null) return;
     if (!reason.trim()) { say("A skip needs a reason."); return; }
+    const wasOpen = isOpenData(data);
     Object.assign(data, { grade: null, skipped: true, skip_reason: reason.trim() });
+    countChange(wasOpen, false);
     renderCard(cards[focus]);
     enqueue("judgments/", { candidate: data.id, grade: null, skipped: true, skip_reason: reason.trim(),
                             seconds_spent: secondsOnFocused() });
@@ -289,7 +305,7 @@
   window.addEventListener("offline", setSaveState);
 
   cards.forEach(renderCard);
-  renderProgress(task.progress);
+  renderProgress(progress);
   const firstOpen = cards.findIndex((c, i) => isOpen(i));
   setFocus(firstOpen >= 0 ? firstOpen : 0);
   setSaveState();
