@@ -15,6 +15,7 @@ _STOP = frozenset(
     "a an and are as at be by for from how in is it of on or that the this to was what when where which who why with".split()
 )
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
 def _tokens(text: str, method: str) -> list[str]:
@@ -29,14 +30,23 @@ def _is_latin_word_char(ch: str) -> bool:
     return ch.isalnum() and not _CJK.match(ch)
 
 
-def query_terms(query: str, *, method: str = "auto") -> list[str]:
-    """Terms worth marking: the collection tokeniser's words, plus CJK character bigrams.
+def _cjk_search_words(query: str) -> list[str]:
+    """jieba's search-mode words of the query's CJK runs: 南京旅游 -> 南京, 旅游, 南京旅游."""
+    try:
+        from mining.tokenize import _cjk_jieba_search, normalize
+    except ImportError:
+        return []
+    return [word for run in _CJK_RUN.findall(normalize(query)) for word in _cjk_jieba_search(run)]
 
-    Single CJK characters are left out (they light up every other character); bigrams stand in
-    for them, so "南京旅游" still marks 南京 and 旅游 in "南京的旅游景点".
+
+def query_terms(query: str, *, method: str = "auto") -> list[str]:
+    """Terms worth marking: the collection tokeniser's words, plus jieba's search-mode words.
+
+    Single CJK characters are left out (they light up every other character); search-mode
+    words stand in for them, so "南京旅游" still marks 南京 and 旅游 in "南京的旅游景点".
     """
     terms = set()
-    tokens = _tokens(query, method) + (_tokens(query, "bigram") if _CJK.search(query) else [])
+    tokens = _tokens(query, method) + (_cjk_search_words(query) if _CJK.search(query) else [])
     for token in tokens:
         token = token.strip()
         if not token or token in _STOP or len(token) < 2:

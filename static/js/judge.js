@@ -77,6 +77,9 @@
     }
   }
 
+  // Actions go out one after another, in the order the annotator made them: "undo the last
+  // grade" must mean the last one typed, not the last one that happened to reach the server.
+  let chain = Promise.resolve();
   function enqueue(path, body) {
     body.idempotency_key = uuid();
     const action = { path: path, body: body };
@@ -84,23 +87,25 @@
     list.push(action);
     storePending(list);
     setSaveState();
-    return send(action);
+    const result = chain.then(() => send(action));
+    chain = result.catch(() => null);
+    return result;
   }
 
   function removePending(key) {
     storePending(loadPending().filter((a) => a.body.idempotency_key !== key));
   }
 
-  let flushing = false;
-  async function flushPending() {
-    if (flushing) return;
-    flushing = true;
-    try {
+  // Re-send what the server has not acknowledged (same keys), in order, on the same chain.
+  function flushPending() {
+    const result = chain.then(async () => {
       for (const action of loadPending()) {
-        const result = await send(action);
-        if (result.status === 0) break; // still offline: keep order, try later
+        const sent = await send(action);
+        if (sent.status === 0) break; // still offline: keep order, try later
       }
-    } finally { flushing = false; }
+    });
+    chain = result.catch(() => null);
+    return result;
   }
 
   async function refreshFromServer() {
@@ -250,7 +255,6 @@
   }
 
   async function undo() {
-    await flushPending();
     const result = await enqueue("undo/", {});
     if (result.ok && result.data && result.data.judgment) {
       const index = cards.findIndex((c) => c.dataset.id === String(result.data.judgment.candidate));

@@ -1,0 +1,147 @@
+"""The judging page in real Chromium: keyboard-only judging, undo, skip, reload, EN and ZH screenshots."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from annotate.models import Candidate, Collection, Document, Judgment, Membership, Query
+
+from .conftest import login
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ENGLISH = ("how to make pizza dough", [
+    "Mix flour, water, yeast and salt, knead for ten minutes and let the pizza dough rise for an hour.",
+    "Pizza dough needs strong flour; a long cold rise gives it flavour.",
+    "The history of Naples includes many bakeries.",
+    "Buy our kitchen scales today! Free shipping.",
+])
+CHINESE = ("南京旅游必去景点", [
+    "南京旅游必去的景点有中山陵、夫子庙和玄武湖，中山陵建议早上去。",
+    "南京的天气四季分明，夏天炎热。",
+    "北京旅游攻略：故宫、长城和颐和园。",
+    "南京大排档的盐水鸭很有名。",
+])
+
+
+def make_collection(slug: str, query_text: str, texts: list[str], user) -> Collection:
+    collection = Collection.objects.create(slug=slug, name=slug.upper(), overlap_k=2)
+    query = Query.objects.create(collection=collection, external_id="q1", text=query_text, content_hash="h")
+    for i, text in enumerate(texts):
+        document = Document.objects.create(collection=collection, external_id=f"d{i}", text=text, content_hash=str(i))
+        Candidate.objects.create(collection=collection, query=query, document=document)
+    Membership.objects.create(collection=collection, user=user)
+    return collection
+
+
+@pytest.fixture
+def annotator_user(db):
+    return get_user_model().objects.create_user("ann-browser", password="ann-browser-pass")
+
+
+def wait_saved(page):
+    page.wait_for_function("document.getElementById('save-state').textContent === 'saved'")
+
+
+def grades_of(user) -> dict[str, object]:
+    rows = Judgment.objects.filter(annotator=user).select_related("candidate__document")
+    return {j.candidate.document.external_id: ("skip" if j.skipped else j.grade) for j in rows if not j.withdrawn}
+
+
+def focused_doc(page) -> str:
+    candidate_id = page.evaluate("document.querySelector('.candidate.focused').dataset.id")
+    return Candidate.objects.get(pk=candidate_id).document.external_id
+
+
+def assert_not_blank(png: bytes, path: Path) -> None:
+    from PIL import Image, ImageStat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)
+    image = Image.open(io.BytesIO(png)).convert("L")
+    assert image.size[0] > 600 and image.size[1] > 400
+    spread = ImageStat.Stat(image).stddev[0]
+    assert spread > 10, f"screenshot {path} looks blank (pixel stddev {spread:.1f})"
+    assert len(set(image.resize((64, 64)).get_flattened_data())) > 8
+
+
+def test_judge_a_whole_query_with_the_keyboard_undo_skip_and_reload(page, annotator_user):
+    make_collection("en", *ENGLISH, annotator_user)
+    login(page, "ann-browser", "ann-browser-pass")
+    page.goto("/c/en/judge/")
+    assert "/c/en/guidelines/" in page.url  # the guideline comes first
+    page.focus("#acknowledge")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#workbench")
+    assert page.locator(".candidate").count() == 4
+    assert page.locator(".doc mark").count() > 0  # query terms are highlighted
+
+    order = []
+    for key in ("2", "1", "3"):
+        order.append(focused_doc(page))
+        page.keyboard.press(key)
+    wait_saved(page)
+    assert grades_of(annotator_user) == {order[0]: 2, order[1]: 1, order[2]: 3}
+
+    page.keyboard.press("u")  # undo the last grade
+    wait_saved(page)
+    page.wait_for_function("document.getElementById('message').textContent === 'Undone.'")
+    assert grades_of(annotator_user) == {order[0]: 2, order[1]: 1}
+    assert focused_doc(page) == order[2]
+
+    page.keyboard.press("s")  # skip with a reason
+    page.keyboard.type("page is in the wrong language")
+    page.keyboard.press("Enter")
+    wait_saved(page)
+    assert grades_of(annotator_user)[order[2]] == "skip"
+
+    page.reload()  # mid-task: the work is there
+    page.wait_for_selector("#workbench")
+    assert page.locator(".candidate .grade.selected").count() == 2
+    assert page.locator(".candidate.skipped").count() == 1
+    assert page.locator("#progress-task-text").inner_text() == "3 / 4"
+
+    last = focused_doc(page)  # focus lands on the one still open
+    assert last not in grades_of(annotator_user)
+    page.keyboard.press("0")
+    wait_saved(page)
+    page.keyboard.press("Enter")  # finish the query
+    page.wait_for_selector("text=Nothing left to judge")
+    assert len(grades_of(annotator_user)) == 4
+    seconds = list(Judgment.objects.filter(annotator=annotator_user).values_list("seconds_spent", flat=True))
+    assert all(s is not None and s >= 0 for s in seconds)
+
+
+def test_enter_with_open_candidates_says_what_is_missing(page, annotator_user):
+    make_collection("en", *ENGLISH, annotator_user)
+    login(page, "ann-browser", "ann-browser-pass")
+    page.goto("/c/en/guidelines/")
+    page.click("#acknowledge")
+    page.wait_for_selector("#workbench")
+    page.keyboard.press("3")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('message').textContent.includes('3 candidate(s) still need')")
+    page.keyboard.press("?")
+    assert page.locator("#help-dialog").is_visible()
+
+
+@pytest.mark.parametrize("slug, language, query", [("en", "en", ENGLISH), ("zh", "zh", CHINESE)])
+def test_judging_page_screenshots_are_not_blank(page, annotator_user, slug, language, query):
+    make_collection(slug, *query, annotator_user)
+    login(page, "ann-browser", "ann-browser-pass")
+    page.goto(f"/c/{slug}/guidelines/?lang={language}")
+    page.click("#acknowledge")
+    page.goto(f"/c/{slug}/judge/?lang={language}")
+    page.wait_for_selector("#workbench")
+    page.wait_for_function("document.fonts.status === 'loaded'")
+    if language == "zh":
+        # A CJK font is installed and used: the query's glyphs are not drawn as empty boxes.
+        assert page.evaluate("document.fonts.check('20px \"Noto Sans CJK SC\"', '南京旅游')")
+        assert "南京" in page.locator("h1.query").inner_text()
+        assert page.locator(".guideline").inner_text().count("相关") > 2
+    path = Path(settings.BASE_DIR) / "var" / "screenshots" / f"judging-{language}.png"
+    assert_not_blank(page.screenshot(full_page=True), path)
