@@ -62,6 +62,17 @@ class Collection(models.Model):
     judging_view = models.CharField(max_length=16, choices=JudgingView.choices, default=JudgingView.LISTWISE)
     tokenizer = models.CharField(max_length=16, choices=Tokenizer.choices, default=Tokenizer.AUTO)
     mining_settings = models.JSONField(default=dict, blank=True)
+    gold_rate = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Share of gold candidates mixed into each task (0 = none).",
+    )
+    agreement_every = models.PositiveIntegerField(
+        default=200, validators=[MinValueValidator(1)],
+        help_text="Recompute the agreement report after this many new judgments.",
+    )
+    adjudication_alpha = models.FloatField(
+        default=0.4, help_text="Queries whose ordinal alpha falls below this go to adjudication.",
+    )
     # Bumped whenever a document is added or its text changes: caches keyed on it (BM25 index,
     # embeddings) are rebuilt only when the corpus really changed.
     corpus_version = models.PositiveIntegerField(default=0)
@@ -74,6 +85,7 @@ class Collection(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(overlap_k__gte=1), name="collection_overlap_k_positive"),
             models.CheckConstraint(condition=Q(lease_minutes__gte=1), name="collection_lease_positive"),
+            models.CheckConstraint(condition=Q(gold_rate__gte=0, gold_rate__lte=0.5), name="collection_gold_rate_range"),
         ]
 
     def __str__(self) -> str:
@@ -371,3 +383,69 @@ class GuidelineAcknowledgement(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "version"], name="guideline_ack_unique")]
+
+
+class AgreementReport(models.Model):
+    """One computation of a collection's agreement figures, kept so the dashboard shows the trend."""
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="agreement_reports")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # How many human judgments existed when it was computed: the debounce compares against this.
+    n_judgments = models.PositiveIntegerField(default=0)
+    scope = models.JSONField(default=dict, blank=True, help_text="Filters the report was computed over.")
+    overall = models.JSONField(default=dict, blank=True)
+    per_annotator = models.JSONField(default=list, blank=True)
+    per_pair = models.JSONField(default=list, blank=True)
+    per_query = models.JSONField(default=list, blank=True, help_text="Queries below the adjudication threshold.")
+    seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["collection", "-created_at"], name="agreement_report_latest")]
+
+
+class Adjudication(models.Model):
+    """A staff member's final grade for a candidate, with who and why; the latest one wins."""
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="adjudications")
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="adjudications")
+    grade = models.PositiveSmallIntegerField(choices=GRADE_CHOICES, validators=grade_validators)
+    reason = models.TextField()
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjudications")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(grade__gte=GRADE_MIN, grade__lte=GRADE_MAX), name="adjudication_grade_range"),
+        ]
+        indexes = [models.Index(fields=["candidate", "-created_at"], name="adjudication_latest")]
+
+
+class ExportSnapshot(models.Model):
+    """One export: its parameters, counts, file and checksum, so a training run names its data exactly."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="export_snapshots")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    format = models.CharField(max_length=16)
+    split = models.CharField(max_length=8, default="all")
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    counts = models.JSONField(default=dict, blank=True)
+    file_path = models.CharField(max_length=500, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    # Human judgments in the collection when the export ran: retraining compares against it.
+    n_judgments = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -1,0 +1,77 @@
+"""Training runs, the models they produce, and when a collection retrains by itself."""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class TrainingRun(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        SCHEDULE = "schedule", "Schedule"
+
+    collection = models.ForeignKey("annotate.Collection", on_delete=models.CASCADE, related_name="training_runs")
+    snapshot = models.ForeignKey("annotate.ExportSnapshot", on_delete=models.PROTECT, related_name="training_runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    base_model = models.CharField(max_length=500)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True, help_text="Dev metrics of base, BM25, promoted and new model.")
+    promoted = models.BooleanField(default=False)
+    output_dir = models.CharField(max_length=500, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # Never two runs of one collection at once.
+            models.UniqueConstraint(
+                fields=["collection"], condition=Q(status__in=["pending", "running"]), name="training_one_active_run",
+            ),
+        ]
+
+
+class ModelVersion(models.Model):
+    """A trained reranker on disk; at most one per collection is promoted (serves and mines)."""
+
+    collection = models.ForeignKey("annotate.Collection", on_delete=models.CASCADE, related_name="model_versions")
+    run = models.OneToOneField(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_version")
+    path = models.CharField(max_length=500)
+    metrics = models.JSONField(default=dict, blank=True)
+    is_promoted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["collection"], condition=Q(is_promoted=True), name="model_one_promoted"),
+        ]
+
+
+class RetrainPolicy(models.Model):
+    """When a collection retrains by itself: a beat schedule plus a minimum of new judgments."""
+
+    collection = models.OneToOneField("annotate.Collection", on_delete=models.CASCADE, related_name="retrain_policy")
+    enabled = models.BooleanField(default=True)
+    min_new_judgments = models.PositiveIntegerField(default=500)
+    promotion_margin = models.FloatField(default=0.005, help_text="Dev NDCG@10 gain needed to promote.")
+    params = models.JSONField(default=dict, blank=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
