@@ -20,8 +20,9 @@ Two paths, chosen per query by its number of postings:
   scored as Q @ W in one scipy sparse product; top-k is taken from each row's non-zeros;
 - heavy queries (very common terms) are accumulated into a dense score vector with np.bincount,
   which beats any sparse structure once most documents are touched.
-Top-k uses argpartition; ties are broken by the lower document index, so results are
-deterministic. When fewer than k documents match, the rest of the top-k are zero-score documents
+Top-k of a long score vector first cuts at the k-th best of an evenly spaced sample (a lower
+bound of the true k-th best, so nothing is lost), then argpartitions the few survivors; ties are
+broken by the lower document index, so results are deterministic. When fewer than k documents match, the rest of the top-k are zero-score documents
 (as rank_bm25's get_top_n would give); callers that want matches only drop scores <= 0.
 
 Where rank_bm25 fails, this index is defined instead: a corpus whose documents are all empty
@@ -46,6 +47,8 @@ FORMAT_VERSION = 1
 _DENSE_FRACTION = 0.25
 # Upper bound on postings summed into one sparse product, to bound its memory (~12 bytes each).
 _SPARSE_BATCH_POSTINGS = 4_000_000
+# Top-k of long score vectors first cuts at the k-th best of a sample this many times k.
+_SAMPLE_FACTOR = 64
 
 
 @dataclass(frozen=True)
@@ -303,16 +306,24 @@ class BM25Index:
 
 def _select_top_k(values: np.ndarray, docs: np.ndarray | None, k: int):
     """The k largest `values` (docs[i] names values[i]; None = position), ties to the lower doc."""
-    doc_of = (lambda positions: positions) if docs is None else (lambda positions: docs[positions])
+    if docs is None:
+        docs = np.arange(len(values))
+    if len(values) > 4 * _SAMPLE_FACTOR * k:
+        # The k-th largest of any subset is <= the k-th largest of all, so the k-th largest of
+        # an evenly spaced sample is a safe cut: one vectorised compare keeps a few hundred
+        # candidates (every tie at the true k-th included) instead of partitioning everything.
+        cut = np.partition(values[:: len(values) // (_SAMPLE_FACTOR * k)], -k)[-k]
+        kept = np.flatnonzero(values >= cut)
+        values, docs = values[kept], docs[kept]
     if len(values) > k:
         kth = values[np.argpartition(values, len(values) - k)[len(values) - k]]
         above = np.flatnonzero(values > kth)
         tied = np.flatnonzero(values == kth)
         # Keep the lowest-index documents among those tied at the cut.
-        tied = tied[np.argsort(doc_of(tied), kind="stable")[: k - len(above)]]
+        tied = tied[np.argsort(docs[tied], kind="stable")[: k - len(above)]]
         candidates = np.concatenate([above, tied])
     else:
         candidates = np.arange(len(values))
-    order = np.lexsort((doc_of(candidates), -values[candidates]))
+    order = np.lexsort((docs[candidates], -values[candidates]))
     chosen = candidates[order]
-    return np.asarray(doc_of(chosen), dtype=np.int64), values[chosen]
+    return docs[chosen].astype(np.int64, copy=False), values[chosen]
