@@ -15,7 +15,9 @@ DEV_ENV = DEBUG=$${DEBUG:-1}
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+# No file prerequisites on purpose: the hash in the name already changes with their content, and a
+# checkout that only touches their mtime should not reinstall.
+$(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
