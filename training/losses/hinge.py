@@ -1,0 +1,56 @@
+"""Pairwise hinge (margin ranking) loss."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ._inputs import MAX_GRADE, check_inputs, zero_loss
+from ._pairs import graded_pairs
+
+
+class PairwiseHingeLoss(nn.Module):
+    """``max(0, margin - (s_i - s_j))`` for every pair of one query's candidates where i has the
+    higher grade: the better candidate must win by at least ``margin``.
+
+    Ranking SVM: Herbrich et al., "Large Margin Rank Boundaries for Ordinal Regression", 2000;
+    Joachims, "Optimizing Search Engines using Clickthrough Data", KDD 2002.
+
+    Inputs (``forward(scores, labels, weights=None, mask=None)``):
+        scores  [n_queries, group_size]  logits
+        labels  [n_queries, group_size]  grades in [0, 3]; equal grades form no pair
+        weights None, [n_queries] (the pair takes its query's weight) or [n_queries,
+                group_size] (a pair weighs ``w_i * w_j``, the chance both grades are right)
+        mask    None or bool [n_queries, group_size], True = a real candidate
+
+    Loss: ``sum_pairs weight * hinge / n_pairs`` over all pairs in the batch (0, still attached to
+    the graph, when no query has two different grades). Per-candidate weights of c everywhere
+    give c**2 times the unweighted loss, per-query weights of c give c times it.
+    """
+
+    def __init__(self, margin: float = 1.0, max_grade: float = MAX_GRADE) -> None:
+        super().__init__()
+        if not margin >= 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        self.margin = float(margin)
+        self.max_grade = float(max_grade)
+
+    def forward(
+        self,
+        scores: Tensor,
+        labels: Tensor,
+        weights: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        scores, labels, weights, mask = check_inputs(
+            type(self).__name__, scores, labels, weights, mask, max_grade=self.max_grade
+        )
+        differences, pair_weights, is_pair = graded_pairs(scores, labels, weights, mask)
+        n_pairs = is_pair.sum()
+        if n_pairs == 0:
+            return zero_loss(scores)
+        hinge = torch.relu(self.margin - differences)
+        return (pair_weights * hinge).masked_fill(~is_pair, 0.0).sum() / n_pairs
+
+    def get_config_dict(self) -> dict:
+        return {"margin": self.margin, "max_grade": self.max_grade}
