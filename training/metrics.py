@@ -89,7 +89,8 @@ def recall_at_k(
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
     ideal_grades=None,
 ) -> np.ndarray:
-    """Per-query share of the relevant judged documents found in the top k; NaN if there are none."""
+    """Per-query share of the relevant judged documents found in the top k; NaN if there are
+    none."""
     relevant, n_relevant = _relevance(scores, grades, mask, relevance_threshold, ideal_grades)
     _check_k(k)
     found = relevant[:, :k].sum(axis=1)

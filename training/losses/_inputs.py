@@ -66,7 +66,10 @@ def check_inputs(
         )
     if weights is not None:
         weights = _check_weights(loss_name, weights, scores, mask)
-    return scores, labels, weights, mask
+        if weights.dim() == 2:
+            weights = weights.masked_fill(~mask, 0.0)
+    # Neutral values at padding: a NaN there would otherwise reach the gradient as 0 * NaN.
+    return scores.masked_fill(~mask, 0.0), labels.masked_fill(~mask, 0.0), weights, mask
 
 
 def candidate_weights(weights: Tensor | None, scores: Tensor) -> Tensor:
@@ -113,5 +116,7 @@ def _check_weights(loss_name: str, weights, scores: Tensor, mask: Tensor) -> Ten
     return weights
 
 
-def _first(flags: Tensor) -> tuple[int, ...]:
-    return tuple(int(i) for i in flags.nonzero()[0])
+def _first(flags: Tensor) -> int | tuple[int, ...]:
+    """Index of the first flagged entry: an int for a vector, a tuple for a matrix."""
+    index = tuple(int(i) for i in flags.nonzero()[0])
+    return index[0] if len(index) == 1 else index
