@@ -48,6 +48,11 @@ K = 10
 RANK_BM25_TIMED = 30
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
 def synthetic_corpus(n_docs: int, n_words: int, n_queries: int, seed: int = 13):
     rng = np.random.default_rng(seed)
     probabilities = 1.0 / np.arange(1, n_words + 1)
@@ -65,8 +70,8 @@ def trec_dl19():
     folder = DATASETS / "trec-dl19"
     if not folder.is_dir():
         return None
-    corpus = [json.loads(line) for line in open(folder / "corpus.jsonl", encoding="utf-8")]
-    queries = [json.loads(line) for line in open(folder / "queries.jsonl", encoding="utf-8")]
+    corpus = read_jsonl(folder / "corpus.jsonl")
+    queries = read_jsonl(folder / "queries.jsonl")
     docs = tokenize_many([(d.get("title") or "") + " " + d["text"] for d in corpus])
     return docs, tokenize_many([q["text"] for q in queries])
 

@@ -32,6 +32,11 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 CHINESE_STOP_CHARS = frozenset("的了吗呢吧啊是在和与及或么")
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
 def jieba_search_with_unique_chars(run: str) -> list[str]:
     return list(run) + [word for word in tk._cjk_jieba_search(run) if len(word) > 1]
 
@@ -77,8 +82,8 @@ PLAN = {
 
 def read_dataset(name: str):
     folder = DATASETS / name
-    corpus = [json.loads(line) for line in open(folder / "corpus.jsonl", encoding="utf-8")]
-    queries = [json.loads(line) for line in open(folder / "queries.jsonl", encoding="utf-8")]
+    corpus = read_jsonl(folder / "corpus.jsonl")
+    queries = read_jsonl(folder / "queries.jsonl")
     qrels: dict[str, dict[str, int]] = defaultdict(dict)
     with open(folder / "qrels.tsv", encoding="utf-8") as handle:
         next(handle)

@@ -105,14 +105,16 @@ class BM25Index:
         # Term ids in order of first occurrence: the order rank_bm25 sums its idfs in.
         term_ids = np.fromiter(
             (vocabulary.setdefault(token, len(vocabulary)) for doc in tokenized_docs for token in doc),
-            dtype=np.int64,
+            dtype=np.int32,  # narrow ids and float32 counts (exact below 2**24) halve build memory
         )
         doc_len = np.fromiter((len(doc) for doc in tokenized_docs), dtype=np.int64, count=n_docs)
-        doc_ids = np.repeat(np.arange(n_docs, dtype=np.int64), doc_len)
+        doc_ids = np.repeat(np.arange(n_docs, dtype=np.int32), doc_len)
         n_terms = len(vocabulary)
-        tf = sp.csr_matrix(
-            (np.ones(len(term_ids), dtype=np.float64), (term_ids, doc_ids)), shape=(n_terms, n_docs)
+        tf = sp.coo_matrix(
+            (np.ones(len(term_ids), dtype=np.float32), (term_ids, doc_ids)), shape=(n_terms, n_docs)
         )
+        del term_ids, doc_ids
+        tf = tf.tocsr()
         tf.sum_duplicates()  # also sorts each row's document ids
         params = BM25Params(k1=float(k1), b=float(b), epsilon=float(epsilon))
         return cls._from_term_frequencies(vocabulary, tf, doc_len, params)
@@ -128,13 +130,18 @@ class BM25Index:
         idf[idf < 0] = params.epsilon * average_idf
 
         k1, b = params.k1, params.b
-        freq = tf.data
-        term_of_posting = np.repeat(np.arange(n_terms), np.diff(tf.indptr))
-        # Same expression, same operation order as BM25Okapi.get_scores.
-        norm = k1 * (1 - b + b * doc_len / avgdl) if n_terms else np.zeros(n_docs)
-        weight = idf[term_of_posting] * (freq * (k1 + 1) / (freq + norm[tf.indices]))
-        weights = sp.csr_matrix((weight, tf.indices.astype(np.int32), tf.indptr.astype(np.int64)),
-                                shape=(n_terms, n_docs))
+        # BM25Okapi.get_scores' expression and order; an all-empty corpus has no postings to weigh.
+        norm = k1 * (1 - b + b * doc_len / avgdl) if avgdl else np.zeros(n_docs)
+        # weight = idf * (tf * (k1 + 1) / (tf + norm)), evaluated in place, posting by posting
+        # (IEEE + and * commute, so the operand swaps below leave every bit as rank_bm25 has it).
+        weight = tf.data.astype(np.float64)
+        denominator = norm[tf.indices]
+        denominator += weight
+        weight *= k1 + 1
+        weight /= denominator
+        del denominator
+        weight *= np.repeat(idf, np.diff(tf.indptr))
+        weights = sp.csr_matrix((weight, tf.indices, tf.indptr), shape=(n_terms, n_docs))
         return cls(
             vocabulary=vocabulary,
             weights=weights,

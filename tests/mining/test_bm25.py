@@ -24,9 +24,14 @@ def assert_matches_rank_bm25(index, reference, queries, ks=(10,)):
             assert set(np.flatnonzero(expected > kth + 1e-9 * abs(kth))) <= set(row.tolist())
 
 
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
 def read_beir(folder, limit_queries=None, seed=0):
-    corpus = [json.loads(line) for line in open(folder / "corpus.jsonl", encoding="utf-8")]
-    queries = [json.loads(line) for line in open(folder / "queries.jsonl", encoding="utf-8")]
+    corpus = read_jsonl(folder / "corpus.jsonl")
+    queries = read_jsonl(folder / "queries.jsonl")
     if limit_queries is not None:
         rng = np.random.default_rng(seed)
         queries = [queries[i] for i in rng.choice(len(queries), limit_queries, replace=False)]
