@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from config.redis_local import free_port, redis_answers
-from tests.conftest import REPO, wait_for
+from tests.conftest import REPO, TEST_REDIS_DB, wait_for
 
 pytestmark = pytest.mark.slow
 
-TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "11"))
 
 
 class Stack:
