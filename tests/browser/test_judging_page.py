@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,14 @@ def grades_of(user) -> dict[str, object]:
     return {j.candidate.document.external_id: ("skip" if j.skipped else j.grade) for j in rows if not j.withdrawn}
 
 
+def wait_grades(user, expected: dict, timeout: float = 10.0) -> None:
+    """Poll the database until the annotator's standing grades are `expected` (saves are async)."""
+    deadline = time.monotonic() + timeout
+    while (current := grades_of(user)) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert current == expected
+
+
 def focused_doc(page) -> str:
     candidate_id = page.evaluate("document.querySelector('.candidate.focused').dataset.id")
     return Candidate.objects.get(pk=candidate_id).document.external_id
@@ -84,20 +93,18 @@ def test_judge_a_whole_query_with_the_keyboard_undo_skip_and_reload(page, annota
     for key in ("2", "1", "3"):
         order.append(focused_doc(page))
         page.keyboard.press(key)
-    wait_saved(page)
-    assert grades_of(annotator_user) == {order[0]: 2, order[1]: 1, order[2]: 3}
+    wait_grades(annotator_user, {order[0]: 2, order[1]: 1, order[2]: 3})
 
     page.keyboard.press("u")  # undo the last grade
-    wait_saved(page)
     page.wait_for_function("document.getElementById('message').textContent === 'Undone.'")
-    assert grades_of(annotator_user) == {order[0]: 2, order[1]: 1}
+    wait_grades(annotator_user, {order[0]: 2, order[1]: 1})
     assert focused_doc(page) == order[2]
 
     page.keyboard.press("s")  # skip with a reason
     page.keyboard.type("page is in the wrong language")
     page.keyboard.press("Enter")
+    wait_grades(annotator_user, {order[0]: 2, order[1]: 1, order[2]: "skip"})
     wait_saved(page)
-    assert grades_of(annotator_user)[order[2]] == "skip"
 
     page.reload()  # mid-task: the work is there
     page.wait_for_selector("#workbench")
@@ -108,6 +115,7 @@ def test_judge_a_whole_query_with_the_keyboard_undo_skip_and_reload(page, annota
     last = focused_doc(page)  # focus lands on the one still open
     assert last not in grades_of(annotator_user)
     page.keyboard.press("0")
+    wait_grades(annotator_user, {order[0]: 2, order[1]: 1, order[2]: "skip", last: 0})
     wait_saved(page)
     page.keyboard.press("Enter")  # finish the query
     page.wait_for_selector("text=Nothing left to judge")
