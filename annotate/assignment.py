@@ -82,7 +82,8 @@ def _open_items(query: Query, *, annotator_id: int, k: int) -> list[int]:
     open_ids = list(
         Candidate.objects.filter(query=query, coverage__lt=k).order_by("pk").values_list("pk", flat=True)
     )
-    return [pk for pk in open_ids if pk not in _judged_by(annotator_id, open_ids)]
+    judged = _judged_by(annotator_id, open_ids)
+    return [pk for pk in open_ids if pk not in judged]
 
 
 def _take(query: Query, *, annotator, collection: Collection, items: list[int], pinned: bool, now: datetime) -> Lease:
