@@ -1,0 +1,168 @@
+"""Who reaches what: every URL pattern and API route, for each role, including other people's objects.
+
+Roles: anonymous; an outsider (an annotator who is not a member of the collection); an annotator
+who is a member (but does not own the task under test); staff. Each route has a rule; a route
+added to the urlconf without a rule fails `test_every_route_has_a_rule`, so access is decided
+when the route is written, not discovered later.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import URLResolver, get_resolver, reverse
+
+from annotate import assignment
+from annotate.models import GuidelineAcknowledgement, Membership
+
+from .workbench.factories import make_annotators, make_collection
+
+ROLES = ("anonymous", "outsider", "annotator", "staff")
+LOGIN = "login"          # pages: 302 to the login page
+DENIED = "denied"        # API: 401/403 for an anonymous caller
+FORBIDDEN = "forbidden"  # 403
+HIDDEN = "hidden"        # 404: the object is not shown to exist
+OK = "ok"                # reached the view: 2xx, 3xx other than to login, or a 4xx about the input
+
+
+@dataclass
+class Rule:
+    method: str
+    kwargs: Callable[["World"], dict] = lambda world: {}
+    expect: dict = field(default_factory=dict)  # role -> outcome
+    data: dict | None = None
+
+
+def slug(world: "World") -> dict:
+    return {"slug": world.collection.slug}
+
+
+def task(world: "World") -> dict:
+    return {"task_id": world.owners_task.pk}
+
+
+PUBLIC = {role: OK for role in ROLES}
+PAGE_MEMBERS = {"anonymous": LOGIN, "outsider": HIDDEN, "annotator": OK, "staff": OK}
+API_MEMBERS = {"anonymous": DENIED, "outsider": HIDDEN, "annotator": OK, "staff": OK}
+API_STAFF = {"anonymous": DENIED, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "staff": OK}
+API_TASK_OWNER_ONLY = {"anonymous": DENIED, "outsider": HIDDEN, "annotator": HIDDEN, "staff": HIDDEN}
+API_LOGGED_IN = {"anonymous": DENIED, "outsider": OK, "annotator": OK, "staff": OK}
+
+RULES: dict[str, Rule] = {
+    "login": Rule("GET", expect=PUBLIC),
+    "logout": Rule("POST", expect={role: LOGIN for role in ROLES}),  # everyone lands on the login page
+    "home": Rule("GET", expect={"anonymous": LOGIN, "outsider": OK, "annotator": OK, "staff": OK}),
+    "api-schema": Rule("GET", expect=API_LOGGED_IN),
+    "api-docs": Rule("GET", expect=API_LOGGED_IN),
+    "judge": Rule("GET", slug, PAGE_MEMBERS),
+    "guidelines": Rule("GET", slug, PAGE_MEMBERS),
+    "acknowledge-guidelines": Rule("POST", slug, PAGE_MEMBERS),
+    "api-next-task": Rule("POST", slug, API_MEMBERS),
+    "api-acknowledge-guidelines": Rule("POST", slug, API_MEMBERS),
+    "api-pins": Rule("POST", slug, API_STAFF, data={}),
+    "api-task": Rule("GET", task, API_TASK_OWNER_ONLY),
+    "api-task-judgments": Rule("POST", task, API_TASK_OWNER_ONLY, data={}),
+    "api-task-annotations": Rule("POST", task, API_TASK_OWNER_ONLY, data={}),
+    "api-task-undo": Rule("POST", task, API_TASK_OWNER_ONLY, data={}),
+    "api-task-finish": Rule("POST", task, API_TASK_OWNER_ONLY),
+    "api-task-release": Rule("POST", task, API_TASK_OWNER_ONLY),
+}
+# Django's admin guards itself (staff only, its own login); checked once below through its index.
+IGNORED_NAMESPACES = {"admin"}
+
+
+def all_routes(patterns=None, prefix="", namespace=None):
+    patterns = get_resolver().url_patterns if patterns is None else patterns
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from all_routes(pattern.url_patterns, prefix + str(pattern.pattern), pattern.namespace or namespace)
+        else:
+            yield prefix + str(pattern.pattern), pattern.name, namespace
+
+
+@dataclass
+class World:
+    collection: object
+    other_collection: object
+    owners_task: object
+    users: dict
+
+
+@pytest.fixture
+def world(db, django_user_model):
+    collection = make_collection(slug="c1", queries=2, candidates=2, k=2)
+    other = make_collection(slug="c2", queries=1, candidates=2, k=2)
+    owner, member = make_annotators(collection, 2, prefix="member")
+    outsider = django_user_model.objects.create_user("outsider", password="pw-123456789")
+    Membership.objects.create(collection=other, user=outsider)
+    staff = django_user_model.objects.create_user("boss", password="pw-123456789", is_staff=True)
+    for user in (owner, member, outsider, staff):
+        GuidelineAcknowledgement.objects.create(user=user, version="v1")
+    owners_task = assignment.next_task(collection=collection, annotator=owner)
+    return World(collection, other, owners_task, {"anonymous": None, "outsider": outsider, "annotator": member,
+                                                   "staff": staff, "owner": owner})
+
+
+def outcome(response, *, is_api: bool) -> str:
+    code = response.status_code
+    if code == 302 and "/accounts/login/" in response.get("Location", ""):
+        return LOGIN
+    if code in (401, 403):
+        if is_api and code == 401:
+            return DENIED
+        return DENIED if is_api and response.wsgi_request.user.is_anonymous else FORBIDDEN
+    if code == 404:
+        return HIDDEN
+    assert code < 500, f"{response.wsgi_request.path}: HTTP {code}"
+    return OK
+
+
+def call(client, user, rule: Rule, url: str):
+    client.logout()
+    if user is not None:
+        client.force_login(user)
+    if rule.method == "GET":
+        return client.get(url)
+    return client.post(url, rule.data or {}, content_type="application/json")
+
+
+def test_every_route_has_a_rule():
+    missing = sorted(
+        f"{path} (name={name!r})" for path, name, namespace in all_routes()
+        if namespace not in IGNORED_NAMESPACES and name not in RULES
+    )
+    assert not missing, "routes without an access rule in tests/test_role_matrix.py: " + ", ".join(missing)
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_role_matrix(client, world, name):
+    rule = RULES[name]
+    url = reverse(name, kwargs=rule.kwargs(world))
+    is_api = url.startswith("/api/")
+    for role in ROLES:
+        got = outcome(call(client, world.users[role], rule, url), is_api=is_api)
+        assert got == rule.expect[role], f"{rule.method} {url} as {role}: expected {rule.expect[role]}, got {got}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, r in RULES.items() if r.kwargs is slug))
+def test_a_member_of_one_collection_cannot_reach_another(client, world, name):
+    rule = RULES[name]
+    url = reverse(name, kwargs={"slug": world.other_collection.slug})
+    got = outcome(call(client, world.users["annotator"], rule, url), is_api=url.startswith("/api/"))
+    assert got in (HIDDEN, FORBIDDEN), f"{url}: a non-member got {got}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, r in RULES.items() if r.kwargs is task))
+def test_the_owner_reaches_their_own_task(client, world, name):
+    rule = RULES[name]
+    url = reverse(name, kwargs=task(world))
+    assert outcome(call(client, world.users["owner"], rule, url), is_api=True) == OK
+
+
+def test_admin_is_staff_only(client, world):
+    for role, expected in {"anonymous": 302, "annotator": 302, "outsider": 302, "staff": 200}.items():
+        assert call(client, world.users[role], Rule("GET"), "/admin/").status_code == expected, role
+    staff = world.users["staff"]
+    assert get_user_model().objects.get(pk=staff.pk).is_staff
