@@ -1,0 +1,207 @@
+"""Streaming a text file line by line: bytes in, (line number, decoded line) out.
+
+Files are read in binary and each line decoded on its own, so invalid UTF-8 is reported at its
+line and a file is never held in memory whole. Blank lines are skipped (a trailing newline is
+not a row); a file without a single non-blank line is refused as empty.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .errors import ImportFileError, RowError
+
+
+class ByteProgress:
+    """Counts bytes read across all files of an import; reports now and then, not every line."""
+
+    REPORT_EVERY_BYTES = 1 << 20
+    REPORT_EVERY_SECONDS = 0.5
+
+    def __init__(self, total: int, callback: Callable[[int, int], None] | None, bar: bool):
+        self.total = total
+        self.done = 0
+        self.callback = callback
+        self._reported_bytes = 0
+        self._reported_at = time.monotonic()
+        self._bar = None
+        if bar:
+            import sys
+
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                             desc="import", file=sys.stderr, leave=True)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+        if self.callback is not None and (
+            self.done - self._reported_bytes >= self.REPORT_EVERY_BYTES
+            or time.monotonic() - self._reported_at >= self.REPORT_EVERY_SECONDS
+        ):
+            self._report()
+
+    def _report(self) -> None:
+        self._reported_bytes = self.done
+        self._reported_at = time.monotonic()
+        self.callback(self.done, self.total)
+
+    def finish(self) -> None:
+        if self.callback is not None:
+            self._report()
+        self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def check_readable(path: Path) -> None:
+    if not path.exists():
+        raise ImportFileError(path, None, "no such file")
+    if not path.is_file():
+        raise ImportFileError(path, None, "not a regular file")
+
+
+def read_lines(path: Path, progress: ByteProgress | None = None) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line without its line ending) for every non-blank line."""
+    check_readable(path)
+    any_row = False
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        raise ImportFileError(path, None, f"cannot be read ({error.strerror})") from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if progress is not None:
+                progress.advance(len(raw))
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ImportFileError(
+                    path, number, f"invalid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})"
+                ) from None
+            if number == 1 and line.startswith("\ufeff"):
+                line = line[1:]  # a UTF-8 byte-order mark, as some Windows editors write
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            if "\x00" in line:
+                raise ImportFileError(path, number, "NUL character in the line")
+            any_row = True
+            yield number, line
+    if not any_row:
+        raise ImportFileError(path, None, "empty file")
+
+
+def read_json_objects(path: Path, progress: ByteProgress | None = None) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for a JSON-lines file whose every line is one JSON object."""
+    for number, line in read_lines(path, progress):
+        try:
+            row = json.loads(line, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as error:
+            reason = f"{error.msg} at column {error.colno}" if isinstance(error, json.JSONDecodeError) else str(error)
+            raise ImportFileError(path, number, f"bad JSON ({reason})") from None
+        if not isinstance(row, dict):
+            raise ImportFileError(path, number, f"expected a JSON object, got {json_type(row)}")
+        # PostgreSQL cannot store NUL in text or jsonb; refuse it here, at its line.
+        if "\\u0000" in line and _has_nul(row):
+            raise ImportFileError(path, number, "contains a NUL character (\\u0000), which cannot be stored")
+        yield number, row
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+# --- field checks shared by the readers; each raises RowError with a reason for the user --------
+
+MAX_ID_LENGTH = 255
+
+
+def external_id(value, field: str) -> str:
+    """Ids are strings; a JSON integer is accepted and turned into its decimal string (many files
+    write numeric ids unquoted). Floats, booleans, empty strings and over-long ids are refused."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RowError(f"'{field}' must be a string, got {json_type(value)}")
+    text = str(value)
+    if not text.strip():
+        raise RowError(f"'{field}' is empty")
+    if len(text) > MAX_ID_LENGTH:
+        raise RowError(f"'{field}' is longer than {MAX_ID_LENGTH} characters")
+    return text
+
+
+def string_field(row: dict, field: str, *, required: bool = True, allow_null: bool = False) -> str | None:
+    if field not in row:
+        if required:
+            raise RowError(f"missing field '{field}'")
+        return None
+    value = row[field]
+    if value is None and allow_null:
+        return None
+    if not isinstance(value, str):
+        raise RowError(f"'{field}' must be a string, got {json_type(value)}")
+    return value
+
+
+def grade_from_json(value, field: str) -> int:
+    """A grade in a JSON row: an integer (not a boolean, not a string, not 2.0) within 0..3."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RowError(f"'{field}' must be an integer, got {json_type(value)}")
+    return _in_grade_range(value, field)
+
+
+def grade_from_token(token: str, field: str) -> int:
+    """A grade in a TSV/TREC column: an integer token within 0..3."""
+    try:
+        value = int(token)
+    except ValueError:
+        raise RowError(f"{field} '{token}' is not an integer") from None
+    return _in_grade_range(value, field)
+
+
+def _in_grade_range(value: int, field: str) -> int:
+    if not 0 <= value <= 3:
+        raise RowError(f"{field} {value} is outside 0..3")
+    return value
+
+
+def finite_float(token: str, field: str) -> float:
+    try:
+        value = float(token)
+    except ValueError:
+        raise RowError(f"{field} '{token}' is not a number") from None
+    if not math.isfinite(value):
+        raise RowError(f"{field} '{token}' is not a finite number")
+    return value

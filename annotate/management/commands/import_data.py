@@ -1,0 +1,48 @@
+"""`python manage.py import_data COLLECTION [--corpus F] [--queries F] [--qrels F] [--run F]
+[--labels F ...] [--json]`: import files into a collection (created if missing), all or nothing.
+
+A bad file ends the command with one line `error: <file>:<line>: <reason>` and a non-zero exit;
+the database is unchanged. `--json` prints the collection's totals as the last line of stdout.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotate.importing import ImportFileError, InvalidCollectionSlug, import_files
+
+
+class Command(BaseCommand):
+    help = "Import BEIR corpus/queries, qrels, a TREC run and labelled JSONL files into a collection."
+
+    def add_arguments(self, parser):
+        parser.add_argument("collection", help="collection slug (created if missing)")
+        parser.add_argument("--corpus", type=Path, help="BEIR corpus JSONL {_id, title?, text}")
+        parser.add_argument("--queries", type=Path, help="BEIR queries JSONL {_id, text}")
+        parser.add_argument("--qrels", type=Path, help="qrels: BEIR TSV (query-id corpus-id score) or TREC (qid 0 docid grade)")
+        parser.add_argument("--run", type=Path, help="TREC run: qid Q0 docid rank score tag")
+        parser.add_argument("--labels", type=Path, nargs="+", action="extend", default=[],
+                            help="labelled JSONL (pointwise, pairwise or listwise); repeatable")
+        parser.add_argument("--json", action="store_true", help="print the totals as JSON on the last line")
+
+    def handle(self, *args, collection, corpus, queries, qrels, run, labels, json: bool, **options):
+        if not any([corpus, queries, qrels, run, labels]):
+            raise CommandError("give at least one input: --corpus, --queries, --qrels, --run or --labels")
+        try:
+            totals = import_files(collection_slug=collection, corpus=corpus, queries=queries, qrels=qrels,
+                                  run=run, labels=labels, progress_bar=options["verbosity"] > 0)
+        except (ImportFileError, InvalidCollectionSlug) as error:
+            raise CommandError(str(error)) from None
+        if json:
+            self.stdout.write(_dumps(totals))
+        else:
+            self.stdout.write(
+                f"{totals['collection']}: {totals['documents']} documents, {totals['queries']} queries, "
+                f"{totals['candidates']} candidates, {totals['judgments']} judgments"
+            )
+
+
+def _dumps(totals: dict) -> str:
+    return json.dumps(totals, ensure_ascii=False)
