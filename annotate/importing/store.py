@@ -16,6 +16,7 @@ from django.utils import timezone
 from ..models import Candidate, Collection, Document, Judgment, JudgmentRevision, Query
 from ..splits import split_for
 from .errors import ImportFileError
+from .fastinsert import insert_rows
 
 BATCH_SIZE = 2000
 
@@ -51,7 +52,7 @@ class EntityTable:
         self._stored: dict[str, list] | None = {} if is_new_collection else None
         # external id -> (content hash or None, text digest, "file:line") of its first row in this import.
         self._seen: dict[str, tuple[str | None, bytes, str]] = {}
-        self._creates: list = []
+        self._creates: list[tuple] = []  # column values, in the order of self._columns
         self._updates: list[_Update] = []
 
     @property
@@ -91,33 +92,38 @@ class EntityTable:
         if len(self._creates) + len(self._updates) >= BATCH_SIZE:
             self.flush()
 
-    def _new(self, external_id: str, title: str, text: str, metadata: dict, chash: str | None):
+    @property
+    def _columns(self) -> tuple[str, ...]:
+        if self.model is Document:
+            return ("collection_id", "external_id", "title", "text", "metadata", "content_hash")
+        return ("collection_id", "external_id", "text", "metadata", "content_hash", "split")
+
+    def _new(self, external_id: str, title: str, text: str, metadata: dict, chash: str | None) -> tuple:
         chash = chash or content_hash(title, text)
         if self.model is Document:
-            return Document(collection=self.collection, external_id=external_id, title=title, text=text,
-                            metadata=metadata, content_hash=chash)
-        return Query(collection=self.collection, external_id=external_id, text=text, metadata=metadata,
-                     content_hash=chash, split=split_for(external_id))
+            return (self.collection.pk, external_id, title, text, metadata, chash)
+        return (self.collection.pk, external_id, text, metadata, chash, split_for(external_id))
 
     def flush(self) -> None:
         if self._creates:
-            created = self.model.objects.bulk_create(self._creates, batch_size=BATCH_SIZE)
-            self._remember(created)
-            self.added += len(created)
+            self._insert(self._creates)
+            self.added += len(self._creates)
             self._creates = []
         if self._updates:
             self._apply_updates(self._updates)
             self._updates = []
 
-    def _remember(self, rows) -> None:
-        missing = [row.external_id for row in rows if row.pk is None]
-        if missing:  # a backend that cannot return ids from a bulk insert
-            found = dict(self.model.objects.filter(collection=self.collection, external_id__in=missing)
-                         .values_list("external_id", "pk"))
-            for row in rows:
-                row.pk = row.pk or found[row.external_id]
+    def _insert(self, rows: list[tuple]) -> None:
+        columns = self._columns
+        ext_at, hash_at = columns.index("external_id"), columns.index("content_hash")
+        returned = insert_rows(self.model, columns, rows, returning=("external_id",))
+        if returned is None:  # a backend that cannot return ids from a bulk insert
+            returned = self.model.objects.filter(
+                collection=self.collection, external_id__in=[row[ext_at] for row in rows]
+            ).values_list("pk", "external_id")
+        pks = {ext: pk for pk, ext in returned}
         for row in rows:
-            self.stored[row.external_id] = [row.pk, row.content_hash]
+            self.stored[row[ext_at]] = [pks[row[ext_at]], row[hash_at]]
 
     def _apply_updates(self, updates: list[_Update]) -> None:
         changed = [u for u in updates if u.content_hash is not None and u.content_hash != self.stored[u.external_id][1]]
@@ -201,10 +207,11 @@ class CandidateWriter:
         if not self._ops:
             return
         ops, self._ops = self._ops, []
-        candidates = self._upsert_candidates(ops)
-        self._upsert_judgments(ops, candidates)
+        candidates, created = self._upsert_candidates(ops)
+        self._upsert_judgments(ops, candidates, created)
 
-    def _upsert_candidates(self, ops: list[_PairOp]) -> dict[tuple[int, int], int]:
+    def _upsert_candidates(self, ops: list[_PairOp]) -> tuple[dict[tuple[int, int], int], set[int]]:
+        """Create or update the batch's candidates; return pk by pair and the pks created now."""
         pairs = {(op.query_pk, op.document_pk) for op in ops}
         existing = {
             (q, d): (pk, sources)
@@ -223,40 +230,40 @@ class CandidateWriter:
                    if sources_by_pair[pair] != old]
         if changed:
             Candidate.objects.bulk_update(changed, ["sources"], batch_size=500)
-        new = [Candidate(collection=self.collection, query_id=q, document_id=d, sources=sources_by_pair[(q, d)])
-               for (q, d) in sources_by_pair if (q, d) not in existing]
+        new = [(self.collection.pk, q, d, sources_by_pair[(q, d)]) for (q, d) in sources_by_pair if (q, d) not in existing]
         if new:
-            Candidate.objects.bulk_create(new, batch_size=BATCH_SIZE)
-            if any(c.pk is None for c in new):
-                pks.update(self._lookup(new))
-            else:
-                pks.update({(c.query_id, c.document_id): c.pk for c in new})
+            returned = insert_rows(Candidate, ("collection_id", "query_id", "document_id", "sources"), new,
+                                   returning=("query_id", "document_id"))
+            if returned is None:  # a backend that cannot return ids from a bulk insert
+                returned = self._lookup({(q, d) for _, q, d, _ in new})
+            pks.update({(q, d): pk for pk, q, d in returned})
             self.candidates_added += len(new)
-        return pks
+        return pks, {pk for pair, pk in pks.items() if pair not in existing}
 
-    def _lookup(self, new: list[Candidate]) -> dict[tuple[int, int], int]:
-        wanted = {(c.query_id, c.document_id) for c in new}
+    def _lookup(self, wanted: set[tuple[int, int]]) -> list[tuple[int, int, int]]:
         rows = Candidate.objects.filter(query_id__in={q for q, _ in wanted}, document_id__in={d for _, d in wanted})
-        return {(q, d): pk for pk, q, d in rows.values_list("pk", "query_id", "document_id") if (q, d) in wanted}
+        return [(pk, q, d) for pk, q, d in rows.values_list("pk", "query_id", "document_id") if (q, d) in wanted]
 
-    def _upsert_judgments(self, ops: list[_PairOp], candidates: dict[tuple[int, int], int]) -> None:
+    def _upsert_judgments(self, ops: list[_PairOp], candidates: dict[tuple[int, int], int], created: set[int]) -> None:
         grades: dict[tuple[int, str], int] = {}
         for op in ops:
             if op.judgment_source is not None:
                 grades[(candidates[(op.query_pk, op.document_pk)], op.judgment_source)] = op.grade
         if not grades:
             return
-        existing = {
+        # A candidate created in this batch has no judgments yet: look up only the older ones.
+        older = {c for c, _ in grades if c not in created}
+        existing = {} if not older else {
             (candidate, source): (pk, grade, skipped)
             for pk, candidate, source, grade, skipped in Judgment.objects.filter(
-                candidate_id__in={c for c, _ in grades}, annotator__isnull=True, source__in={s for _, s in grades}
+                candidate_id__in=older, annotator__isnull=True, source__in={s for _, s in grades}
             ).values_list("pk", "candidate_id", "source", "grade", "skipped")
         }
         now = timezone.now()
         new, changed, revisions = [], [], []
         for (candidate, source), grade in grades.items():
             if (candidate, source) not in existing:
-                new.append(Judgment(collection=self.collection, candidate_id=candidate, source=source, grade=grade))
+                new.append((self.collection.pk, candidate, source, grade))
                 continue
             pk, old_grade, old_skipped = existing[(candidate, source)]
             if old_grade == grade and not old_skipped:
@@ -267,7 +274,7 @@ class CandidateWriter:
                 old_skipped=old_skipped, new_skipped=False, reason="re-import",
             ))
         if new:
-            Judgment.objects.bulk_create(new, batch_size=BATCH_SIZE)
+            insert_rows(Judgment, ("collection_id", "candidate_id", "source", "grade"), new)
             self.judgments_added += len(new)
         if changed:
             Judgment.objects.bulk_update(changed, ["grade", "skipped", "withdrawn", "updated_at"], batch_size=500)
