@@ -1,0 +1,84 @@
+"""Fixtures for the training loop: a tiny BERT (seconds on CPU) and a small synthetic ranking task.
+
+The task: a document's grade is written into it by marker words among random filler -- grade 3
+documents hold ``best``, grade 2 ``good``, grade 1 ``meh``, grade 0 none of them. Any model that
+reads the document learns it in a few dozen steps, so training must raise dev NDCG well above
+the untrained model's.
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+FILLER = [f"w{i}" for i in range(40)]
+MARKERS = {3: "best", 2: "good", 1: "meh"}
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *MARKERS.values(), "query", *FILLER, *(f"q{i}" for i in range(20))]
+
+
+def make_tiny_model(directory: Path, *, seed: int = 0) -> Path:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = directory / "vocab.txt"
+    vocab.write_text("\n".join(VOCAB) + "\n")
+    # BertTokenizer(vocab=...) reads the file; BertTokenizerFast(vocab_file=...) silently ignores it
+    # in transformers 5.
+    tokenizer = BertTokenizer(vocab=str(vocab))
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, num_labels=1,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    BertForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def synthetic_listwise(n_queries: int, *, seed: int, candidates: int = 6, split: str | None = None) -> list[dict]:
+    rng = random.Random(seed)
+    lines = []
+    for q in range(n_queries):
+        grades = [rng.choice([2, 3])] + [rng.choice([0, 0, 1, 2]) for _ in range(candidates - 1)]
+        rng.shuffle(grades)
+        docs = []
+        for d, grade in enumerate(grades):
+            words = rng.sample(FILLER, rng.randint(3, 12))
+            if grade in MARKERS:
+                words.insert(rng.randrange(len(words) + 1), MARKERS[grade])
+            docs.append({"doc_id": f"s{seed}q{q}d{d}", "doc": " ".join(words), "label": grade})
+        line = {"query_id": f"s{seed}q{q}", "query": f"query q{q % 20}", "candidates": docs}
+        if split:
+            line["split"] = split
+        lines.append(line)
+    return lines
+
+
+def write_jsonl(path: Path, lines: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture
+def task_files(tmp_path) -> tuple[Path, Path]:
+    train = write_jsonl(tmp_path / "train.jsonl", synthetic_listwise(48, seed=1))
+    dev = write_jsonl(tmp_path / "dev.jsonl", synthetic_listwise(16, seed=2))
+    return train, dev
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """A 32-wide model gains nothing from threads, and on a shared 2-core machine they contend."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,79 @@
+"""The trainer: it learns, it resumes where it stopped, it cancels cleanly, its output loads."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from training.data import read_data_file
+from training.trainer import TrainConfig, TrainingCancelled, latest_checkpoint, train
+
+FAST = dict(batch_size=4, group_size=6, max_length=32, learning_rate=1e-3, warmup_ratio=0.1)
+
+
+@pytest.mark.parametrize("loss", ["listwise", "pointwise", "pairwise"])
+def test_training_lowers_the_loss_and_raises_dev_ndcg(tiny_model, task_files, tmp_path, loss):
+    train_file, dev_file = task_files
+    dev = read_data_file(dev_file)
+    result = train(config=TrainConfig(loss=loss, epochs=4, **FAST), train_data=read_data_file(train_file),
+                   base_model=tiny_model, out_dir=tmp_path / "out", dev_groups=dev.groups)
+    first, last = np.mean(result.losses[:6]), np.mean(result.losses[-6:])
+    assert last < first
+    base, tuned = result.metrics["base"]["ndcg@10"], result.metrics["fine_tuned"]["ndcg@10"]
+    assert tuned > base + 0.05, (base, tuned)
+
+
+def test_progress_reports_steps_loss_and_eta(tiny_model, task_files, tmp_path):
+    calls = []
+    train(config=TrainConfig(epochs=1, **FAST), train_data=read_data_file(task_files[0]), base_model=tiny_model,
+          out_dir=tmp_path / "out", progress=lambda **kw: calls.append(kw))
+    assert [c["step"] for c in calls] == list(range(1, 13))
+    assert all(c["total_steps"] == 12 and c["loss"] > 0 for c in calls)
+    assert calls[-1]["eta_seconds"] == 0
+
+
+def test_a_cancelled_run_writes_no_model_and_a_resumed_one_matches_an_uninterrupted_one(tiny_model, task_files, tmp_path):
+    data = read_data_file(task_files[0])
+    config = TrainConfig(epochs=2, checkpoint_every=5, **FAST)
+    straight = train(config=config, train_data=data, base_model=tiny_model, out_dir=tmp_path / "straight")
+
+    steps = []
+    with pytest.raises(TrainingCancelled):
+        train(config=config, train_data=data, base_model=tiny_model, out_dir=tmp_path / "resumed",
+              progress=lambda **kw: steps.append(kw["step"]), should_cancel=lambda: steps[-1] >= 13)
+    assert not (tmp_path / "resumed" / "config.json").exists()
+    assert latest_checkpoint(tmp_path / "resumed").name == "step-10"
+
+    resumed = train(config=config, train_data=data, base_model=tiny_model, out_dir=tmp_path / "resumed")
+    assert resumed.steps == straight.steps == 24
+    np.testing.assert_allclose(resumed.losses, straight.losses, rtol=1e-4, atol=1e-6)
+    assert latest_checkpoint(tmp_path / "resumed") is None  # checkpoints go once the model is written
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "straight" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert all(torch.allclose(a[key], b[key], atol=1e-5) for key in a)
+
+
+def test_output_loads_in_transformers_and_sentence_transformers_with_a_model_card(tiny_model, task_files, tmp_path):
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = tmp_path / "out"
+    train(config=TrainConfig(epochs=1, **FAST), train_data=read_data_file(task_files[0]), base_model=tiny_model,
+          out_dir=out, dev_groups=read_data_file(task_files[1]).groups)
+    pairs = [("query q1", "w1 best w2"), ("query q1", "w3 w4"), ("query q2", "good w5")]
+    model = AutoModelForSequenceClassification.from_pretrained(out, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out, local_files_only=True)
+    with torch.inference_mode():
+        logits = model(**tokenizer([q for q, _ in pairs], [d for _, d in pairs], padding=True,
+                                   return_tensors="pt")).logits.squeeze(-1).numpy()
+    cross_encoder = CrossEncoder(str(out), local_files_only=True, device="cpu")
+    probabilities = cross_encoder.predict(pairs)
+    np.testing.assert_allclose(probabilities, 1 / (1 + np.exp(-logits)), rtol=1e-4)  # sigmoid of the logit
+    assert cross_encoder.max_seq_length == 32
+    card = (out / "README.md").read_text()
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["data"]["sha256"] in card and "learning_rate" in card and "| fine_tuned |" in card

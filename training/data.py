@@ -1,0 +1,366 @@
+"""Training data: JSONL files -> query groups -> fixed-size groups -> tokenised, length-aware batches.
+
+Three file formats are read (DESIGN.md, "Interchange formats"); the format is recognised from the
+first record and every line must follow it:
+
+- listwise, one line per query: ``{"query", "candidates": [{"doc", "label"}]}``, optionally the
+  export's ``query_id``, ``split`` and, per candidate, ``doc_id``, ``soft_label``, ``weight``;
+- pointwise, one line per pair: ``{"query", "doc", "label"}`` (+ ``query_id``, ``weight``);
+  lines are grouped by query;
+- pairwise, one line per preference: ``{"query", "positive", "negative"}`` (+ ``weight``). Pairs
+  carry no grades, so each document gets ``3 * wins / (wins + losses)`` over the query's pairs:
+  3 if it only ever won, 0 if it only ever lost, in between for a document that did both.
+
+Labels are grades in [0, 3] (fractional aggregated grades are fine); a candidate's weight is the
+export's confidence in [0, 1] (default 1). A bad line stops reading with ``file:line: reason``.
+
+Groups for training (``training_groups``): each query becomes one fixed-size group of
+``group_size`` candidates: its positives (grade >= ``positive_threshold``, default 2, the TREC DL
+relevance convention also used by the metrics), best grade first, capped at half the group so
+negatives always get room, then its negatives hardest first -- highest grade first (a grade-1
+"marginal" document is closer to the boundary than a grade-0 one), then file order, which is
+retrieval order in an export. A query with no positive teaches a listwise loss nothing and is left
+out (and counted); a query with fewer candidates than the group size is padded and masked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+MAX_GRADE = 3.0
+DEFAULT_POSITIVE_THRESHOLD = 2.0
+FORMATS = ("listwise", "pointwise", "pairwise")
+
+
+class DataFileError(ValueError):
+    """A training or evaluation file that cannot be read; the message is ``file:line: reason``."""
+
+
+@dataclass
+class QueryGroup:
+    """One query with its judged candidates, in file order."""
+
+    query_id: str
+    query: str
+    doc_ids: list[str] = field(default_factory=list)
+    docs: list[str] = field(default_factory=list)
+    labels: list[float] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    split: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+
+@dataclass
+class DataFile:
+    path: Path
+    format: str
+    groups: list[QueryGroup]
+    sha256: str
+
+    @property
+    def n_pairs(self) -> int:
+        return sum(len(group) for group in self.groups)
+
+    def summary(self) -> dict:
+        return {"path": str(self.path), "format": self.format, "sha256": self.sha256,
+                "queries": len(self.groups), "pairs": self.n_pairs}
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def read_data_file(path: str | Path) -> DataFile:
+    """Read a listwise, pointwise or pairwise JSONL file into query groups."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such file")
+    digest = hashlib.sha256()
+    records: list[tuple[int, dict]] = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            digest.update(raw)
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise DataFileError(f"{path}:{number}: not valid JSON ({exc})") from None
+            if not isinstance(record, dict):
+                raise DataFileError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            records.append((number, record))
+    if not records:
+        raise DataFileError(f"{path}:1: the file holds no records")
+    file_format = _detect_format(path, *records[0])
+    reader = {"listwise": _listwise, "pointwise": _pointwise, "pairwise": _pairwise}[file_format]
+    groups = reader(path, records)
+    return DataFile(path=path, format=file_format, groups=groups, sha256=digest.hexdigest())
+
+
+def _detect_format(path: Path, number: int, record: dict) -> str:
+    if "candidates" in record:
+        return "listwise"
+    if "doc" in record and "label" in record:
+        return "pointwise"
+    if "positive" in record and "negative" in record:
+        return "pairwise"
+    raise DataFileError(
+        f"{path}:{number}: unknown format: expected listwise {{query, candidates}}, pointwise "
+        f"{{query, doc, label}} or pairwise {{query, positive, negative}}, got keys {sorted(record)}"
+    )
+
+
+def _text(path, number, record, key, what="") -> str:
+    value = record.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise DataFileError(f"{path}:{number}: {what}{key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _number(path, number, record, key, *, default=None, low=0.0, high=math.inf, what="") -> float:
+    value = record.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
+        bounds = f"in [{low:g}, {high:g}]" if high != math.inf else f">= {low:g}"
+        raise DataFileError(f"{path}:{number}: {what}{key!r} must be a number {bounds}, got {value!r}")
+    return float(value)
+
+
+def _query_id(path, number, record) -> str:
+    value = record.get("query_id", record.get("qid"))
+    if value is None:
+        return _text(path, number, record, "query")
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise DataFileError(f"{path}:{number}: 'query_id' must be a string, got {value!r}")
+    return str(value)
+
+
+def _listwise(path: Path, records) -> list[QueryGroup]:
+    groups: list[QueryGroup] = []
+    first_line: dict[str, int] = {}
+    for number, record in records:
+        if "candidates" not in record:
+            raise DataFileError(f"{path}:{number}: listwise line without 'candidates'")
+        query = _text(path, number, record, "query")
+        query_id = _query_id(path, number, record)
+        if query_id in first_line:
+            raise DataFileError(f"{path}:{number}: query {query_id!r} repeats line {first_line[query_id]}")
+        first_line[query_id] = number
+        candidates = record["candidates"]
+        if not isinstance(candidates, list) or not candidates:
+            raise DataFileError(f"{path}:{number}: 'candidates' must be a non-empty list")
+        split = record.get("split")
+        group = QueryGroup(query_id=query_id, query=query, split=split if isinstance(split, str) else None)
+        seen_ids: set[str] = set()
+        for index, candidate in enumerate(candidates):
+            what = f"candidate {index}: "
+            if not isinstance(candidate, dict):
+                raise DataFileError(f"{path}:{number}: {what}expected an object")
+            doc = _text(path, number, candidate, "doc", what)
+            doc_id = str(candidate.get("doc_id", f"#{index}"))
+            if doc_id in seen_ids:
+                raise DataFileError(f"{path}:{number}: {what}doc_id {doc_id!r} appears twice in the query")
+            seen_ids.add(doc_id)
+            group.doc_ids.append(doc_id)
+            group.docs.append(doc)
+            group.labels.append(_number(path, number, candidate, "label", high=MAX_GRADE, what=what))
+            group.weights.append(_number(path, number, candidate, "weight", default=1.0, high=1.0, what=what))
+        groups.append(group)
+    return groups
+
+
+def _pointwise(path: Path, records) -> list[QueryGroup]:
+    by_query: dict[str, QueryGroup] = {}
+    for number, record in records:
+        if "doc" not in record or "label" not in record:
+            raise DataFileError(f"{path}:{number}: pointwise line needs 'doc' and 'label'")
+        query = _text(path, number, record, "query")
+        query_id = _query_id(path, number, record)
+        group = by_query.setdefault(query_id, QueryGroup(query_id=query_id, query=query))
+        group.doc_ids.append(str(record.get("doc_id", f"#{len(group.docs)}")))
+        group.docs.append(_text(path, number, record, "doc"))
+        group.labels.append(_number(path, number, record, "label", high=MAX_GRADE))
+        group.weights.append(_number(path, number, record, "weight", default=1.0, high=1.0))
+    return list(by_query.values())
+
+
+def _pairwise(path: Path, records) -> list[QueryGroup]:
+    # per query: doc text -> [wins, losses, weight sum, appearances]
+    tallies: dict[str, dict[str, list[float]]] = {}
+    for number, record in records:
+        if "positive" not in record or "negative" not in record:
+            raise DataFileError(f"{path}:{number}: pairwise line needs 'positive' and 'negative'")
+        query = _text(path, number, record, "query")
+        positive = _text(path, number, record, "positive")
+        negative = _text(path, number, record, "negative")
+        if positive == negative:
+            raise DataFileError(f"{path}:{number}: 'positive' and 'negative' are the same document")
+        weight = _number(path, number, record, "weight", default=1.0, high=1.0)
+        docs = tallies.setdefault(query, {})
+        for doc, won in ((positive, True), (negative, False)):
+            tally = docs.setdefault(doc, [0.0, 0.0, 0.0, 0.0])
+            tally[0 if won else 1] += 1
+            tally[2] += weight
+            tally[3] += 1
+    groups = []
+    for query, docs in tallies.items():
+        group = QueryGroup(query_id=query, query=query)
+        for index, (doc, (wins, losses, weight_sum, seen)) in enumerate(docs.items()):
+            group.doc_ids.append(f"#{index}")
+            group.docs.append(doc)
+            group.labels.append(MAX_GRADE * wins / (wins + losses))
+            group.weights.append(weight_sum / seen)
+        groups.append(group)
+    return groups
+
+
+# --- fixed-size groups ---------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingGroup:
+    """A query's fixed-size group: real candidates first, then ``mask`` False padding."""
+
+    query: str
+    docs: list[str]
+    labels: list[float]
+    weights: list[float]
+
+
+def training_groups(
+    groups: Sequence[QueryGroup], *, group_size: int, positive_threshold: float = DEFAULT_POSITIVE_THRESHOLD
+) -> tuple[list[TrainingGroup], int]:
+    """Fixed-size groups (module docstring) and how many queries had no positive."""
+    if group_size < 2:
+        raise ValueError(f"group_size must be >= 2 (a positive and a negative), got {group_size}")
+    selected: list[TrainingGroup] = []
+    without_positive = 0
+    for group in groups:
+        order = range(len(group))
+        positives = sorted((i for i in order if group.labels[i] >= positive_threshold),
+                           key=lambda i: -group.labels[i])
+        if not positives:
+            without_positive += 1
+            continue
+        negatives = sorted((i for i in order if group.labels[i] < positive_threshold),
+                           key=lambda i: -group.labels[i])  # stable: file order among equals
+        positives = positives[: max(1, group_size // 2, group_size - len(negatives))]
+        chosen = (positives + negatives)[:group_size]
+        selected.append(TrainingGroup(
+            query=group.query,
+            docs=[group.docs[i] for i in chosen],
+            labels=[group.labels[i] for i in chosen],
+            weights=[group.weights[i] for i in chosen],
+        ))
+    return selected, without_positive
+
+
+# --- tokenising and batching --------------------------------------------------------------------
+
+
+def encode_pairs(tokenizer, queries: Sequence[str], docs: Sequence[str], *, max_length: int) -> dict:
+    """Token ids of (query, doc) pairs, unpadded. The document is cut, never the query --
+    except a query so long it leaves less than half of ``max_length`` for the document, which is
+    cut too (``longest_first``) instead of failing."""
+    query_lengths = [len(ids) for ids in tokenizer(list(dict.fromkeys(queries)), add_special_tokens=False)["input_ids"]]
+    too_long = {query for query, n in zip(dict.fromkeys(queries), query_lengths) if n > max_length // 2}
+    if not too_long:
+        return tokenizer(list(queries), list(docs), truncation="only_second", max_length=max_length)
+    encoded: dict[str, list] = {}
+    for strategy, keep in (("only_second", False), ("longest_first", True)):
+        index = [i for i, query in enumerate(queries) if (query in too_long) == keep]
+        if not index:
+            continue
+        part = tokenizer([queries[i] for i in index], [docs[i] for i in index],
+                         truncation=strategy, max_length=max_length)
+        for key, values in part.items():
+            column = encoded.setdefault(key, [None] * len(queries))
+            for i, value in zip(index, values):
+                column[i] = value
+    return encoded
+
+
+def pad_features(tokenizer, encoded: dict, rows: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The given rows padded to their longest, as tensors."""
+    features = [{key: encoded[key][row] for key in encoded} for row in rows]
+    return tokenizer.pad(features, padding="longest", return_tensors="pt")
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices in batches of similar length (longest first), so padding stays small."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def bucketed_batches(lengths: Sequence[int], batch_size: int, *, seed: int, bucket_batches: int = 50) -> list[list[int]]:
+    """Training order: shuffle, then sort by length inside buckets of ``bucket_batches`` batches,
+    cut into batches and shuffle the batches. Padding stays small while the order stays random;
+    the same seed gives the same order (resume relies on it)."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    bucket = batch_size * bucket_batches
+    batches = []
+    for start in range(0, len(order), bucket):
+        chunk = sorted(order[start:start + bucket], key=lambda i: -lengths[i])
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+class EncodedGroups:
+    """Training groups tokenised once: flat pair encodings plus each group's row range."""
+
+    def __init__(self, tokenizer, groups: Sequence[TrainingGroup], *, group_size: int, max_length: int):
+        self.tokenizer = tokenizer
+        self.group_size = group_size
+        queries, docs, self.spans = [], [], []
+        for group in groups:
+            self.spans.append((len(docs), len(docs) + len(group.docs)))
+            queries.extend([group.query] * len(group.docs))
+            docs.extend(group.docs)
+        self.encoded = encode_pairs(tokenizer, queries, docs, max_length=max_length)
+        self.groups = list(groups)
+        pair_lengths = [len(ids) for ids in self.encoded["input_ids"]]
+        self.lengths = [max(pair_lengths[start:end]) for start, end in self.spans]
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def batch(self, group_indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Features of every real pair of the groups, plus labels/weights/mask matrices
+        [n_groups, group_size] and each pair's (row, column) in them."""
+        rows, positions = [], []
+        n, size = len(group_indices), self.group_size
+        labels = torch.zeros(n, size)
+        weights = torch.zeros(n, size)
+        mask = torch.zeros(n, size, dtype=torch.bool)
+        for row, index in enumerate(group_indices):
+            start, end = self.spans[index]
+            group = self.groups[index]
+            count = end - start
+            rows.extend(range(start, end))
+            positions.extend(row * size + column for column in range(count))
+            labels[row, :count] = torch.tensor(group.labels)
+            weights[row, :count] = torch.tensor(group.weights)
+            mask[row, :count] = True
+        return {
+            "features": pad_features(self.tokenizer, self.encoded, rows),
+            "positions": torch.tensor(positions),
+            "labels": labels,
+            "weights": weights,
+            "mask": mask,
+        }
+
+
+def iter_chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

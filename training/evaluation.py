@@ -1,0 +1,63 @@
+"""Rerank each query's candidates of a listwise file and score the ranking (training.metrics).
+
+Rankers: a cross-encoder directory, BM25 (mining.bm25 over the file's documents -- every distinct
+document of the file is the corpus, so idf has more than a handful of documents to count), or the
+file's own order. All report ``{"queries", "ndcg@10", "mrr@10", "recall@10", "map"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .data import QueryGroup
+from .metrics import evaluate
+from .scoring import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, score_pairs
+
+METRIC_KEYS = ("queries", "ndcg@10", "mrr@10", "recall@10", "map")
+
+
+def metrics_for(groups: Sequence[QueryGroup], scores: Sequence[np.ndarray], *, relevance_threshold: float = 2) -> dict:
+    """The five headline metrics of per-group scores (ties keep file order)."""
+    runs, qrels = {}, {}
+    for group, group_scores in zip(groups, scores):
+        runs[group.query_id] = {doc_id: float(s) for doc_id, s in zip(group.doc_ids, group_scores)}
+        qrels[group.query_id] = dict(zip(group.doc_ids, map(float, group.labels)))
+    result = evaluate(runs, qrels, k=10, relevance_threshold=relevance_threshold)
+    return {key: result[key] for key in METRIC_KEYS}
+
+
+def file_order_scores(groups: Sequence[QueryGroup]) -> list[np.ndarray]:
+    return [-np.arange(len(group), dtype=np.float64) for group in groups]
+
+
+def bm25_scores(groups: Sequence[QueryGroup], *, method: str = "auto") -> list[np.ndarray]:
+    from mining.bm25 import BM25Index
+    from mining.tokenize import tokenize, tokenize_many
+
+    position: dict[str, int] = {}
+    for group in groups:
+        for doc in group.docs:
+            position.setdefault(doc, len(position))
+    index = BM25Index.build(tokenize_many(position, method=method))
+    scores = []
+    for group in groups:
+        all_scores = index.scores(tokenize(group.query, method=method))
+        scores.append(all_scores[[position[doc] for doc in group.docs]])
+    return scores
+
+
+def model_scores(
+    model, tokenizer, groups: Sequence[QueryGroup], *, max_length: int = DEFAULT_MAX_LENGTH,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[np.ndarray]:
+    queries = [group.query for group in groups for _ in group.docs]
+    docs = [doc for group in groups for doc in group.docs]
+    flat = score_pairs(model, tokenizer, queries, docs, max_length=max_length, batch_size=batch_size)
+    bounds = np.cumsum([0] + [len(group) for group in groups])
+    return [flat[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+
+
+def evaluate_model(model, tokenizer, groups, **kwargs) -> dict:
+    return metrics_for(groups, model_scores(model, tokenizer, groups, **kwargs))
