@@ -14,6 +14,11 @@ from django.core.management.base import BaseCommand, CommandError
 from annotate.importing import ImportFileError, InvalidCollectionSlug, import_files
 
 
+class error(CommandError):  # noqa: N801
+    """Django prints a failed command as "<class name>: <message>"; this makes that line read
+    `error: corpus.jsonl:3: bad JSON (...)`, the one line the design asks for."""
+
+
 class Command(BaseCommand):
     help = "Import BEIR corpus/queries, qrels, a TREC run and labelled JSONL files into a collection."
 
@@ -27,15 +32,15 @@ class Command(BaseCommand):
                             help="labelled JSONL (pointwise, pairwise or listwise); repeatable")
         parser.add_argument("--json", action="store_true", help="print the totals as JSON on the last line")
 
-    def handle(self, *args, collection, corpus, queries, qrels, run, labels, json: bool, **options):
+    def handle(self, *args, collection, corpus, queries, qrels, run, labels, **options):
         if not any([corpus, queries, qrels, run, labels]):
-            raise CommandError("give at least one input: --corpus, --queries, --qrels, --run or --labels")
+            raise error("give at least one input: --corpus, --queries, --qrels, --run or --labels")
         try:
             totals = import_files(collection_slug=collection, corpus=corpus, queries=queries, qrels=qrels,
                                   run=run, labels=labels, progress_bar=options["verbosity"] > 0)
-        except (ImportFileError, InvalidCollectionSlug) as error:
-            raise CommandError(str(error)) from None
-        if json:
+        except (ImportFileError, InvalidCollectionSlug) as failure:
+            raise error(str(failure)) from None
+        if options["json"]:
             self.stdout.write(_dumps(totals))
         else:
             self.stdout.write(
