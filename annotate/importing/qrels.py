@@ -29,6 +29,7 @@ class QrelRow:
 
 def read_qrels(path: Path, progress: ByteProgress | None = None) -> Iterator[QrelRow]:
     columns = None
+    rows = 0
     for line, text in read_lines(path, progress):
         fields = text.split()
         if columns is None:
@@ -43,7 +44,10 @@ def read_qrels(path: Path, progress: ByteProgress | None = None) -> Iterator[Qre
             grade = grade_from_token(grade, "grade")
         except RowError as error:
             raise ImportFileError(path, line, str(error)) from None
+        rows += 1
         yield QrelRow(line, query_id, doc_id, grade)
+    if rows == 0:
+        raise ImportFileError(path, None, "empty file (a header and no rows)")
 
 
 def _is_header(fields: list[str]) -> bool:
