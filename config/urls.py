@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotate import workbench_urls
+from training import urls as training_urls
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,6 +14,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("annotate.api_urls")),
     path("api/", include(workbench_urls.api)),
+    path("api/", include(training_urls.api_urls)),
     path("", include("annotate.urls")),
     path("", include(workbench_urls.pages)),
+    path("", include(training_urls.pages)),
 ]

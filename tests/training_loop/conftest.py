@@ -82,3 +82,36 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def make_snapshot(collection, path: Path, *, n_judgments: int = 0):
+    """A finished listwise export snapshot row over a file written by the test (its train and dev
+    lines marked by ``split``)."""
+    from annotate.models import ExportSnapshot
+
+    return ExportSnapshot.objects.create(
+        collection=collection, format="listwise", status=ExportSnapshot.Status.DONE, file_path=str(path),
+        n_judgments=n_judgments, counts={"queries": sum(1 for _ in path.open())},
+    )
+
+
+def snapshot_file(path: Path, *, dev: bool = True) -> Path:
+    lines = synthetic_listwise(48, seed=1, split="train")
+    if dev:
+        lines += synthetic_listwise(16, seed=2, split="dev")
+    return write_jsonl(path, lines)
+
+
+FAST_RUN = {"epochs": 4, "batch_size": 4, "group_size": 6, "max_length": 32, "learning_rate": 1e-3}
+
+
+@pytest.fixture(scope="session")
+def trained_model(tiny_model, tmp_path_factory) -> Path:
+    """A tiny model fine-tuned on the synthetic task (it ranks best > good > meh > none)."""
+    from training.data import read_data_file
+    from training.trainer import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("trained")
+    data = read_data_file(write_jsonl(root / "train.jsonl", synthetic_listwise(48, seed=1)))
+    train(config=TrainConfig(**FAST_RUN), train_data=data, base_model=tiny_model, out_dir=root / "model")
+    return root / "model"

@@ -1,0 +1,112 @@
+"""Training runs from export snapshots: train, evaluate against base/BM25/promoted, promote by margin;
+failures and cancellations leave the promoted model alone; retraining only when due."""
+from __future__ import annotations
+
+import pytest
+
+from annotate.models import Collection
+from training import registry
+from training.models import ModelVersion, RetrainPolicy, TrainingRun
+from training.retraining import RetrainUnavailable, export_service, retrain_collection, sync_schedule
+from training.services import RunAlreadyActive, TrainingDataError, execute_training_run, request_cancel, start_training_run
+
+from .conftest import FAST_RUN, make_snapshot, snapshot_file
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def collection():
+    return Collection.objects.create(slug="rr", name="rr")
+
+
+def run_on(collection, tmp_path, tiny_model, *, name="s.jsonl", dev=True, **params):
+    snapshot = make_snapshot(collection, snapshot_file(tmp_path / name, dev=dev))
+    run = start_training_run(snapshot=snapshot, base_model=str(tiny_model), params={**FAST_RUN, **params})
+    return execute_training_run(run_id=run.pk)
+
+
+def test_a_run_trains_evaluates_four_rankers_on_dev_and_promotes_a_model_that_beats_bm25(collection, tmp_path, tiny_model):
+    run = run_on(collection, tmp_path, tiny_model, promotion_margin=0.01)
+    assert run.status == TrainingRun.Status.DONE, run.error
+    assert run.step == run.total_steps == 48 and run.loss is not None
+    assert set(run.metrics) == {"base", "bm25", "new", "decision"}  # nothing promoted before: no "promoted" row
+    assert run.metrics["new"]["ndcg@10"] > run.metrics["bm25"]["ndcg@10"] + 0.01
+    assert run.promoted and run.metrics["decision"]["against"] == "bm25"
+    version = registry.promoted_version(collection=collection)
+    assert version.run_id == run.pk and (registry.promoted_model_dir(collection=collection) / "config.json").is_file()
+
+
+def test_a_new_model_must_beat_the_promoted_one_by_the_margin(collection, tmp_path, tiny_model):
+    first = run_on(collection, tmp_path, tiny_model, promotion_margin=0.0)
+    second = run_on(collection, tmp_path, tiny_model, name="s2.jsonl", promotion_margin=0.5)
+    assert second.status == TrainingRun.Status.DONE
+    assert second.metrics["promoted"]["version"] == first.model_version.pk
+    assert second.metrics["decision"] == {**second.metrics["decision"], "against": "promoted", "promoted": False}
+    assert not second.promoted
+    assert registry.promoted_version(collection=collection).run_id == first.pk
+    assert ModelVersion.objects.filter(collection=collection).count() == 2
+
+
+def test_a_failed_run_keeps_the_promoted_model(collection, tmp_path, tiny_model):
+    first = run_on(collection, tmp_path, tiny_model, promotion_margin=0.0)
+    failed = run_on(collection, tmp_path, tiny_model, name="nodev.jsonl", dev=False)
+    assert failed.status == TrainingRun.Status.FAILED
+    assert "no dev queries" in failed.error
+    assert registry.promoted_version(collection=collection).run_id == first.pk
+    assert not hasattr(failed, "model_version") or failed.model_version is None
+
+
+def test_running_a_run_twice_does_nothing_the_second_time(collection, tmp_path, tiny_model):
+    run = run_on(collection, tmp_path, tiny_model)
+    assert execute_training_run(run_id=run.pk) is None
+    assert ModelVersion.objects.filter(run=run).count() == 1
+
+
+def test_one_active_run_per_collection_and_a_pending_run_cancels_at_once(collection, tmp_path, tiny_model):
+    snapshot = make_snapshot(collection, snapshot_file(tmp_path / "s.jsonl"))
+    run = start_training_run(snapshot=snapshot, base_model=str(tiny_model))
+    with pytest.raises(RunAlreadyActive):
+        start_training_run(snapshot=snapshot)
+    assert request_cancel(run=run).status == TrainingRun.Status.CANCELLED
+    assert execute_training_run(run_id=run.pk) is None  # a late task message finds nothing to do
+    assert start_training_run(snapshot=snapshot).status == TrainingRun.Status.PENDING
+
+
+def test_a_snapshot_that_is_not_a_finished_listwise_export_is_refused(collection, tmp_path):
+    snapshot = make_snapshot(collection, snapshot_file(tmp_path / "s.jsonl"))
+    snapshot.format = "pairwise"
+    with pytest.raises(TrainingDataError, match="needs a listwise export"):
+        start_training_run(snapshot=snapshot)
+
+
+def test_retraining_waits_for_enough_new_judgments_and_needs_the_export(collection, tmp_path):
+    from annotate.models import Candidate, Document, Judgment, Query
+    from django.contrib.auth import get_user_model
+
+    policy = RetrainPolicy.objects.create(collection=collection, min_new_judgments=2)
+    assert retrain_collection(collection_id=collection.pk) is None  # 0 new judgments
+    user = get_user_model().objects.create_user("judge", password="pw-123456789")
+    query = Query.objects.create(collection=collection, external_id="q", text="q", content_hash="h")
+    for i in range(2):
+        document = Document.objects.create(collection=collection, external_id=f"d{i}", text="t", content_hash=str(i))
+        candidate = Candidate.objects.create(collection=collection, query=query, document=document)
+        Judgment.objects.create(collection=collection, candidate=candidate, annotator=user, grade=i)
+    try:
+        export_service()
+    except RetrainUnavailable:
+        with pytest.raises(RetrainUnavailable, match="annotate.export.services.create_snapshot"):
+            retrain_collection(collection_id=collection.pk)
+    policy.enabled = False
+    policy.save()
+    assert retrain_collection(collection_id=collection.pk) is None
+
+
+def test_a_policy_gets_a_beat_schedule_that_follows_its_switch(collection):
+    policy = RetrainPolicy.objects.create(collection=collection)
+    task = sync_schedule(policy=policy)
+    assert task.task == "training.tasks.retrain_collection" and task.args == f"[{collection.pk}]" and task.enabled
+    policy.enabled = False
+    assert sync_schedule(policy=policy).pk == task.pk
+    task.refresh_from_db()
+    assert not task.enabled

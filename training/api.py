@@ -1,0 +1,112 @@
+"""The rerank API and the training-run API (progress, cancel, start)."""
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate.models import ExportSnapshot
+from annotate.workbench import collection_for_member
+
+from . import rerank as rerank_service
+from . import services
+from .models import TrainingRun
+
+
+class StrictText(serializers.CharField):
+    """A string, not something DRF would turn into one (a number, a bool)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class RerankApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        query = StrictText(trim_whitespace=True, allow_blank=False, max_length=2000)
+        documents = serializers.ListField(child=StrictText(trim_whitespace=False, allow_blank=False, max_length=100_000),
+                                          min_length=1, max_length=rerank_service.MAX_DOCUMENTS)
+        top_k = serializers.IntegerField(min_value=1, max_value=rerank_service.MAX_DOCUMENTS, required=False)
+        collection = serializers.SlugField(required=False)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: inline_serializer("Reranked", fields={
+            "model": serializers.DictField(), "scores": serializers.ListField(child=serializers.FloatField()),
+            "results": serializers.ListField(child=serializers.DictField())})},
+        summary="Score documents for a query with the promoted reranker (503 when none is promoted)",
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        collection = collection_for_member(request.user, values["collection"]) if "collection" in values else None
+        try:
+            result = rerank_service.rerank(query=values["query"], documents=values["documents"],
+                                           top_k=values.get("top_k"), collection=collection)
+        except rerank_service.NoPromotedModel as error:
+            return Response({"detail": str(error)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(result)
+
+
+def run_payload(run: TrainingRun) -> dict:
+    return {
+        "id": run.pk, "collection": run.collection.slug, "snapshot": run.snapshot_id, "status": run.status,
+        "trigger": run.trigger, "step": run.step, "total_steps": run.total_steps, "loss": run.loss,
+        "eta_seconds": run.eta_seconds, "metrics": run.metrics, "promoted": run.promoted,
+        "cancel_requested": run.cancel_requested, "error": run.error,
+        "created_at": run.created_at, "started_at": run.started_at, "finished_at": run.finished_at,
+    }
+
+
+RunSerializer = inline_serializer("TrainingRun", fields={"id": serializers.IntegerField(), "status": serializers.CharField(),
+                                                        "step": serializers.IntegerField(), "metrics": serializers.DictField()})
+
+
+class TrainingRunApi(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(responses={200: RunSerializer}, summary="A training run's status, progress and metrics")
+    def get(self, request, run_id: int):
+        return Response(run_payload(get_object_or_404(TrainingRun.objects.select_related("collection"), pk=run_id)))
+
+
+class CancelTrainingRunApi(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(request=None, responses={200: RunSerializer}, summary="Cancel a pending or running training run")
+    def post(self, request, run_id: int):
+        run = get_object_or_404(TrainingRun.objects.select_related("collection"), pk=run_id)
+        return Response(run_payload(services.request_cancel(run=run)))
+
+
+class StartTrainingRunApi(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        snapshot = serializers.IntegerField(min_value=1)
+        params = serializers.DictField(required=False)
+
+    @extend_schema(request=InputSerializer, responses={201: RunSerializer},
+                   summary="Start a training run on a listwise export snapshot (409 if one is active)")
+    def post(self, request, slug: str):
+        collection = collection_for_member(request.user, slug)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        snapshot = ExportSnapshot.objects.filter(pk=data.validated_data["snapshot"], collection=collection).first()
+        if snapshot is None:
+            return Response({"snapshot": [f"no export snapshot {data.validated_data['snapshot']} in {slug}"]},
+                            status=status.HTTP_400_BAD_REQUEST)
+        try:
+            run = services.start_training_run(snapshot=snapshot, created_by=request.user,
+                                              params=data.validated_data.get("params"))
+        except services.TrainingDataError as error:
+            return Response({"snapshot": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
+        except services.RunAlreadyActive as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return Response(run_payload(run), status=status.HTTP_201_CREATED)

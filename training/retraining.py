@@ -1,0 +1,87 @@
+"""Scheduled retraining: a django-celery-beat PeriodicTask per collection runs
+``training.tasks.retrain_collection``, which exports a listwise snapshot and starts a training run
+once at least ``RetrainPolicy.min_new_judgments`` human judgments arrived since the snapshot of the
+collection's last run. Never two runs of one collection at once (checked here, and guaranteed by
+TrainingRun's one-active-run constraint).
+
+The export is ``annotate.export.services.create_snapshot`` (issue 6), imported when needed: if it
+is not installed the task fails with an error saying so instead of training on nothing.
+"""
+from __future__ import annotations
+
+import json
+
+from django.db import transaction
+
+from .models import RetrainPolicy, TrainingRun
+from .services import ACTIVE, RunAlreadyActive, start_training_run
+
+RETRAIN_TASK = "training.tasks.retrain_collection"
+DEFAULT_EVERY_HOURS = 24
+
+
+class RetrainUnavailable(RuntimeError):
+    """Retraining cannot run here (the export service is missing)."""
+
+
+def export_service():
+    try:
+        from annotate.export.services import create_snapshot
+    except ImportError as error:
+        raise RetrainUnavailable(
+            "scheduled retraining needs annotate.export.services.create_snapshot (the export, issue 6), "
+            f"which is not installed: {error}"
+        ) from None
+    return create_snapshot
+
+
+def human_judgments(collection) -> int:
+    from annotate.models import Judgment
+
+    return Judgment.objects.filter(collection=collection, annotator__isnull=False, grade__isnull=False,
+                                   withdrawn=False).count()
+
+
+def new_judgments_since_last_run(collection) -> int:
+    last = TrainingRun.objects.filter(collection=collection).select_related("snapshot").order_by("-created_at").first()
+    return human_judgments(collection) - (last.snapshot.n_judgments if last else 0)
+
+
+def retrain_collection(*, collection_id: int) -> TrainingRun | None:
+    """Export and start a run if the policy says it is due; None if nothing was due."""
+    policy = RetrainPolicy.objects.select_related("collection").filter(collection_id=collection_id).first()
+    if policy is None or not policy.enabled:
+        return None
+    collection = policy.collection
+    if TrainingRun.objects.filter(collection=collection, status__in=ACTIVE).exists():
+        return None
+    if new_judgments_since_last_run(collection) < policy.min_new_judgments:
+        return None
+    create_snapshot = export_service()
+    snapshot = create_snapshot(collection=collection, format="listwise", params=dict(policy.params.get("export", {})))
+    params = {"promotion_margin": policy.promotion_margin, **policy.params.get("train", {})}
+    try:
+        return start_training_run(snapshot=snapshot, params=params, trigger=TrainingRun.Trigger.SCHEDULE)
+    except RunAlreadyActive:
+        return None  # a manual run started between our check and now
+
+
+@transaction.atomic
+def sync_schedule(*, policy: RetrainPolicy, every_hours: int = DEFAULT_EVERY_HOURS):
+    """Create (or refresh) the policy's PeriodicTask; its schedule is then edited in the admin."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    task = policy.periodic_task
+    if task is None:
+        interval, _ = IntervalSchedule.objects.get_or_create(every=every_hours, period=IntervalSchedule.HOURS)
+        task, _ = PeriodicTask.objects.get_or_create(
+            name=f"retrain {policy.collection.slug}",
+            defaults={"task": RETRAIN_TASK, "interval": interval, "queue": "training"},
+        )
+        policy.periodic_task = task
+        RetrainPolicy.objects.filter(pk=policy.pk).update(periodic_task=task)
+    task.task = RETRAIN_TASK
+    task.args = json.dumps([policy.collection_id])
+    task.enabled = policy.enabled
+    task.save()
+    return task

@@ -1,0 +1,18 @@
+"""Routes of the training pages (search preview, runs) and API (rerank, training runs)."""
+from django.urls import path, re_path
+
+from . import api, views
+
+pages = [
+    path("c/<slug:slug>/search/", views.search_preview, name="search-preview"),
+    path("c/<slug:slug>/training/", views.training_runs, name="training-runs"),
+    path("c/<slug:slug>/training/<int:run_id>/cancel/", views.cancel_training_run, name="training-run-cancel"),
+]
+
+api_urls = [
+    # POST /api/rerank as documented, and /api/rerank/ like the other routes; no redirect for a POST.
+    re_path(r"^rerank/?$", api.RerankApi.as_view(), name="api-rerank"),
+    path("collections/<slug:slug>/training-runs/", api.StartTrainingRunApi.as_view(), name="api-training-run-start"),
+    path("training-runs/<int:run_id>/", api.TrainingRunApi.as_view(), name="api-training-run"),
+    path("training-runs/<int:run_id>/cancel/", api.CancelTrainingRunApi.as_view(), name="api-training-run-cancel"),
+]
