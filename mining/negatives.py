@@ -1,0 +1,167 @@
+"""Hard-negative selection for one query, with the false-negative guards the field uses.
+
+Input: the query's retrieved pool, best first, each document with the score the guards compare
+(the retriever's score; the reranker's once one is promoted), the scores of the query's known
+positives, and what must never be offered (already judged pairs). Output: the negatives to offer.
+
+Guards, in the order applied (after sentence-transformers' ``mine_hard_negatives`` and
+NV-Retriever's positive-aware mining, Moreira et al. 2024):
+
+- ``range_min``: skip the top ``range_min`` ranks (the very top is where unlabelled positives
+  hide); ``range_max``: look no deeper than this rank (the pool depth);
+- ``max_score``: drop documents scoring above it;
+- ``margin`` (relative) and ``abs_margin``: compared with the query's *lowest* known positive
+  score ``pos``, drop a document when ``neg > pos - |pos| * margin`` or ``neg > pos - abs_margin``.
+  ``|pos|`` keeps the relative margin below the positive when scores are negative (a
+  cross-encoder's logits): pos = -2, margin = 0.1 puts the bar at -2.2, not -1.8;
+- ``dedup``: drop near-duplicates of a positive (similarity to any positive >= the threshold,
+  e.g. Jaccard of token sets), which are usually positives themselves;
+- ``strategy``: ``top`` keeps the best survivors, ``random`` a seeded sample of them (the seed
+  and the query id decide it, so a rerun picks the same); ``count`` is how many.
+
+Margins and dedup need a known positive; a query without one is guarded by the ranks and
+``max_score`` only. Pure functions: no database, so tests give hand-made scores.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+
+STRATEGIES = ("top", "random")
+
+
+@dataclass(frozen=True)
+class NegativeSettings:
+    count: int = 10
+    range_min: int = 0
+    range_max: int = 50
+    max_score: float | None = None
+    margin: float | None = None
+    abs_margin: float | None = None
+    dedup: float | None = None
+    strategy: str = "top"
+    seed: int = 0
+
+    def __post_init__(self):
+        problems = []
+        if not isinstance(self.count, int) or self.count < 0:
+            problems.append(f"count must be an integer >= 0, got {self.count!r}")
+        if not isinstance(self.range_min, int) or self.range_min < 0:
+            problems.append(f"range_min must be an integer >= 0, got {self.range_min!r}")
+        if not isinstance(self.range_max, int) or self.range_max < 1:
+            problems.append(f"range_max must be an integer >= 1, got {self.range_max!r}")
+        elif isinstance(self.range_min, int) and self.range_min >= self.range_max:
+            problems.append(f"range_min ({self.range_min}) must be below range_max ({self.range_max})")
+        for name in ("margin", "abs_margin"):
+            value = getattr(self, name)
+            if value is not None and (not _is_number(value) or value < 0):
+                problems.append(f"{name} must be a number >= 0 or null, got {value!r}")
+        if self.max_score is not None and not _is_number(self.max_score):
+            problems.append(f"max_score must be a number or null, got {self.max_score!r}")
+        if self.dedup is not None and (not _is_number(self.dedup) or not 0 < self.dedup <= 1):
+            problems.append(f"dedup must be a similarity in (0, 1] or null, got {self.dedup!r}")
+        if self.strategy not in STRATEGIES:
+            problems.append(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if not isinstance(self.seed, int):
+            problems.append(f"seed must be an integer, got {self.seed!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, raw: Mapping) -> "NegativeSettings":
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"unknown negative setting(s): {', '.join(unknown)}; expected {', '.join(sorted(known))}")
+        return cls(**dict(raw))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Scored:
+    document: Hashable
+    rank: int  # 1-based position in the pool
+    score: float
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def margin_bar(positive_score: float, settings: NegativeSettings) -> float | None:
+    """The highest score a negative may have given the lowest positive's score (None: no bar)."""
+    bars = []
+    if settings.margin is not None:
+        bars.append(positive_score - abs(positive_score) * settings.margin)
+    if settings.abs_margin is not None:
+        bars.append(positive_score - settings.abs_margin)
+    return min(bars) if bars else None
+
+
+def jaccard(a: Collection, b: Collection) -> float:
+    """|a ∩ b| / |a ∪ b| of two token sets (0 for two empty sets)."""
+    a, b = set(a), set(b)
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def max_similarity_to_positives(
+    documents: Iterable[Hashable], token_sets: Mapping[Hashable, Collection], positives: Iterable[Hashable],
+) -> dict[Hashable, float]:
+    """For each document, its highest Jaccard similarity to any positive (0 without positives)."""
+    positive_sets = [set(token_sets[p]) for p in positives if p in token_sets]
+    return {
+        document: max((jaccard(token_sets.get(document, ()), p) for p in positive_sets), default=0.0)
+        for document in documents
+    }
+
+
+def select_negatives(
+    pool: Sequence[Scored],
+    *,
+    positive_scores: Mapping[Hashable, float],
+    settings: NegativeSettings,
+    never: Collection[Hashable] = (),
+    similarity_to_positive: Mapping[Hashable, float] | None = None,
+    query_key: str = "",
+) -> list[Scored]:
+    """The negatives to offer for one query, in pool order (best rank first).
+
+    `pool` is the retrieved pool, best first; `positive_scores` maps each known positive to its
+    guard score (a positive absent from the pool still needs a score for the margins);
+    `never` holds documents that may not be offered (judged pairs); `similarity_to_positive` a
+    document's highest similarity to any positive (for `dedup`).
+    """
+    lowest_positive = min(positive_scores.values()) if positive_scores else None
+    bar = margin_bar(lowest_positive, settings) if lowest_positive is not None else None
+    survivors = []
+    for scored in pool:
+        if not settings.range_min < scored.rank <= settings.range_max:
+            continue
+        if scored.document in positive_scores or scored.document in never:
+            continue
+        if settings.max_score is not None and scored.score > settings.max_score:
+            continue
+        if bar is not None and scored.score > bar:
+            continue
+        if (
+            settings.dedup is not None and positive_scores and similarity_to_positive is not None
+            and similarity_to_positive.get(scored.document, 0.0) >= settings.dedup
+        ):
+            continue
+        survivors.append(scored)
+    if settings.strategy == "random" and len(survivors) > settings.count:
+        chosen = set(_rng(settings.seed, query_key).sample(range(len(survivors)), settings.count))
+        return [scored for i, scored in enumerate(survivors) if i in chosen]
+    return survivors[: settings.count]
+
+
+def _rng(seed: int, query_key: str) -> random.Random:
+    # Seeded per query (not one stream across queries) so the sample for a query does not depend
+    # on which other queries share its chunk: a rerun or a redelivered chunk picks the same.
+    digest = hashlib.sha256(f"{seed}:{query_key}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
