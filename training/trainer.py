@@ -273,6 +273,9 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, device) -> dict:
 
 def save_model(model, tokenizer, out_dir: Path, *, config: TrainConfig, train_data: DataFile, base_model, result: TrainResult) -> None:
     """Write the model, tokenizer, training parameters and model card into ``out_dir``."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.model_max_length = config.max_length  # CrossEncoder reads its max length from here
     model.config.num_labels = 1

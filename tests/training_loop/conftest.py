@@ -113,5 +113,5 @@ def trained_model(tiny_model, tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("trained")
     data = read_data_file(write_jsonl(root / "train.jsonl", synthetic_listwise(48, seed=1)))
-    train(config=TrainConfig(**FAST_RUN), train_data=data, base_model=tiny_model, out_dir=root / "model")
+    train(config=TrainConfig(**{**FAST_RUN, "epochs": 12}), train_data=data, base_model=tiny_model, out_dir=root / "model")
     return root / "model"

@@ -1,0 +1,124 @@
+"""POST /api/rerank and the staff search preview."""
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from annotate.models import Candidate, Collection, Document, Judgment, Membership, Query
+from training import registry
+from training.models import ModelVersion
+from training.rerank import MAX_DOCUMENTS, clear_cache
+
+pytestmark = pytest.mark.django_db
+URL = "/api/rerank"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_cache():
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture
+def collection():
+    return Collection.objects.create(slug="rr", name="rr", tokenizer="whitespace")
+
+
+@pytest.fixture
+def promoted(collection, trained_model):
+    return registry.promote(version=ModelVersion.objects.create(collection=collection, path=str(trained_model)))
+
+
+@pytest.fixture
+def member(collection):
+    user = get_user_model().objects.create_user("member", password="pw-123456789")
+    Membership.objects.create(collection=collection, user=user)
+    return user
+
+
+def post(client, user, payload):
+    if user is not None:
+        client.force_login(user)
+    return client.post(URL, payload, content_type="application/json")
+
+
+def test_the_promoted_model_orders_documents_by_grade(client, member, promoted):
+    documents = ["w1 w2 w3", "w4 good w5", "w6 best w7", "meh w8"]
+    response = post(client, member, {"query": "query q1", "documents": documents, "top_k": 3, "collection": "rr"})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["model"] == {"version": promoted.pk, "collection": "rr"}
+    top = [r["index"] for r in body["results"]]
+    assert set(top[:2]) == {1, 2}  # "best" and "good" above "meh" and the unmarked document
+    assert len(body["scores"]) == 4 and body["results"][0]["score"] == max(body["scores"])
+
+
+def test_a_promotion_is_picked_up_without_a_restart(client, member, promoted, collection, trained_model, tmp_path):
+    import shutil
+
+    assert post(client, member, {"query": "q", "documents": ["a"], "collection": "rr"}).json()["model"]["version"] == promoted.pk
+    copy = shutil.copytree(trained_model, tmp_path / "copy")
+    newer = registry.promote(version=ModelVersion.objects.create(collection=collection, path=str(copy)))
+    assert post(client, member, {"query": "q", "documents": ["a"], "collection": "rr"}).json()["model"]["version"] == newer.pk
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"query": "  ", "documents": ["a"]}, "query"),
+    ({"documents": ["a"]}, "query"),
+    ({"query": "q", "documents": []}, "documents"),
+    ({"query": "q", "documents": ["a", 3]}, "documents"),
+    ({"query": "q", "documents": "a"}, "documents"),
+    ({"query": "q", "documents": ["a"] * (MAX_DOCUMENTS + 1)}, "documents"),
+    ({"query": "q", "documents": ["a"], "top_k": 0}, "top_k"),
+    ({"query": "q", "documents": ["a"], "top_k": MAX_DOCUMENTS + 1}, "top_k"),
+])
+def test_bad_input_gets_400_naming_the_field(client, member, promoted, payload, field):
+    response = post(client, member, payload)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_no_promoted_model_is_503_with_the_reason(client, member, collection):
+    response = post(client, member, {"query": "q", "documents": ["a"], "collection": "rr"})
+    assert response.status_code == 503
+    assert "no reranker is promoted for collection rr" in response.json()["detail"]
+
+
+def test_anonymous_callers_are_refused_and_outsiders_do_not_see_the_collection(client, promoted):
+    assert post(client, None, {"query": "q", "documents": ["a"]}).status_code in (401, 403)
+    outsider = get_user_model().objects.create_user("outsider", password="pw-123456789")
+    assert post(client, outsider, {"query": "q", "documents": ["a"], "collection": "rr"}).status_code == 404
+
+
+def test_search_preview_recalls_with_bm25_reranks_and_shows_judgments(client, collection, promoted, staff_user, member):
+    texts = {"d1": "w1 w2 meh", "d2": "w1 best", "d3": "w1 good w9", "d4": "w30 w31"}
+    documents = {ext: Document.objects.create(collection=collection, external_id=ext, text=text, content_hash=ext)
+                 for ext, text in texts.items()}
+    query = Query.objects.create(collection=collection, external_id="q", text="w1", content_hash="q")
+    candidate = Candidate.objects.create(collection=collection, query=query, document=documents["d2"])
+    Judgment.objects.create(collection=collection, candidate=candidate, annotator=member, grade=3)
+    client.force_login(staff_user)
+    response = client.get(reverse("search-preview", args=["rr"]), {"q": "w1"})
+    assert response.status_code == 200
+    results = response.context["results"]
+    assert [r["document"].external_id for r in results] == ["d2", "d3", "d1"]  # d4 has no w1: not recalled
+    assert results[0]["grades"] == [3] and results[1]["grades"] == []
+    assert all(r["rerank"] is not None for r in results)
+    # Second search reuses the index saved under DATA_DIR for this corpus version.
+    from training.search import index_dir
+
+    assert (index_dir(collection) / "index" / "meta.json").is_file()
+
+
+def test_search_preview_and_runs_page_are_staff_only(client, member, collection):
+    client.force_login(member)
+    assert client.get(reverse("search-preview", args=["rr"]), {"q": "x"}).status_code == 403
+    assert client.get(reverse("training-runs", args=["rr"])).status_code == 403
+
+
+def test_runs_page_shows_progress(client, staff_user, collection):
+    client.force_login(staff_user)
+    response = client.get(reverse("training-runs", args=["rr"]))
+    assert response.status_code == 200 and b"No training runs yet" in response.content
