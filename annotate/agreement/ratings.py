@@ -183,7 +183,12 @@ def _refuse_repeated_pairs(item, annotator, item_ids, annotator_ids) -> None:
         repeated_keys = key[1:][key[1:] == key[:-1]]
     if repeated_keys.size:
         first = repeated_keys[0]
+        item_id, annotator_id = item_ids[first // annotator_ids.size], annotator_ids[first % annotator_ids.size]
         raise RatingsError(
-            f"item {item_ids[first // annotator_ids.size]!r} has more than one grade from annotator "
-            f"{annotator_ids[first % annotator_ids.size]!r}"
+            f"item {plain_label(item_id)!r} has more than one grade from annotator {plain_label(annotator_id)!r}"
         )
+
+
+def plain_label(label):
+    """A numpy scalar as the Python value it holds (so messages and JSON show 'q1', not np.str_('q1'))."""
+    return label.item() if isinstance(label, np.generic) else label

@@ -9,7 +9,7 @@ import numpy as np
 from .alpha import LEVELS, alpha_with_reason, bootstrap_alpha, coincidence_matrix, pairable, value_counts
 from .kappa import WEIGHTS, cohen_kappas, fleiss_kappa
 from .pairwise import pair_confusions, pairwise_agreement
-from .ratings import Ratings, Scale, as_scale
+from .ratings import Ratings, Scale, plain_label, as_scale
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ class AgreementResult:
         data["scale"] = str(self.scale)
         for name in ("alpha_nominal_ci95", "alpha_ordinal_ci95", "alpha_interval_ci95"):
             data[name] = list(data[name]) if data[name] is not None else None
-        data["pairs"] = [{**pair, "annotator_a": _plain(pair["annotator_a"]),
-                          "annotator_b": _plain(pair["annotator_b"])} for pair in data["pairs"]]
+        data["pairs"] = [{**pair, "annotator_a": plain_label(pair["annotator_a"]),
+                          "annotator_b": plain_label(pair["annotator_b"])} for pair in data["pairs"]]
         return data
 
 
@@ -182,6 +182,3 @@ def _number(value) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def _plain(label):
-    """numpy scalars -> Python int/str for JSON."""
-    return label.item() if hasattr(label, "item") else label
