@@ -1,0 +1,103 @@
+"""Staff pages for mining jobs: the list, one job's progress (polled), cancel; and the API."""
+from __future__ import annotations
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate.models import Collection
+
+from . import selectors, services
+from .models import MiningJob
+from .pipeline import MiningParamsError
+
+
+@staff_member_required
+@require_GET
+def job_list(request):
+    return render(request, "mining/jobs.html", {"jobs": selectors.recent_jobs()})
+
+
+@staff_member_required
+@require_GET
+def job_detail(request, job_id: int):
+    job = get_object_or_404(MiningJob.objects.select_related("collection"), pk=job_id)
+    return render(request, "mining/job.html", {"job": job, "progress": selectors.job_progress(job)})
+
+
+@staff_member_required
+@require_GET
+def job_progress(request, job_id: int):
+    job = get_object_or_404(MiningJob.objects.select_related("collection"), pk=job_id)
+    return JsonResponse(selectors.job_progress(job))
+
+
+@staff_member_required
+@require_POST
+def job_cancel(request, job_id: int):
+    job = get_object_or_404(MiningJob, pk=job_id)
+    services.cancel_mining(job=job)
+    return redirect("mining-job", job_id=job.pk)
+
+
+JobSerializer = inline_serializer("MiningJobProgress", fields={
+    "id": serializers.IntegerField(), "collection": serializers.CharField(), "method": serializers.CharField(),
+    "status": serializers.CharField(), "queries_total": serializers.IntegerField(),
+    "queries_done": serializers.IntegerField(), "candidates_added": serializers.IntegerField(),
+    "eta_seconds": serializers.FloatField(allow_null=True), "warnings": serializers.ListField(),
+})
+
+
+class StartMiningApi(APIView):
+    """POST {"collection", "method", "depth"?, "negatives"?, "params"?}: start a mining job (staff)."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        collection = serializers.SlugField()
+        method = serializers.CharField()
+        depth = serializers.IntegerField(required=False)
+        negatives = serializers.IntegerField(required=False)
+        params = serializers.DictField(required=False)
+
+    @extend_schema(request=InputSerializer, responses={201: JobSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        collection = get_object_or_404(Collection, slug=data.validated_data["collection"])
+        try:
+            job = services.start_mining(
+                collection=collection, method=data.validated_data["method"],
+                depth=data.validated_data.get("depth"), negatives=data.validated_data.get("negatives"),
+                params=data.validated_data.get("params"), created_by=request.user,
+            )
+        except MiningParamsError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(selectors.job_progress(job), status=status.HTTP_201_CREATED)
+
+
+class MiningJobApi(APIView):
+    """GET a mining job's progress (staff)."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(responses={200: JobSerializer})
+    def get(self, request, job_id: int):
+        job = get_object_or_404(MiningJob.objects.select_related("collection"), pk=job_id)
+        return Response(selectors.job_progress(job))
+
+
+class CancelMiningJobApi(APIView):
+    """POST: cancel a mining job (staff); chunks already stored stay."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(request=None, responses={200: JobSerializer})
+    def post(self, request, job_id: int):
+        job = get_object_or_404(MiningJob.objects.select_related("collection"), pk=job_id)
+        return Response(selectors.job_progress(services.cancel_mining(job=job)))
