@@ -17,5 +17,6 @@ urlpatterns = [
     path("api/", include(training_urls.api_urls)),
     path("", include("annotate.urls")),
     path("", include(workbench_urls.pages)),
+    path("", include("mining.urls")),
     path("", include(training_urls.pages)),
 ]
