@@ -8,13 +8,13 @@ Pure numpy; no per-item Python loop on the hot path. Modules: `ratings` (input a
 `alpha` (Krippendorff's alpha and its bootstrap), `kappa` (Fleiss, Cohen), `pairwise` (percent
 agreement, per-pair tables), `report` (everything at once), `ratings_csv` (the CSV form).
 """
-from .alpha import LEVELS, bootstrap_alpha, coincidence_matrix, krippendorff_alpha, value_counts
+from .alpha import LEVELS, alpha_by_group, bootstrap_alpha, coincidence_matrix, krippendorff_alpha, value_counts
 from .kappa import cohen_kappas, fleiss_kappa
 from .ratings import Ratings, RatingsError, Scale, parse_scale
 from .report import AgreementResult, PairKappa, Support, compute_agreement
 
 __all__ = [
-    "LEVELS", "AgreementResult", "PairKappa", "Ratings", "RatingsError", "Scale", "Support",
+    "LEVELS", "AgreementResult", "alpha_by_group", "PairKappa", "Ratings", "RatingsError", "Scale", "Support",
     "bootstrap_alpha", "coincidence_matrix", "cohen_kappas", "compute_agreement", "fleiss_kappa",
     "krippendorff_alpha", "parse_scale", "value_counts",
 ]

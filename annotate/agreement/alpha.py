@@ -157,3 +157,28 @@ def _batched_alpha(coincidences: np.ndarray, level: Level, scale: Scale) -> np.n
     observed = (coincidences * distances).sum(axis=(1, 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(expected > 0, 1.0 - observed / expected, np.nan)
+
+
+def alpha_by_group(ratings: Ratings, item_group: np.ndarray, level: Level = "ordinal") -> np.ndarray:
+    """alpha within each group of items at once (e.g. per query, with candidates as items):
+    `item_group[i]` is the group (0..G-1) of item code i. NaN where a group's alpha is undefined.
+
+    Each item's coincidences are summed per group with one bincount per grade pair, then the
+    batched formula runs over all groups together — no loop over groups or items.
+    """
+    item_group = np.asarray(item_group, dtype=np.int64)
+    if item_group.shape != (ratings.n_items,):
+        raise ValueError(f"item_group needs one group per item ({ratings.n_items}), got shape {item_group.shape}")
+    size = ratings.scale.size
+    n_groups = int(item_group.max()) + 1 if item_group.size else 0
+    counts = value_counts(ratings).astype(np.float64)
+    judges = counts.sum(axis=1)
+    keep = judges >= 2
+    counts, group, judges = counts[keep], item_group[keep], judges[keep]
+    weighted = counts / (judges - 1)[:, None]
+    coincidences = np.empty((n_groups, size, size))
+    for c in range(size):
+        for k in range(size):
+            per_item = weighted[:, c] * (counts[:, k] - (c == k))
+            coincidences[:, c, k] = np.bincount(group, weights=per_item, minlength=n_groups)
+    return _batched_alpha(coincidences, level, ratings.scale)

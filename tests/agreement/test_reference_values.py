@@ -13,7 +13,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss
 
-from annotate.agreement import Ratings, compute_agreement, krippendorff_alpha
+from annotate.agreement import Ratings, alpha_by_group, compute_agreement, krippendorff_alpha
 
 from .conftest import equal_judges_matrix, random_matrix
 
@@ -123,3 +123,23 @@ def test_support_counts_the_items_and_grades_each_statistic_rests_on():
     assert result.support["krippendorff_alpha"].n_items == (per_item >= 2).sum()
     assert result.support["krippendorff_alpha"].n_judgments == per_item[per_item >= 2].sum()
     assert result.support["cohen_kappa"].n_pairs == sum(p.kappa_quadratic is not None for p in result.pairs)
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
+def test_alpha_per_group_equals_krippendorff_on_each_groups_items(level):
+    """Per-query alpha: groups of items (candidates of one query) scored all at once."""
+    matrix = random_matrix(9, annotators=5, items=90, missing=0.35)
+    matrix[:, 80:] = 1.0  # the last group: everyone gives the same grade -> undefined
+    ratings = Ratings.from_matrix(matrix)
+    group_of_column = np.arange(90) // 10
+    result = alpha_by_group(ratings, group_of_column[ratings.item_ids], level)
+    for group in range(9):
+        columns = matrix[:, group_of_column == group]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = krippendorff.alpha(columns, level_of_measurement=level, value_domain=[0, 1, 2, 3])
+        if np.isnan(expected):
+            assert np.isnan(result[group])
+        else:
+            assert result[group] == pytest.approx(expected, abs=1e-9)
+    assert np.isnan(result[8])
