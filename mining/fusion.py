@@ -14,6 +14,7 @@ from collections.abc import Hashable, Mapping, Sequence
 logger = logging.getLogger(__name__)
 
 DEFAULT_K = 60
+_RESCORE_BATCH = 1000  # documents per reranker call (training.rerank's MAX_DOCUMENTS)
 
 
 def source_weight(weights: Mapping[str, float] | None, source: str) -> float:
@@ -66,19 +67,24 @@ def rescore(collection, query_text: str, doc_texts: Sequence[str]) -> list[float
     """Scores of (query, doc) pairs by the collection's promoted reranker; None when there is none.
 
     training.rerank is imported lazily: mining works (without rescoring, with a logged note) on
-    a deployment where the training side is absent or broken.
+    a deployment where the training side is absent or broken. Its `rerank(query=, documents=,
+    collection=)` answers {"scores": [...]} in input order, or raises NoPromotedModel.
     """
     if not doc_texts:
         return []
     try:
-        from training.rerank import score_pairs
+        from training.rerank import NoPromotedModel, rerank
     except ImportError as exc:
-        logger.info("no rescoring for %s: training.rerank.score_pairs is unavailable (%s)", collection, exc)
+        logger.info("no rescoring for %s: training.rerank is unavailable (%s)", collection, exc)
         return None
-    scores = score_pairs(collection, query_text, list(doc_texts))
-    if scores is None:
+    scores: list[float] = []
+    try:
+        for start in range(0, len(doc_texts), _RESCORE_BATCH):
+            batch = list(doc_texts[start : start + _RESCORE_BATCH])
+            scores.extend(float(s) for s in rerank(query=query_text, documents=batch, collection=collection)["scores"])
+    except NoPromotedModel as exc:
+        logger.info("no rescoring for %s: %s", collection, exc)
         return None
-    scores = [float(score) for score in scores]
     if len(scores) != len(doc_texts):
-        raise ValueError(f"score_pairs returned {len(scores)} scores for {len(doc_texts)} documents")
+        raise ValueError(f"the reranker returned {len(scores)} scores for {len(doc_texts)} documents")
     return scores

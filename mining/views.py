@@ -1,7 +1,10 @@
 """Staff pages for mining jobs: the list, one job's progress (polled), cancel; and the API."""
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -15,6 +18,18 @@ from annotate.models import Collection
 from . import selectors, services
 from .models import MiningJob
 from .pipeline import MiningParamsError
+
+
+def staff_member_required(view):
+    """Logged-in staff only: others are sent to log in, or get 403 (not the admin's login page)."""
+    @login_required
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied("mining jobs are for staff")
+        return view(request, *args, **kwargs)
+
+    return guarded
 
 
 @staff_member_required

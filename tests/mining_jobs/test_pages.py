@@ -52,7 +52,7 @@ def test_annotators_and_anonymous_users_get_nothing(client, annotator, job):
     assert client.get(reverse("mining-job-progress", args=[job.pk])).status_code == 302
     assert client.get(reverse("api-mining-job", args=[job.pk])).status_code in (401, 403)
     client.force_login(annotator)
-    assert client.get(reverse("mining-job", args=[job.pk])).status_code == 302  # to the admin login
+    assert client.get(reverse("mining-job", args=[job.pk])).status_code == 403
     assert client.get(reverse("api-mining-job", args=[job.pk])).status_code == 403
     assert client.post(reverse("api-mining-jobs"), {"collection": "tiny", "method": "bm25"}).status_code == 403
     assert MiningJob.objects.count() == 1
