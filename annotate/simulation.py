@@ -1,0 +1,225 @@
+"""Simulated annotators: multi-annotator data with a known truth, for demos, benchmarks and tests.
+
+Each simulated annotator judges every candidate that has a *reference grade* — an imported
+non-human Judgment (qrels, labelled files). Where a candidate has several such sources, the
+reference is taken from the first in this order: sources starting with "qrels:", then "labels:",
+then any other; ties by source name (so the choice never depends on import order).
+
+Annotator i gives the reference grade with probability 1 - noise. Otherwise (an *error*) it gives,
+with probability 1 - random_share, a neighbouring grade (reference ± 1, one side picked at random,
+the only neighbour at 0 or 3), and with probability random_share a grade drawn uniformly from the
+three grades other than the reference. Every error differs from the reference, so the observed
+error rate estimates `noise` directly.
+
+Determinism: the random draws of annotator i for a candidate come from a hash of (seed, i, query
+external id, document external id) — not from a stream over the candidates — so they are the
+same whatever the order, whatever else the collection holds, on SQLite and on PostgreSQL.
+
+Idempotence: annotator i is the user `sim-<collection>-<i>`; a re-run judges only the candidates it
+has not judged yet (new candidates), so running twice adds nothing. Re-running with a different
+noise, seed or random share for an existing simulated annotator is refused (SimulationError):
+its judgments were drawn with the old parameters and silently mixing two noise levels would make
+the "known truth" wrong. Use another collection, or delete those users first.
+
+Each judgment gets a JudgmentRevision (changed_by = the simulated user, reason "simulated"), like a
+person's first grade, so history and "who changed what" look the same for every judgment. Judgments
+carry the collection's guideline_version. Simulated judgments do not touch Candidate.coverage:
+they never take an assignment slot from a person.
+
+Writes are batched multi-row inserts (annotate.importing.fastinsert), BATCH pairs at a time.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from .importing.fastinsert import insert_rows
+from .models import GRADE_MAX, AnnotatorProfile, Candidate, Collection, Judgment, JudgmentRevision, Membership
+
+BATCH = 20_000
+_MASK64 = (1 << 64) - 1
+
+
+class SimulationError(ValueError):
+    """Bad simulation parameters, or parameters that conflict with existing simulated annotators."""
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    annotators: int
+    noise: float
+    seed: int = 0
+    random_share: float = 0.0
+
+    def check(self) -> None:
+        if not isinstance(self.annotators, int) or not 1 <= self.annotators <= 1000:
+            raise SimulationError(f"--annotators must be an integer from 1 to 1000, got {self.annotators!r}")
+        if not 0.0 <= self.noise <= 1.0:
+            raise SimulationError(f"--noise must be within 0..1, got {self.noise!r}")
+        if not 0.0 <= self.random_share <= 1.0:
+            raise SimulationError(f"--random-share must be within 0..1, got {self.random_share!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise SimulationError(f"--seed must be a non-negative integer, got {self.seed!r}")
+
+    def profile(self, index: int) -> dict:
+        return {"noise": self.noise, "seed": self.seed, "random_share": self.random_share, "index": index}
+
+
+def simulated_username(collection: Collection, index: int) -> str:
+    return f"sim-{collection.slug}-{index}"
+
+
+def source_rank(source: str) -> tuple[int, str]:
+    """Which imported source is the reference when a candidate has several (lowest wins)."""
+    for rank, prefix in enumerate(("qrels:", "labels:")):
+        if source.startswith(prefix):
+            return (rank, source)
+    return (2, source)
+
+
+def reference_grades(collection: Collection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(candidate pks, reference grades, 64-bit pair keys) of every candidate with a reference grade."""
+    best: dict[int, tuple[tuple[int, str], int]] = {}
+    rows = (Judgment.objects.filter(collection=collection, annotator__isnull=True, grade__isnull=False,
+                                    withdrawn=False)
+            .values_list("candidate_id", "source", "grade").iterator(chunk_size=BATCH))
+    for candidate_id, source, grade in rows:
+        rank = source_rank(source)
+        prior = best.get(candidate_id)
+        if prior is None or rank < prior[0]:
+            best[candidate_id] = (rank, grade)
+    pks = np.fromiter(sorted(best), dtype=np.int64, count=len(best))
+    grades = np.fromiter((best[pk][1] for pk in pks.tolist()), dtype=np.int64, count=len(best))
+    keys = np.zeros(len(pks), dtype=np.uint64)
+    position = {pk: i for i, pk in enumerate(pks.tolist())}
+    names = (Candidate.objects.filter(collection=collection)
+             .values_list("pk", "query__external_id", "document__external_id").iterator(chunk_size=BATCH))
+    for pk, query_id, doc_id in names:
+        at = position.get(pk)
+        if at is not None:
+            keys[at] = pair_key(query_id, doc_id)
+    return pks, grades, keys
+
+
+def pair_key(query_id: str, doc_id: str) -> int:
+    digest = hashlib.blake2b(f"{query_id}\x1f{doc_id}".encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _splitmix(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, vectorised: a well-mixed 64-bit hash of each value."""
+    z = values.copy()
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
+
+
+def _uniforms(keys: np.ndarray, seed: int, index: int, stream: int) -> np.ndarray:
+    """Uniform [0, 1) draws, one per pair key, for (seed, annotator index, stream)."""
+    salt = pair_key(f"{seed}:{index}:{stream}", "sim") & _MASK64
+    with np.errstate(over="ignore"):
+        mixed = _splitmix(keys ^ np.uint64(salt))
+    return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def simulated_grades(reference: np.ndarray, keys: np.ndarray, *, noise: float, random_share: float,
+                     seed: int, index: int) -> np.ndarray:
+    """Annotator `index`'s grades for the pairs with these reference grades and keys."""
+    is_error = _uniforms(keys, seed, index, 0) < noise
+    is_random = _uniforms(keys, seed, index, 1) < random_share
+    pick = _uniforms(keys, seed, index, 2)
+    # A neighbour: up or down by one at random; at the ends of the scale the only neighbour.
+    step = np.where(pick < 0.5, -1, 1)
+    step = np.where(reference == 0, 1, np.where(reference == GRADE_MAX, -1, step))
+    neighbour = reference + step
+    # Uniform over the other three grades: an offset of 1..3 modulo 4.
+    other = (reference + 1 + np.minimum((pick * 3).astype(np.int64), 2)) % (GRADE_MAX + 1)
+    error_grade = np.where(is_random, other, neighbour)
+    return np.where(is_error, error_grade, reference).astype(np.int64)
+
+
+@dataclass
+class SimulationReport:
+    annotators: list[str]
+    created_annotators: int
+    judgments_added: int
+    reference_pairs: int
+
+    def as_dict(self) -> dict:
+        return {"annotators": self.annotators, "created_annotators": self.created_annotators,
+                "judgments_added": self.judgments_added, "reference_pairs": self.reference_pairs}
+
+
+@transaction.atomic
+def simulate_annotators(*, collection: Collection, params: SimulationParams,
+                        progress: Callable[[int], None] | None = None) -> SimulationReport:
+    """Create (or reuse) the simulated annotators and add their missing judgments."""
+    params.check()
+    users, created = _simulated_users(collection, params)
+    pks, reference, keys = reference_grades(collection)
+    added = 0
+    for index, user in enumerate(users, start=1):
+        grades = simulated_grades(reference, keys, noise=params.noise, random_share=params.random_share,
+                                  seed=params.seed, index=index)
+        judged = set(Judgment.objects.filter(collection=collection, annotator=user)
+                     .values_list("candidate_id", flat=True).iterator(chunk_size=BATCH))
+        todo = [(pk, grade) for pk, grade in zip(pks.tolist(), grades.tolist()) if pk not in judged]
+        for start in range(0, len(todo), BATCH):
+            batch = todo[start:start + BATCH]
+            _insert_judgments(collection, user, batch)
+            added += len(batch)
+            if progress:
+                progress(len(batch))
+    return SimulationReport([u.username for u in users], created, added, len(pks))
+
+
+def _simulated_users(collection: Collection, params: SimulationParams) -> tuple[list, int]:
+    User = get_user_model()
+    users, created = [], 0
+    for index in range(1, params.annotators + 1):
+        username = simulated_username(collection, index)
+        user = User.objects.filter(username=username).first()
+        wanted = params.profile(index)
+        if user is None:
+            user = User(username=username)
+            user.set_unusable_password()
+            user.save()
+            AnnotatorProfile.objects.create(user=user, is_simulated=True, simulation=wanted)
+            created += 1
+        profile = AnnotatorProfile.objects.filter(user=user).first()
+        if profile is None or not profile.is_simulated:
+            raise SimulationError(f"user '{username}' exists and is not a simulated annotator")
+        elif _differs(profile.simulation, wanted):
+            old = profile.simulation
+            raise SimulationError(
+                f"simulated annotator '{username}' was made with noise={old.get('noise')}, seed={old.get('seed')}, "
+                f"random_share={old.get('random_share')}; refusing to add judgments with noise={params.noise}, "
+                f"seed={params.seed}, random_share={params.random_share} (use the same parameters, "
+                f"or another collection)"
+            )
+        Membership.objects.get_or_create(collection=collection, user=user)
+        users.append(user)
+    return users, created
+
+
+def _differs(old: dict, new: dict) -> bool:
+    return any(old.get(key) != new[key] for key in ("noise", "seed", "random_share"))
+
+
+def _insert_judgments(collection: Collection, user, batch: list[tuple[int, int]]) -> None:
+    rows = [(collection.pk, candidate_pk, user.pk, grade, collection.guideline_version) for candidate_pk, grade in batch]
+    newest = Judgment.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    returned = insert_rows(Judgment, ("collection_id", "candidate_id", "annotator_id", "grade", "guideline_version"),
+                           rows, returning=("grade",))
+    if returned is None:  # SQLite returns no ids: the new rows are this user's above the old maximum
+        returned = list(Judgment.objects.filter(annotator=user, pk__gt=newest).values_list("pk", "grade"))
+    revisions = [(judgment_pk, user.pk, grade, "simulated") for judgment_pk, grade in returned]
+    insert_rows(JudgmentRevision, ("judgment_id", "changed_by_id", "new_grade", "reason"), revisions)
