@@ -1,10 +1,58 @@
+"""Pages: the collections list, and the staff pages that import data and follow an import."""
+from __future__ import annotations
+
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
 
 from . import selectors
+from .forms import ImportForm
+from .models import ImportJob
+from .services.imports import UploadRejected, start_import
+from .totals import totals_by_collection
+
+
+def _require_staff(request) -> None:
+    if not request.user.is_staff:
+        raise PermissionDenied("staff only")
 
 
 @login_required
+@require_GET
 def home(request):
-    collections = selectors.collections_visible_to(request.user)
-    return render(request, "annotate/home.html", {"collections": collections})
+    collections = list(selectors.collections_visible_to(request.user))
+    totals = totals_by_collection(collections)
+    rows = [{"collection": collection, "totals": totals[collection.pk]} for collection in collections]
+    return render(request, "annotate/home.html", {"rows": rows})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_new(request):
+    _require_staff(request)
+    form = ImportForm(request.POST or None, request.FILES or None,
+                      initial={"collection": request.GET.get("collection", "")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = start_import(collection_slug=form.cleaned_data["collection"], files=form.files_for_import(),
+                               created_by=request.user)
+        except UploadRejected as rejected:
+            for field, messages in rejected.errors.items():
+                for message in messages:
+                    form.add_error(None if field not in form.fields else field, message)
+        else:
+            return redirect("import-job", job_id=job.pk)
+    return render(request, "annotate/import_new.html", {"form": form})
+
+
+@login_required
+@require_GET
+def import_job(request, job_id: int):
+    _require_staff(request)
+    job = get_object_or_404(ImportJob.objects.select_related("collection", "created_by"), pk=job_id)
+    return render(request, "annotate/import_job.html", {
+        "job": job, "status_url": reverse("api-import-job", args=[job.pk]),
+        "finished": job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED),
+    })

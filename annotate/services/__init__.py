@@ -1,0 +1,1 @@
+"""Services of the annotate app that change state (keyword-only, typed); one module per area."""
