@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from .admin_paging import CappedCountPaginator
+from .export.admin import SimulatedAnnotatorFilter, export_listwise_snapshot
 from .models import (
     AnnotatorProfile,
     Candidate,
@@ -95,6 +96,7 @@ class CollectionAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "overlap_k", "lease_minutes", "guideline_version", "judging_view", "is_active",
                     "created_at")
     list_filter = ("is_active", "judging_view")
+    actions = [export_listwise_snapshot]
     search_fields = ("slug", "name")
     readonly_fields = ("corpus_version", "created_at")
     show_facets = admin.ShowFacets.NEVER
@@ -219,7 +221,7 @@ class JudgmentAdmin(ReadOnlyAdmin):
 
     list_display = ("id", "collection", "candidate", "who", "grade", "skipped", "flagged", "withdrawn",
                     "guideline_version", "created_at")
-    list_filter = ("collection", SourceListFilter, "skipped", "flagged", "withdrawn", "grade")
+    list_filter = ("collection", SourceListFilter, SimulatedAnnotatorFilter, "skipped", "flagged", "withdrawn", "grade")
     list_select_related = ("collection", "candidate", "annotator")
     inlines = [JudgmentRevisionInline]
     search_fields = ("=annotator__username", "=source", "=candidate__id")

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/", include("annotate.api_urls")),
     path("api/", include(workbench_urls.api)),
     path("api/", include(training_urls.api_urls)),
+    path("", include("annotate.export.urls")),
     path("", include("annotate.urls")),
     path("", include(workbench_urls.pages)),
     path("", include("mining.urls")),

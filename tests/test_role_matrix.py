@@ -68,6 +68,13 @@ RULES: dict[str, Rule] = {
     "api-task-undo": Rule("POST", task, API_TASK_OWNER_ONLY, data={}),
     "api-task-finish": Rule("POST", task, API_TASK_OWNER_ONLY),
     "api-task-release": Rule("POST", task, API_TASK_OWNER_ONLY),
+    # Exports are staff only (annotate/export/): the download page, the job API and its file.
+    "export-download": Rule("GET", lambda w: {"slug": w.collection.slug, "format": "listwise"},
+                            {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "staff": OK}),
+    "api-export-start": Rule("POST", slug, API_STAFF, data={}),
+    "api-export": Rule("GET", lambda w: {"snapshot_id": w.collection.export_snapshots.create(format="listwise").pk}, API_STAFF),
+    "api-export-file": Rule("GET", lambda w: {"snapshot_id": w.collection.export_snapshots.create(format="listwise").pk},
+                            API_STAFF),
 }
 # Django's admin guards itself (staff only, its own login); checked once below through its index.
 IGNORED_NAMESPACES = {"admin"}

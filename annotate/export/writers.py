@@ -1,0 +1,128 @@
+"""One writer per export format: query groups in, lines of text out.
+
+- listwise (DESIGN.md): one line per query
+  `{"query_id","query","split","candidates":[{"doc_id","doc","label","soft_label","weight","n_judgments","sources"}]}`
+- pointwise: one line per pair `{"query_id","query","doc_id","doc","label","weight"}`
+- pairwise: `{"query_id","query","positive_id","positive","negative_id","negative","weight","margin"}` for
+  pairs of one query whose labels differ; margin = the label difference, weight = the product of
+  the two candidates' weights (both labels must be right for the preference to be). At most
+  `max_pairs_per_query` per query: the largest margins first, then the highest weights, then by
+  document ids — clear preferences before fine ones, and always the same pairs.
+- qrels: TREC `query_id 0 doc_id label`; ids only. An id containing whitespace cannot be written
+  in this format and fails the export (ExportDataError names it).
+- flagembedding (FlagEmbedding's reranker/embedder training files):
+  `{"query","pos":[...],"neg":[...],"pos_scores":[...],"neg_scores":[...]}`; positives are labels
+  >= positive_grade, scores are the soft labels; a query without a positive or without a negative
+  is left out (FlagEmbedding samples negatives from the list and needs at least one of each).
+
+JSON is written compact, UTF-8, not ASCII-escaped, keys in a fixed order, no timestamps, so the
+same data gives the same bytes. Text is written exactly as stored: a query or document starting
+with = + - or @ is data for a trainer, not a spreadsheet cell, and altering it would change what
+the model learns; anyone opening an export in a spreadsheet must import it as text.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import re
+from collections.abc import Iterable, Iterator
+
+from .filters import ExportParams
+from .records import QueryGroup
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_WHITESPACE = re.compile(r"\s")
+
+
+class ExportDataError(ValueError):
+    """The data cannot be written in the requested format (the message says which row and why)."""
+
+
+class Writer:
+    extension = "jsonl"
+
+    def __init__(self, params: ExportParams):
+        self.params = params
+        self.counts = {"lines": 0, "queries": 0, "candidates": 0}
+
+    def lines(self, groups: Iterable[QueryGroup]) -> Iterator[str]:
+        for group in groups:
+            written = 0
+            for line in self.group_lines(group):
+                written += 1
+                yield line
+            if written:
+                self.counts["lines"] += written
+                self.counts["queries"] += 1
+                self.counts["candidates"] += len(group.candidates)
+
+    def group_lines(self, group: QueryGroup) -> Iterator[str]:
+        raise NotImplementedError
+
+
+class ListwiseWriter(Writer):
+    def group_lines(self, group: QueryGroup) -> Iterator[str]:
+        candidates = [
+            {"doc_id": c.doc_id, "doc": c.doc, "label": c.label, "soft_label": c.soft_label, "weight": c.weight,
+             "n_judgments": c.n_judgments, "sources": c.sources}
+            for c in group.candidates
+        ]
+        yield _dumps({"query_id": group.query_id, "query": group.query, "split": group.split,
+                      "candidates": candidates}) + "\n"
+
+
+class PointwiseWriter(Writer):
+    def group_lines(self, group: QueryGroup) -> Iterator[str]:
+        for c in group.candidates:
+            yield _dumps({"query_id": group.query_id, "query": group.query, "doc_id": c.doc_id, "doc": c.doc,
+                          "label": c.label, "weight": c.weight}) + "\n"
+
+
+class PairwiseWriter(Writer):
+    def group_lines(self, group: QueryGroup) -> Iterator[str]:
+        candidates = group.candidates
+        pairs = (
+            (b.label - a.label, a.weight * b.weight, b.doc_id, a.doc_id, b, a)
+            for a in candidates for b in candidates if b.label > a.label
+        )
+        best = heapq.nsmallest(self.params.max_pairs_per_query, pairs, key=lambda p: (-p[0], -p[1], p[2], p[3]))
+        for margin, weight, _, _, positive, negative in best:
+            yield _dumps({"query_id": group.query_id, "query": group.query, "positive_id": positive.doc_id,
+                          "positive": positive.doc, "negative_id": negative.doc_id, "negative": negative.doc,
+                          "weight": round(weight, 6), "margin": margin}) + "\n"
+
+
+class QrelsWriter(Writer):
+    extension = "qrels"
+
+    def group_lines(self, group: QueryGroup) -> Iterator[str]:
+        _check_id("query id", group.query_id)
+        for c in group.candidates:
+            _check_id(f"doc id (query '{group.query_id}')", c.doc_id)
+            yield f"{group.query_id} 0 {c.doc_id} {c.label}\n"
+
+
+class FlagEmbeddingWriter(Writer):
+    def group_lines(self, group: QueryGroup) -> Iterator[str]:
+        threshold = self.params.positive_grade
+        positives = [c for c in group.candidates if c.label >= threshold]
+        negatives = [c for c in group.candidates if c.label < threshold]
+        if not positives or not negatives:
+            return
+        yield _dumps({"query": group.query, "pos": [c.doc for c in positives], "neg": [c.doc for c in negatives],
+                      "pos_scores": [c.soft_label for c in positives],
+                      "neg_scores": [c.soft_label for c in negatives]}) + "\n"
+
+
+def _check_id(what: str, value: str) -> None:
+    if not value or _WHITESPACE.search(value):
+        raise ExportDataError(f"{what} {value!r} is empty or contains whitespace; TREC qrels cannot hold it")
+
+
+WRITERS: dict[str, type[Writer]] = {
+    "listwise": ListwiseWriter,
+    "pointwise": PointwiseWriter,
+    "pairwise": PairwiseWriter,
+    "qrels": QrelsWriter,
+    "flagembedding": FlagEmbeddingWriter,
+}
