@@ -19,7 +19,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from ..models import Collection, ImportJob
@@ -224,16 +224,17 @@ class ProgressWriter:
         self.interval = interval
         self.last = 0.0
         self.side = None
-        if connection.vendor != "sqlite":
-            self.side = type(connection)({**connection.settings_dict, "CONN_MAX_AGE": 0}, alias="import-progress")
+        main = connections[ImportJob.objects.db]
+        if main.vendor != "sqlite":
+            self.side = type(main)({**main.settings_dict, "CONN_MAX_AGE": 0}, alias="import-progress")
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
         if self.side is None or (now - self.last < self.interval and done < total):
             return
         self.last = now
-        table = self.side.ops.quote_name(ImportJob._meta.db_table)
         try:
+            table = self.side.ops.quote_name(ImportJob._meta.db_table)
             with self.side.cursor() as cursor:
                 cursor.execute(f"UPDATE {table} SET bytes_done = %s, bytes_total = %s WHERE id = %s",
                                [done, total, self.job_id])
