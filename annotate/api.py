@@ -55,7 +55,8 @@ class ImportStartApi(APIView):
     @extend_schema(
         request={"multipart/form-data": InputSerializer},
         responses={202: ImportJobOutputSerializer,
-                   400: OpenApiResponse(description="bad input: {field: [reason]}, e.g. {\"qrels\": [\"qrels.tsv: empty file\"]}")},
+                   400: OpenApiResponse(description='bad input: {field: [reason]}, e.g. '
+                                                    '{"qrels": ["qrels.tsv: empty file"]}')},
         summary="Start an import (staff); poll the job's url until status is done or failed",
     )
     def post(self, request, slug: str):

@@ -27,14 +27,17 @@ class MultipleFileField(forms.FileField):
 class ImportForm(forms.Form):
     # Empty files pass the fields: the service refuses them with a message that names the file.
     collection = forms.CharField(
-        max_length=64, help_text="An existing collection, or a new one to create (lower-case letters, digits, - and _).",
-        widget=forms.TextInput(attrs={"list": "collection-slugs", "autocomplete": "off"}),
+        max_length=64, widget=forms.TextInput(attrs={"list": "collection-slugs", "autocomplete": "off"}),
+        help_text="An existing collection, or a new one to create (lower-case letters, digits, - and _).",
     )
-    corpus = forms.FileField(required=False, allow_empty_file=True, help_text="BEIR corpus JSONL: {\"_id\", \"title\"?, \"text\"}")
-    queries = forms.FileField(required=False, allow_empty_file=True, help_text="BEIR queries JSONL: {\"_id\", \"text\"}")
-    qrels = forms.FileField(required=False, allow_empty_file=True, help_text="BEIR TSV (query-id corpus-id score) or TREC (qid 0 docid grade)")
+    corpus = forms.FileField(required=False, allow_empty_file=True,
+                             help_text='BEIR corpus JSONL: {"_id", "title"?, "text"}')
+    queries = forms.FileField(required=False, allow_empty_file=True, help_text='BEIR queries JSONL: {"_id", "text"}')
+    qrels = forms.FileField(required=False, allow_empty_file=True,
+                            help_text="BEIR TSV (query-id corpus-id score) or TREC (qid 0 docid grade)")
     run = forms.FileField(required=False, allow_empty_file=True, help_text="TREC run: qid Q0 docid rank score tag")
-    labels = MultipleFileField(required=False, allow_empty_file=True, help_text="Pointwise, pairwise or listwise JSONL; several allowed")
+    labels = MultipleFileField(required=False, allow_empty_file=True,
+                               help_text="Pointwise, pairwise or listwise JSONL; several allowed")
 
     def existing_slugs(self) -> list[str]:
         return list(Collection.objects.order_by("slug").values_list("slug", flat=True)[:500])

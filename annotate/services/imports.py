@@ -52,7 +52,8 @@ def safe_file_name(name: str, *, fallback: str) -> str:
     base = re.sub(r"[^\w.-]", "_", base).lstrip(".")
     if len(base) > MAX_FILE_NAME:
         stem, dot, suffix = base.rpartition(".")
-        base = (stem[: MAX_FILE_NAME - len(suffix) - 1] + dot + suffix) if dot and len(suffix) < 16 else base[:MAX_FILE_NAME]
+        keep_suffix = dot and len(suffix) < 16
+        base = stem[: MAX_FILE_NAME - len(suffix) - 1] + dot + suffix if keep_suffix else base[:MAX_FILE_NAME]
     return base or fallback
 
 
@@ -140,7 +141,9 @@ def start_import(*, collection_slug: str, files: dict[str, UploadedFile | Sequen
 
 
 def _store(uploads: list[tuple[str, UploadedFile, str]], directory: Path) -> dict:
-    directory.mkdir(parents=True, exist_ok=False)
+    # The job id is new, so anything already there is left over from another database (a dev reset).
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
     stored: dict = {}
     for field, upload, name in uploads:
         path = directory / name

@@ -95,7 +95,8 @@ def test_nothing_that_holds_judgments_can_be_deleted(as_staff, rows, model):
 
 def _uncapped_counts(queries) -> list[str]:
     """COUNT queries that are not over a LIMITed subquery: a full count of a (filtered) table."""
-    return [q["sql"] for q in queries if re.search(r"COUNT\(", q["sql"], re.I) and not re.search(r"\bLIMIT\b", q["sql"], re.I)]
+    return [q["sql"] for q in queries
+            if re.search(r"COUNT\(", q["sql"], re.I) and not re.search(r"\bLIMIT\b", q["sql"], re.I)]
 
 
 @pytest.mark.parametrize("query", ["", "?collection__id__exact={c}", "?source=people", "?q=ann1"])
