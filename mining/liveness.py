@@ -65,10 +65,21 @@ class Heartbeat:
         return False
 
 
+def new_watch_token(job_pk: int, *, ttl: float) -> str:
+    """Make a new watcher the job's current one; older watchers find their token replaced."""
+    import uuid
+
+    token = uuid.uuid4().hex
+    _redis().set(f"mining:watch:{job_pk}", token, ex=int(ttl) + 1)
+    return token
+
+
+def is_current_watch_token(job_pk: int, token: str) -> bool:
+    current = _redis().get(f"mining:watch:{job_pk}")
+    return current is not None and current.decode() == token
+
+
 def claim_once(name: str, seconds: int) -> bool:
-    """True for the first caller in `seconds` (a Redis SET NX): one watcher per job at a time."""
+    """True for the first caller in `seconds` (a Redis SET NX): an action at most once per period."""
     return bool(_redis().set(f"mining:once:{name}", "1", nx=True, ex=seconds))
 
-
-def release(name: str) -> None:
-    _redis().delete(f"mining:once:{name}")

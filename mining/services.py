@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from annotate.models import Candidate, Collection, Document, Judgment, Query
@@ -275,6 +275,23 @@ def stalled_chunks(job: MiningJob, *, is_alive: Callable[[MiningChunk], bool], g
     started_before = timezone.now() - timedelta(seconds=grace)
     running = MiningChunk.objects.filter(job=job, status=MiningChunk.Status.RUNNING, started_at__lt=started_before)
     return [chunk for chunk in running if not is_alive(chunk)]
+
+
+def orphaned_chunks(job: MiningJob, *, grace: float) -> list[MiningChunk]:
+    """Queued chunks that nobody is getting to: nothing running and no activity for `grace` s.
+
+    A worker that dies holding a reserved (not yet started) message leaves its chunk queued
+    with no message in the broker until its visibility timeout (an hour). When the job has
+    gone quiet, all its queued chunks are worth sending again: a duplicate message is harmless.
+    """
+    chunks = MiningChunk.objects.filter(job=job)
+    if chunks.filter(status=MiningChunk.Status.RUNNING).exists():
+        return []
+    latest = chunks.aggregate(started=Max("started_at"), finished=Max("finished_at"))
+    last = max((m for m in (job.started_at, latest["started"], latest["finished"]) if m is not None), default=None)
+    if last is not None and timezone.now() - last < timedelta(seconds=grace):
+        return []
+    return list(chunks.filter(status=MiningChunk.Status.QUEUED))
 
 
 def requeue_chunk(chunk: MiningChunk) -> bool:

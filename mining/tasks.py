@@ -11,7 +11,6 @@ connection dropped). Messages are acknowledged after the task ran (acks_late, gl
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 
 import redis.exceptions
@@ -30,7 +29,7 @@ RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "retry_backoff_max": 60
          "max_retries": 8}
 # How long after its start a chunk without a heartbeat counts as abandoned.
 STALL_GRACE = liveness.TTL + 5
-WATCH_SECONDS = 120
+WATCH_DELAY = STALL_GRACE + 1  # seconds between a job's watcher runs
 
 
 def _fail_unless_retrying(task, job: MiningJob, exc: Exception) -> None:
@@ -80,44 +79,50 @@ def mine_chunk(self, chunk_id: int) -> int | None:
 
 
 def tend(job: MiningJob) -> str:
-    """Give back abandoned chunks, finish the job when complete; what it found, for logs and tests."""
+    """Give back chunks lost with a dead worker, finish the job when complete, keep a watcher armed.
+
+    Two ways a chunk is lost when its worker dies (SIGKILL, machine gone): it was running (its
+    heartbeat stops: given back after STALL_GRACE), or its message was reserved but not started
+    (it stays queued with no message: when nothing is running and nothing happened for
+    STALL_GRACE, every queued chunk is sent again; a duplicate message finds its chunk done).
+    Returns the job's state, for logs and tests.
+    """
     job.refresh_from_db()
-    if job.status not in services.ACTIVE:
+    if job.status != MiningJob.Status.RUNNING:
         return job.status
-    if job.status == MiningJob.Status.PENDING:
-        return "pending"
     stalled = services.stalled_chunks(job, is_alive=liveness.is_alive, grace=STALL_GRACE)
     requeued = [chunk for chunk in stalled if services.requeue_chunk(chunk)]
     if requeued:
         logger.warning("mining job %s: chunk(s) %s of a dead worker given back", job.pk,
                        ", ".join(str(c.index) for c in requeued))
         enqueue_chunks(job, requeued)
+    orphans = services.orphaned_chunks(job, grace=STALL_GRACE)
+    if orphans and liveness.claim_once(f"resend:{job.pk}", STALL_GRACE):
+        logger.warning("mining job %s: nothing ran for %s s; chunk(s) %s sent again", job.pk, STALL_GRACE,
+                       ", ".join(str(c.index) for c in orphans))
+        enqueue_chunks(job, orphans)
     if services.finish_if_complete(job):
         return "done"
-    chunks = MiningChunk.objects.filter(job=job)
-    if not chunks.filter(status=MiningChunk.Status.QUEUED).exists() and chunks.filter(
-        status=MiningChunk.Status.RUNNING
-    ).exists() and liveness.claim_once(f"watch:{job.pk}", WATCH_SECONDS):
-        # Only running chunks are left and no later chunk will tend the job: watch them, so a
-        # chunk whose worker dies now is still given back without waiting for the beat.
-        watch_job.delay(job.pk)
+    arm_watcher(job.pk)
     return "running"
 
 
+def arm_watcher(job_id: int) -> None:
+    """One delayed `watch_job` per running job: the newest supersedes the ones before it.
+
+    The watcher is what tends a job when no chunk task is left to do it (the last chunks died
+    with their worker). Its message waits in a worker's memory (countdown), not occupying it.
+    """
+    token = liveness.new_watch_token(job_id, ttl=WATCH_DELAY * 4)
+    watch_job.apply_async((job_id, token), countdown=WATCH_DELAY)
+
+
 @shared_task(bind=True, **RETRY)
-def watch_job(self, job_id: int) -> None:
+def watch_job(self, job_id: int, token: str) -> str | None:
+    if not liveness.is_current_watch_token(job_id, token):
+        return None  # superseded by a newer watcher
     job = MiningJob.objects.filter(pk=job_id).first()
-    deadline = time.monotonic() + WATCH_SECONDS - 10
-    try:
-        while job is not None and time.monotonic() < deadline:
-            liveness.release(f"watch:{job_id}")  # let tend() start another watcher if needed
-            state = tend(job)
-            if state != "running" or not MiningChunk.objects.filter(job=job, status=MiningChunk.Status.RUNNING).exists():
-                return
-            liveness.claim_once(f"watch:{job_id}", WATCH_SECONDS)
-            time.sleep(liveness.INTERVAL)
-    finally:
-        liveness.release(f"watch:{job_id}")
+    return tend(job) if job is not None else None
 
 
 @shared_task(bind=True, **RETRY)

@@ -57,11 +57,15 @@ def test_a_killed_worker_is_replaced_and_the_job_completes_without_duplicates(
     chunks = MiningChunk.objects.filter(job=job).count()
     assert chunks == N_QUERIES // 5
 
-    # Let the first worker get going, then kill it while chunks remain.
-    wait_for(lambda: MiningJob.objects.get(pk=job.pk).queries_done >= 20, timeout=120, message="first chunks")
+    # Let the first worker get going, then kill it in the middle of a chunk while chunks remain.
+    def mid_chunk():
+        if MiningJob.objects.get(pk=job.pk).queries_done >= 20:
+            return MiningChunk.objects.filter(job=job, status="running").first()
+    wait_for(mid_chunk, timeout=120, interval=0.05, message="a chunk in progress after the first chunks")
     celery_worker_process.kill()
     job.refresh_from_db()
     assert job.status == "running" and job.queries_done < job.queries_total, "the job finished before the kill"
+    killed = MiningChunk.objects.filter(job=job, status="running").first()  # None if the kill fell between chunks
 
     replacement = WorkerProcess(redis_url=redis_url, data_dir=settings.DATA_DIR, log=tmp_path / "worker2.log").start()
     try:
@@ -75,6 +79,9 @@ def test_a_killed_worker_is_replaced_and_the_job_completes_without_duplicates(
     assert done.candidates_added == mined.count() > 0
     assert MiningChunk.objects.filter(job=job).aggregate(total=Sum("candidates_added"))["total"] == done.candidates_added
     assert not Candidate.objects.values("query", "document").annotate(n=Count("pk")).filter(n__gt=1).exists()
+    if killed is not None:  # the chunk that died with the first worker was mined again by the second
+        killed.refresh_from_db()
+        assert killed.status == "done" and killed.attempts >= 2
 
     # And mining again adds nothing.
     again = services.run_job_inline(services.start_mining(collection=collection, method="bm25", negatives=5,
