@@ -43,12 +43,39 @@ def task(world: "World") -> dict:
     return {"task_id": world.owners_task.pk}
 
 
+def import_job(world: "World") -> dict:
+    from annotate.models import ImportJob
+
+    return {"job_id": ImportJob.objects.create(collection=world.collection).pk}
+
+
+def mining_job(world: "World") -> dict:
+    from mining.models import MiningJob
+
+    return {"job_id": MiningJob.objects.create(collection=world.collection, method="bm25").pk}
+
+
+def training_run(world: "World") -> dict:
+    from annotate.models import ExportSnapshot
+    from training.models import TrainingRun
+
+    snapshot = ExportSnapshot.objects.create(collection=world.collection, format="listwise")
+    run = TrainingRun.objects.create(collection=world.collection, snapshot=snapshot, base_model="tiny",
+                                     status=TrainingRun.Status.DONE)
+    return {"run_id": run.pk}
+
+
+def run_with_slug(world: "World") -> dict:
+    return {**slug(world), **training_run(world)}
+
+
 PUBLIC = {role: OK for role in ROLES}
 PAGE_MEMBERS = {"anonymous": LOGIN, "outsider": HIDDEN, "annotator": OK, "staff": OK}
 API_MEMBERS = {"anonymous": DENIED, "outsider": HIDDEN, "annotator": OK, "staff": OK}
 API_STAFF = {"anonymous": DENIED, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "staff": OK}
 API_TASK_OWNER_ONLY = {"anonymous": DENIED, "outsider": HIDDEN, "annotator": HIDDEN, "staff": HIDDEN}
 API_LOGGED_IN = {"anonymous": DENIED, "outsider": OK, "annotator": OK, "staff": OK}
+PAGE_STAFF = {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "staff": OK}
 
 RULES: dict[str, Rule] = {
     "login": Rule("GET", expect=PUBLIC),
@@ -75,6 +102,29 @@ RULES: dict[str, Rule] = {
     "api-export": Rule("GET", lambda w: {"snapshot_id": w.collection.export_snapshots.create(format="listwise").pk}, API_STAFF),
     "api-export-file": Rule("GET", lambda w: {"snapshot_id": w.collection.export_snapshots.create(format="listwise").pk},
                             API_STAFF),
+    # Import (staff)
+    "import-new": Rule("GET", expect=PAGE_STAFF),
+    "import-job": Rule("GET", import_job, PAGE_STAFF),
+    "api-collections": Rule("GET", expect=API_LOGGED_IN),
+    "api-collection": Rule("GET", slug, API_MEMBERS),
+    "api-collection-imports": Rule("POST", slug, API_STAFF, data={}),
+    "api-import-job": Rule("GET", import_job, API_STAFF),
+    # Mining (staff)
+    "mining-jobs": Rule("GET", expect=PAGE_STAFF),
+    "mining-job": Rule("GET", mining_job, PAGE_STAFF),
+    "mining-job-progress": Rule("GET", mining_job, PAGE_STAFF),
+    "mining-job-cancel": Rule("POST", mining_job, PAGE_STAFF),
+    "api-mining-jobs": Rule("POST", expect=API_STAFF, data={}),
+    "api-mining-job": Rule("GET", mining_job, API_STAFF),
+    "api-mining-job-cancel": Rule("POST", mining_job, API_STAFF),
+    # Training and serving
+    "training-runs": Rule("GET", slug, PAGE_STAFF),
+    "training-run-cancel": Rule("POST", run_with_slug, PAGE_STAFF),
+    "search-preview": Rule("GET", slug, PAGE_STAFF),
+    "api-training-run-start": Rule("POST", slug, API_STAFF, data={}),
+    "api-training-run": Rule("GET", training_run, API_STAFF),
+    "api-training-run-cancel": Rule("POST", training_run, API_STAFF),
+    "api-rerank": Rule("POST", expect=API_LOGGED_IN, data={}),
 }
 # Django's admin guards itself (staff only, its own login); checked once below through its index.
 IGNORED_NAMESPACES = {"admin"}
