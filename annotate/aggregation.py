@@ -58,36 +58,45 @@ def aggregate(human: Sequence[tuple[int, float]], priors: Sequence[int] = (), *,
     """The pair's aggregate, or None when nothing gives it a label.
 
     human: (grade, reliability) per person's grade; priors: imported grades; adjudicated: the final
-    grade set by staff, if any.
+    grade set by staff, if any. (On the export's hot path: one pass over the judges into per-grade
+    totals, everything else from those four numbers.)
     """
     if adjudicated is not None:
         return Aggregate(adjudicated, round(adjudicated / GRADE_MAX, DIGITS), 1.0, len(human), True)
     if options.method == "adjudicated":
         return None
-    judges = list(human)
-    if priors and (options.priors == "always" or (options.priors == "fallback" and not judges)):
-        judges += [(grade, options.prior_reliability) for grade in priors]
-    if not judges:
+    per_grade = [0.0] * (GRADE_MAX + 1)
+    count = [0] * (GRADE_MAX + 1)
+    for grade, reliability in human:
+        per_grade[grade] += reliability
+        count[grade] += 1
+    if priors and (options.priors == "always" or (options.priors == "fallback" and not human)):
+        for grade in priors:
+            per_grade[grade] += options.prior_reliability
+            count[grade] += 1
+    n = count[0] + count[1] + count[2] + count[3]
+    if not n:
         return None
-    total = 0.0
-    for _, reliability in judges:
-        total += reliability
+    total = per_grade[0] + per_grade[1] + per_grade[2] + per_grade[3]
+    mass = total
     # All-unreliable judges still say which grade they gave: count them equally for the label,
     # but they give no confidence (evidence 0 -> weight 0).
-    weighted = judges if total > _EPS else [(grade, 1.0) for grade, _ in judges]
-    mass = total if total > _EPS else float(len(judges))
-    mean = sum(grade * r for grade, r in weighted) / mass
-    label = _label(weighted, mass, mean, options.method)
-    agreement = sum(r * (1.0 - abs(grade - label) / GRADE_MAX) for grade, r in weighted) / mass
+    if total <= _EPS:
+        per_grade = [float(c) for c in count]
+        mass = float(n)
+    mean = (per_grade[1] + 2 * per_grade[2] + 3 * per_grade[3]) / mass
+    label = _label(per_grade, mass, mean, options.method)
+    disagreement = 0.0
+    for grade in range(GRADE_MAX + 1):
+        if grade != label:
+            disagreement += per_grade[grade] * abs(grade - label)
+    agreement = 1.0 - disagreement / (GRADE_MAX * mass)
     evidence = 1.0 - math.exp(-total / options.tau)
     weight = min(1.0, max(0.0, agreement * evidence))
-    return Aggregate(label, round(mean / GRADE_MAX, DIGITS), round(weight, DIGITS), len(judges))
+    return Aggregate(label, round(mean / GRADE_MAX, DIGITS), round(weight, DIGITS), n)
 
 
-def _label(judges: list[tuple[int, float]], mass: float, mean: float, method: str) -> int:
-    per_grade = [0.0] * (GRADE_MAX + 1)
-    for grade, reliability in judges:
-        per_grade[grade] += reliability
+def _label(per_grade: list[float], mass: float, mean: float, method: str) -> int:
     if method == "mean":
         return min(GRADE_MAX, math.floor(mean + 0.5))
     if method == "majority":

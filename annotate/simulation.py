@@ -36,7 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from .importing.fastinsert import insert_rows
 from .models import GRADE_MAX, AnnotatorProfile, Candidate, Collection, Judgment, JudgmentRevision, Membership
@@ -215,11 +216,36 @@ def _differs(old: dict, new: dict) -> bool:
 
 
 def _insert_judgments(collection: Collection, user, batch: list[tuple[int, int]]) -> None:
+    if connection.vendor == "postgresql":
+        return _copy_judgments(collection, user, batch)
     rows = [(collection.pk, candidate_pk, user.pk, grade, collection.guideline_version) for candidate_pk, grade in batch]
     newest = Judgment.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    returned = insert_rows(Judgment, ("collection_id", "candidate_id", "annotator_id", "grade", "guideline_version"),
-                           rows, returning=("grade",))
-    if returned is None:  # SQLite returns no ids: the new rows are this user's above the old maximum
-        returned = list(Judgment.objects.filter(annotator=user, pk__gt=newest).values_list("pk", "grade"))
+    insert_rows(Judgment, ("collection_id", "candidate_id", "annotator_id", "grade", "guideline_version"), rows)
+    # SQLite returns no ids: the new rows are this (simulated, so only ours) user's above the old maximum.
+    returned = list(Judgment.objects.filter(annotator=user, pk__gt=newest).values_list("pk", "grade"))
     revisions = [(judgment_pk, user.pk, grade, "simulated") for judgment_pk, grade in returned]
     insert_rows(JudgmentRevision, ("judgment_id", "changed_by_id", "new_grade", "reason"), revisions)
+
+
+def _copy_judgments(collection: Collection, user, batch: list[tuple[int, int]]) -> None:
+    """PostgreSQL: COPY, several times faster than multi-row INSERTs at a million judgments."""
+    now = timezone.now()
+    version = collection.guideline_version
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        raw.execute(f"SELECT COALESCE(MAX(id), 0) FROM {Judgment._meta.db_table} WHERE annotator_id = %s", [user.pk])
+        newest = raw.fetchone()[0]
+        with raw.copy(f"COPY {Judgment._meta.db_table} (collection_id, candidate_id, annotator_id, source, grade, "
+                      "skipped, skip_reason, flagged, withdrawn, note, guideline_version, created_at, updated_at) "
+                      "FROM STDIN") as copy:
+            for candidate_pk, grade in batch:
+                copy.write_row((collection.pk, candidate_pk, user.pk, "", grade, False, "", False, False, "", version,
+                                now, now))
+        # Only this process writes this simulated user's judgments: the new rows are those above `newest`.
+        raw.execute(f"SELECT id, grade FROM {Judgment._meta.db_table} WHERE annotator_id = %s AND id > %s",
+                    [user.pk, newest])
+        returned = raw.fetchall()
+        with raw.copy(f"COPY {JudgmentRevision._meta.db_table} (judgment_id, changed_by_id, changed_by_source, "
+                      "changed_at, new_grade, old_skipped, new_skipped, reason, idempotency_key) FROM STDIN") as copy:
+            for judgment_pk, grade in returned:
+                copy.write_row((judgment_pk, user.pk, "", now, grade, False, False, "simulated", ""))
