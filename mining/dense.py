@@ -190,7 +190,7 @@ def unk_warning(unk_rate: float, *, what: str, model_dir: Path) -> str | None:
     if unk_rate <= UNK_WARNING_RATE:
         return None
     return (f"{what}: the model's tokenizer turns {unk_rate:.1%} of the tokens into [UNK] "
-            f"(over {UNK_WARNING_RATE:.0%}); dense retrieval with {model_dir.name} sees little of this text — "
+            f"(over {UNK_WARNING_RATE:.0%}); dense retrieval with {model_dir} sees little of this text — "
             f"use a model whose vocabulary covers its language, or bm25")
 
 
