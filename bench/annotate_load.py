@@ -196,10 +196,10 @@ class Client:
         return self.request("POST", path, body, {"Content-Type": "application/json"})
 
 
-def annotator_loop(port, username, slug, pace, stop_at, latencies, acknowledged, errors, rng):
-    client = Client(port)
+def annotator_loop(client, username, slug, pace, stop_at, latencies, acknowledged, errors, rng, start_delay=0.0):
     try:
-        client.login(username)
+        # People do not all start in the same second: annotators arrive over the ramp-up.
+        time.sleep(start_delay)
         while time.monotonic() < stop_at:
             started = time.perf_counter()
             status, data = client.post_json(f"/api/collections/{slug}/tasks/next/")
@@ -235,16 +235,24 @@ def annotator_loop(port, username, slug, pace, stop_at, latencies, acknowledged,
         errors[f"exception {type(exc).__name__}: {exc}"] += 1
 
 
-def run_load(port: int, slug: str, usernames: list[str], pace: str, duration: float, seed: int) -> dict:
+def run_load(port: int, slug: str, usernames: list[str], pace: str, duration: float, seed: int,
+             ramp_up: float = 10.0) -> dict:
     import numpy as np
 
     latencies: dict[str, list[float]] = defaultdict(list)
     acknowledged: set = set()
     errors: dict[str, int] = defaultdict(int)
+    # Logging in (a deliberately slow password hash) happens before the measured window.
+    clients = []
+    for name in usernames:
+        client = Client(port)
+        client.login(name)
+        clients.append(client)
     stop_at = time.monotonic() + duration
     threads = [
-        threading.Thread(target=annotator_loop, args=(port, name, slug, pace, stop_at, latencies, acknowledged,
-                                                      errors, random.Random(seed + i)), daemon=True)
+        threading.Thread(target=annotator_loop, args=(clients[i], name, slug, pace, stop_at, latencies, acknowledged,
+                                                      errors, random.Random(seed + i),
+                                                      ramp_up * i / max(1, len(usernames))), daemon=True)
         for i, name in enumerate(usernames)
     ]
     started = time.monotonic()
