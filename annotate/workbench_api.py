@@ -192,12 +192,7 @@ class FinishTaskApi(APIView):
                                             409: ErrorSerializer, 404: ErrorSerializer},
                    summary="Finish the task (every candidate graded or skipped)")
     def post(self, request, task_id: int):
-        lease = workbench.own_lease(request.user, task_id)
-        try:
-            lease = assignment.finish_task(lease=lease)
-        except assignment.AssignmentError as exc:
-            return _error(str(exc), status.HTTP_409_CONFLICT)
-        return Response({"status": lease.status})
+        return _change_task(request, task_id, assignment.finish_task)
 
 
 class ReleaseTaskApi(APIView):
@@ -207,12 +202,7 @@ class ReleaseTaskApi(APIView):
                                             409: ErrorSerializer, 404: ErrorSerializer},
                    summary="Give the task back; grades already given stay")
     def post(self, request, task_id: int):
-        lease = workbench.own_lease(request.user, task_id)
-        try:
-            lease = assignment.release_task(lease=lease)
-        except assignment.AssignmentError as exc:
-            return _error(str(exc), status.HTTP_409_CONFLICT)
-        return Response({"status": lease.status})
+        return _change_task(request, task_id, assignment.release_task)
 
 
 class PinApi(APIView):
@@ -241,6 +231,16 @@ class PinApi(APIView):
         except assignment.AssignmentError as exc:
             return _error(str(exc))
         return Response({"task": lease.pk}, status=status.HTTP_201_CREATED)
+
+
+def _change_task(request, task_id: int, change) -> Response:
+    """Finish or release one of the caller's tasks; a refused change is a 409 with the reason."""
+    lease = workbench.own_lease(request.user, task_id)
+    try:
+        lease = change(lease=lease)
+    except assignment.AssignmentError as exc:
+        return _error(str(exc), status.HTTP_409_CONFLICT)
+    return Response({"status": lease.status})
 
 
 def _valid(serializer_class, data):
