@@ -6,13 +6,13 @@ import pytest
 from annotate.models import ImportJob
 from annotate.services.imports import execute_import
 
-from ..browser.conftest import browser, login, page  # noqa: F401  (fixtures)
+from ..browser.conftest import login
 from .conftest import CORPUS, QRELS, QUERIES, jsonl, qrels_tsv
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_job_page_refreshes_itself_until_the_import_is_done(page, staff_user, redis_url, tmp_path):  # noqa: F811
+def test_the_job_page_refreshes_itself_until_the_import_is_done(page, staff_user, redis_url, tmp_path):
     files = {"corpus": jsonl(CORPUS), "queries": jsonl(QUERIES), "qrels": qrels_tsv(QRELS)}
     names = {"corpus": "corpus.jsonl", "queries": "queries.jsonl", "qrels": "qrels.tsv"}
     for field, content in files.items():
