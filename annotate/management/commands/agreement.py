@@ -2,7 +2,9 @@
 [--scale MIN-MAX] --json`: inter-annotator agreement of a collection's human grades or of a CSV file.
 
 CSV: header `item,annotator,grade`, an empty grade is a missing judgment, `--scale` (default 0-3)
-fixes the grade scale. A bad argument or file ends with one line `error: <file>:<line>: <reason>`
+fixes the grade scale. The COLLECTION form takes subset filters: `--query EXTERNAL_ID`,
+`--annotators USER1,USER2` (an annotator pair), `--since DATE` / `--until DATE` (when the grade was
+given, both included) and `--guideline-version V`. A bad argument or file ends with one line `error: <file>:<line>: <reason>`
 and a non-zero exit. `--json` prints the result as one JSON object on the last line of stdout.
 """
 from __future__ import annotations
@@ -15,6 +17,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.agreement import AgreementResult, RatingsError, compute_agreement, parse_scale
 from annotate.agreement.ratings_csv import RatingsFileError, read_ratings_csv
+from annotate.agreement.scope import AgreementScope, ScopeError
+
+SUBSET = ("query", "annotators", "since", "until", "guideline_version")
 
 
 class error(CommandError):  # noqa: N801
@@ -31,17 +36,31 @@ class Command(BaseCommand):
         parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the alpha intervals")
         parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
         parser.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
+        subset = parser.add_argument_group("subset of a COLLECTION")
+        subset.add_argument("--query", help="one query (its external id)")
+        subset.add_argument("--annotators", help="an annotator pair: two usernames, comma-separated")
+        subset.add_argument("--since", help="grades given on or after this date (YYYY-MM-DD or ISO date-time)")
+        subset.add_argument("--until", help="grades given on or before this date (YYYY-MM-DD or ISO date-time)")
+        subset.add_argument("--guideline-version", help="grades given under this guideline version")
 
     def handle(self, *args, collection, ratings, scale, bootstrap, seed, **options):
         if (collection is None) == (ratings is None):
             raise error("give either a COLLECTION or --ratings F.csv (not both)")
         if bootstrap < 0:
             raise error(f"--bootstrap {bootstrap}: must be 0 or more")
+        filters = {name: options[name] for name in SUBSET if options.get(name)}
         if collection is not None:
             if scale is not None:
                 raise error("--scale applies to --ratings only; a collection's grades are 0-3")
-            result = self._collection_agreement(collection, bootstrap, seed)
+            try:
+                scope = AgreementScope.parse(**filters)
+            except ScopeError as failure:
+                raise error(str(failure)) from None
+            result = self._collection_agreement(collection, bootstrap, seed, scope)
         else:
+            if filters:
+                flags = ", ".join("--" + name.replace("_", "-") for name in filters)
+                raise error(f"{flags}: subset filters apply to a COLLECTION, not to --ratings")
             try:
                 grade_scale = parse_scale(scale if scale is not None else "0-3")
             except RatingsError as failure:
@@ -53,7 +72,7 @@ class Command(BaseCommand):
             result = compute_agreement(judged, bootstrap=bootstrap, seed=seed)
         self._print(result, as_json=options["json"])
 
-    def _collection_agreement(self, slug: str, bootstrap: int, seed: int) -> AgreementResult:
+    def _collection_agreement(self, slug: str, bootstrap: int, seed: int, scope: AgreementScope) -> AgreementResult:
         from annotate.agreement.collection import collection_ratings
         from annotate.models import Collection
 
@@ -61,7 +80,11 @@ class Command(BaseCommand):
             collection = Collection.objects.get(slug=slug)
         except Collection.DoesNotExist:
             raise error(f"no collection {slug!r}") from None
-        result = compute_agreement(collection_ratings(collection), bootstrap=bootstrap, seed=seed)
+        try:
+            judged = collection_ratings(collection, scope)
+        except ScopeError as failure:
+            raise error(str(failure)) from None
+        result = compute_agreement(judged, bootstrap=bootstrap, seed=seed)
         # Per-pair kappas name people, not user ids.
         names = dict(get_user_model().objects.filter(
             pk__in={p.annotator_a for p in result.pairs} | {p.annotator_b for p in result.pairs}
