@@ -1,0 +1,196 @@
+"""A collection's agreement report: every figure at once, read straight from the database.
+
+    report = store_report(collection=collection)          # an AgreementReport row
+    data = compute_report(collection, scope=AgreementScope.parse(query="q1"))   # plain JSON, not kept
+
+The judgments are read with one SQL statement into numpy arrays (no model instances): person's
+judgments that stand (not withdrawn), graded or skipped, with their candidate's query and gold grade.
+
+Report layout (AgreementReport fields; the export reads `per_annotator` and `per_query`):
+- overall: `compute_agreement(...).as_json()` without its pair list, plus `queries` (counts of
+  queries with an alpha and below the adjudication threshold), `skips`, `gold` and `thresholds`.
+- per_annotator: [{annotator_id, username, is_simulated, reliability, reliability_basis,
+  consensus_kappa, gold_accuracy, median_seconds, grade_counts, grade_share, drift, skip_share,
+  flags, ...}]
+- per_pair: [{annotator_a_id, annotator_a, annotator_b_id, annotator_b, n_items, kappa,
+  kappa_linear, kappa_quadratic, percent_agreement}]
+- per_query: the queries whose ordinal alpha is below the collection's `adjudication_alpha`:
+  [{query_id, external_id, alpha_ordinal, n_items, n_judgments}], lowest alpha first.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models.functions import Cast, Coalesce
+from django.db.models import FloatField
+
+from ..agreement import Ratings, Scale, alpha_by_group, compute_agreement
+from ..agreement.quality import JudgmentTable, QualityThresholds, annotator_quality
+from ..agreement.scope import AgreementScope
+from ..models import GRADE_MAX, GRADE_MIN, AgreementReport, AnnotatorProfile, Collection, Judgment, Query
+
+BOOTSTRAP = 1000
+
+
+def people_judgments(collection: Collection):
+    """Every person's standing judgment of the collection: graded or skipped, not withdrawn."""
+    return Judgment.objects.filter(collection=collection, annotator__isnull=False, withdrawn=False)
+
+
+def human_judgment_count(collection: Collection) -> int:
+    return people_judgments(collection).filter(skipped=False).count()
+
+
+def _rows(collection: Collection, scope: AgreementScope | None) -> np.ndarray:
+    """(judgment order, candidate, annotator, grade or -1, seconds or -1, query, gold grade or -1)."""
+    judgments = people_judgments(collection)
+    if scope is not None:
+        judgments = scope.apply(collection, judgments)
+    rows = judgments.order_by().values_list(
+        "pk", "candidate_id", "annotator_id",
+        Coalesce("grade", Value(-1)),
+        Coalesce(Cast("seconds_spent", FloatField()), Value(-1.0)),
+        F("candidate__query_id"),
+        Case(When(candidate__is_gold=True, then=Coalesce("candidate__gold_grade", Value(-1))),
+             default=Value(-1), output_field=IntegerField()),
+    )
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    if not fetched:
+        return np.zeros((0, 7))
+    return np.array(fetched, dtype=np.float64)
+
+
+def load_table(collection: Collection, scope: AgreementScope | None = None) -> tuple[JudgmentTable, np.ndarray, np.ndarray]:
+    """The judgment table, each item's query pk (by item code) and each item's candidate pk."""
+    rows = _rows(collection, scope)
+    rows = rows[np.argsort(rows[:, 0], kind="stable")]  # ids grow with time: the order judgments were made
+    candidate = rows[:, 1].astype(np.int64)
+    item_ids, item = np.unique(candidate, return_inverse=True)
+    annotator_ids, annotator = np.unique(rows[:, 2].astype(np.int64), return_inverse=True)
+    seconds = rows[:, 4].copy()
+    seconds[seconds < 0] = np.nan
+    item_query = np.zeros(len(item_ids), dtype=np.int64)
+    item_query[item] = rows[:, 5].astype(np.int64)
+    table = JudgmentTable(
+        item=item.reshape(-1).astype(np.int64), annotator=annotator.reshape(-1).astype(np.int64),
+        grade=rows[:, 3].astype(np.int64), seconds=seconds, gold=rows[:, 6].astype(np.int64),
+        annotator_ids=annotator_ids, n_items=len(item_ids),
+    )
+    return table, item_query, item_ids
+
+
+def compute_report(collection: Collection, *, scope: AgreementScope | None = None, bootstrap: int = BOOTSTRAP,
+                   thresholds: QualityThresholds | None = None, seed: int = 0) -> dict:
+    """All figures of the collection (or a scope of it) as plain JSON values."""
+    started = time.perf_counter()
+    thresholds = thresholds or QualityThresholds.from_settings()
+    table, item_query, _ = load_table(collection, scope)
+    graded = table.grade >= 0
+    ratings, graded_items = _graded_ratings(table)
+    agreement = compute_agreement(ratings, bootstrap=bootstrap, seed=seed)
+    users = _users(table.annotator_ids)
+
+    overall = agreement.as_json()
+    overall.pop("pairs")
+    qualities = annotator_quality(table, thresholds)
+    per_query, query_counts = _per_query(collection, ratings, item_query[graded_items])
+    on_gold = graded & (table.gold >= 0)
+    overall.update({
+        "queries": query_counts,
+        "skips": int((~graded).sum()),
+        "gold": {"judgments": int(on_gold.sum()),
+                 "accuracy": _mean_credit(table, on_gold, thresholds)},
+        "flagged_annotators": sum(1 for q in qualities if q.flags),
+        "thresholds": thresholds.as_json(),
+    })
+    return {
+        "n_judgments": int(graded.sum()),
+        "scope": scope.as_json() if scope is not None else {},
+        "overall": overall,
+        "per_annotator": [_annotator_entry(q, users) for q in qualities],
+        "per_pair": [_pair_entry(pair, users) for pair in agreement.pairs],
+        "per_query": per_query,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+@transaction.atomic
+def store_report(*, collection: Collection, scope: AgreementScope | None = None, bootstrap: int = BOOTSTRAP) -> AgreementReport:
+    """Compute the report and keep it as a new AgreementReport row."""
+    data = compute_report(collection, scope=scope, bootstrap=bootstrap)
+    return AgreementReport.objects.create(collection=collection, **data)
+
+
+def _graded_ratings(table: JudgmentTable) -> tuple[Ratings, np.ndarray]:
+    """The grades as Ratings (items and annotators with at least one grade, renumbered densely;
+    annotator labels are user pks) and, per Ratings item, its item code in the table."""
+    graded = table.grade >= 0
+    item_codes, item = np.unique(table.item[graded], return_inverse=True)
+    annotator_codes, annotator = np.unique(table.annotator[graded], return_inverse=True)
+    ratings = Ratings(item.reshape(-1).astype(np.int64), annotator.reshape(-1).astype(np.int64),
+                      table.grade[graded], Scale(GRADE_MIN, GRADE_MAX), item_codes,
+                      table.annotator_ids[annotator_codes])
+    return ratings, item_codes
+
+
+def _users(annotator_ids: np.ndarray) -> dict[int, tuple[str, bool]]:
+    ids = [int(pk) for pk in annotator_ids]
+    names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
+    simulated = set(AnnotatorProfile.objects.filter(user_id__in=ids, is_simulated=True).values_list("user_id", flat=True))
+    return {pk: (names.get(pk, str(pk)), pk in simulated) for pk in ids}
+
+
+def _annotator_entry(quality, users) -> dict:
+    entry = asdict(quality)
+    pk = int(entry.pop("annotator"))
+    username, simulated = users[pk]
+    return {"annotator_id": pk, "username": username, "is_simulated": simulated, **entry}
+
+
+def _pair_entry(pair, users) -> dict:
+    a, b = int(pair.annotator_a), int(pair.annotator_b)
+    return {"annotator_a_id": a, "annotator_a": users[a][0], "annotator_b_id": b, "annotator_b": users[b][0],
+            "n_items": pair.n_items, "kappa": pair.kappa, "kappa_linear": pair.kappa_linear,
+            "kappa_quadratic": pair.kappa_quadratic, "percent_agreement": pair.percent_agreement}
+
+
+def _mean_credit(table: JudgmentTable, on_gold: np.ndarray, thresholds: QualityThresholds) -> float | None:
+    if not on_gold.any():
+        return None
+    credit = np.asarray(thresholds.gold_credit)[np.abs(table.grade[on_gold] - table.gold[on_gold])]
+    return float(credit.mean())
+
+
+def query_alphas(ratings: Ratings, item_query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(query pks, ordinal alpha, items, judgments) per query that has a grade; alpha NaN if undefined."""
+    query_pks, group = np.unique(item_query, return_inverse=True)
+    group = group.reshape(-1)
+    alphas = alpha_by_group(ratings, group) if ratings.n_items else np.zeros(0)
+    judged = np.bincount(ratings.item, minlength=ratings.n_items)
+    items = np.bincount(group, weights=(judged > 0), minlength=len(query_pks)).astype(np.int64)
+    judgments = np.bincount(group, weights=judged, minlength=len(query_pks)).astype(np.int64)
+    return query_pks, alphas, items, judgments
+
+
+def _per_query(collection: Collection, ratings: Ratings, item_query: np.ndarray) -> tuple[list[dict], dict]:
+    threshold = collection.adjudication_alpha
+    query_pks, alphas, items, judgments = query_alphas(ratings, item_query)
+    defined = ~np.isnan(alphas)
+    below = np.flatnonzero(defined & (alphas < threshold))
+    below = below[np.argsort(alphas[below], kind="stable")]
+    external = dict(Query.objects.filter(pk__in=[int(pk) for pk in query_pks[below]]).values_list("pk", "external_id"))
+    entries = [{"query_id": int(query_pks[i]), "external_id": external.get(int(query_pks[i]), ""),
+                "alpha_ordinal": float(alphas[i]), "n_items": int(items[i]), "n_judgments": int(judgments[i])}
+               for i in below]
+    counts = {"judged": int(len(query_pks)), "with_alpha": int(defined.sum()), "below_threshold": int(len(below)),
+              "threshold": threshold,
+              "median_alpha": float(np.median(alphas[defined])) if defined.any() else None}
+    return entries, counts
