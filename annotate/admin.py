@@ -21,6 +21,7 @@ from django.utils.text import Truncator
 
 from .admin_paging import CappedCountPaginator
 from .export.admin import SimulatedAnnotatorFilter, export_listwise_snapshot
+from .quality.admin_actions import gold_actions
 from .models import (
     AnnotatorProfile,
     Candidate,
@@ -177,6 +178,7 @@ class CandidateAdmin(BigTableAdmin):
     fields = ("collection", "query", "document", "sources", "is_gold", "gold_grade", "coverage", "created_at")
     search_fields = ("=query__external_id", "=document__external_id")
     search_help_text = "exact query or document id (or row id)"
+    actions = gold_actions
 
     def search_condition(self, term):
         # Sub-selects by id, so the candidate side is read through its query/document indexes.

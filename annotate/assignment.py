@@ -12,6 +12,15 @@ an annotator never waits for a query someone else is being given; they get the n
 Leases expire (the collection's `lease_minutes`, renewed by every grade) and give back the
 candidates their holder did not judge; what was judged stays judged and keeps counting, so a new
 holder is only given what is still short — exactly k judges per candidate once the queue drains.
+
+Gold candidates (Candidate.is_gold, with a known gold_grade) are mixed into the tasks of their own
+query at the collection's `gold_rate`: a task with n ordinary candidates gets g more, gold ones,
+with g = floor(rate * n / (1 - rate) + u), u a uniform draw hashed from (annotator, query), so gold
+makes up `rate` of what people judge on average; the gold candidates are those of the query the
+annotator has not judged, in their own hashed order. Gold candidates are exempt from the overlap
+k: every annotator may judge them (that is what scores them), so assignment never counts them in
+`coverage` and never hands out a query for its gold alone. In the task they look like any other
+candidate (annotate/workbench.py shows no gold flag).
 """
 from __future__ import annotations
 
@@ -49,7 +58,7 @@ def _give_back(lease: Lease, *, status: str, now: datetime) -> None:
     """End an active lease: its unjudged items stop counting towards coverage. Query row is locked."""
     unjudged = set(lease.items) - _judged_by(lease.annotator_id, lease.items)
     if unjudged:
-        Candidate.objects.filter(pk__in=unjudged, coverage__gt=0).update(coverage=F("coverage") - 1)
+        Candidate.objects.filter(pk__in=unjudged, coverage__gt=0, is_gold=False).update(coverage=F("coverage") - 1)
     Query.objects.filter(pk=lease.query_id, holders__gt=0).update(holders=F("holders") - 1)
     lease.status = status
     lease.finished_at = now
@@ -77,18 +86,38 @@ def expire_stale_leases(*, collection: Collection, now: datetime | None = None) 
     return expired
 
 
-def _open_items(query: Query, *, annotator_id: int, k: int) -> list[int]:
-    """Candidates of a (locked) query that still need a judge and that this annotator has not judged."""
+def _open_items(query: Query, *, annotator_id: int, k: int, gold_rate: float = 0.0) -> list[int]:
+    """Candidates of a (locked) query that still need a judge and that this annotator has not judged,
+    plus gold candidates at `gold_rate` when there is ordinary work to mix them into."""
     open_ids = list(
-        Candidate.objects.filter(query=query, coverage__lt=k).order_by("pk").values_list("pk", flat=True)
+        Candidate.objects.filter(query=query, coverage__lt=k, is_gold=False).order_by("pk").values_list("pk", flat=True)
     )
     judged = _judged_by(annotator_id, open_ids)
-    return [pk for pk in open_ids if pk not in judged]
+    ordinary = [pk for pk in open_ids if pk not in judged]
+    if not ordinary or gold_rate <= 0:
+        return ordinary
+    return ordinary + _gold_items(query, annotator_id=annotator_id, ordinary=len(ordinary), gold_rate=gold_rate)
+
+
+def gold_share_draw(annotator_id: int, query_id: int) -> float:
+    """A uniform [0, 1) number fixed for (annotator, query): the rounding draw of the gold count."""
+    digest = hashlib.sha256(f"gold:{annotator_id}:{query_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _gold_items(query: Query, *, annotator_id: int, ordinary: int, gold_rate: float) -> list[int]:
+    wanted = int(gold_rate * ordinary / (1.0 - gold_rate) + gold_share_draw(annotator_id, query.pk))
+    if wanted <= 0:
+        return []
+    gold_ids = list(Candidate.objects.filter(query=query, is_gold=True).values_list("pk", flat=True))
+    judged = _judged_by(annotator_id, gold_ids)
+    fresh = shuffled([pk for pk in gold_ids if pk not in judged], annotator_id=annotator_id)
+    return sorted(fresh[:wanted])
 
 
 def _take(query: Query, *, annotator, collection: Collection, items: list[int], pinned: bool, now: datetime) -> Lease:
-    """Record a lease on a locked query and count its items towards their coverage."""
-    Candidate.objects.filter(pk__in=items).update(coverage=F("coverage") + 1)
+    """Record a lease on a locked query and count its (non-gold) items towards their coverage."""
+    Candidate.objects.filter(pk__in=items, is_gold=False).update(coverage=F("coverage") + 1)
     Query.objects.filter(pk=query.pk).update(holders=F("holders") + 1)
     lease, created = Lease.objects.get_or_create(
         query=query,
@@ -131,7 +160,7 @@ def next_task(*, collection: Collection, annotator, now: datetime | None = None)
     k = collection.overlap_k
     passed_over: list[int] = []
     for _ in range(_MAX_CLAIM_ATTEMPTS):
-        candidates_open = Candidate.objects.filter(query=OuterRef("pk"), coverage__lt=k)
+        candidates_open = Candidate.objects.filter(query=OuterRef("pk"), coverage__lt=k, is_gold=False)
         mine = Lease.objects.filter(
             query=OuterRef("pk"), annotator=annotator, status__in=[Lease.Status.ACTIVE, Lease.Status.DONE]
         )
@@ -146,7 +175,7 @@ def next_task(*, collection: Collection, annotator, now: datetime | None = None)
         )
         if query is None:
             return None
-        items = _open_items(query, annotator_id=annotator.pk, k=k)
+        items = _open_items(query, annotator_id=annotator.pk, k=k, gold_rate=collection.gold_rate)
         if items:
             return _take(query, annotator=annotator, collection=collection, items=items, pinned=False, now=now)
         passed_over.append(query.pk)
@@ -166,7 +195,7 @@ def pin_query(*, query: Query, annotator, now: datetime | None = None) -> Lease:
         return lease
     if lease is not None and lease.status == Lease.Status.DONE:
         raise AssignmentError(f"{annotator} has already finished query {query.external_id}")
-    items = _open_items(query, annotator_id=annotator.pk, k=collection.overlap_k)
+    items = _open_items(query, annotator_id=annotator.pk, k=collection.overlap_k, gold_rate=collection.gold_rate)
     if not items:
         raise AssignmentError(
             f"query {query.external_id} has no candidate left that needs a judge "
@@ -229,13 +258,14 @@ def task_candidate_ids(lease: Lease) -> list[int]:
 
 
 def coverage_report(collection: Collection) -> dict:
-    """Audit figures: candidates by number of human judges, and any pair judged twice by one person."""
+    """Audit figures: candidates by number of human judges, and any pair judged twice by one person.
+    Gold candidates are exempt from the overlap k, so they are never counted as over-judged."""
     human = Judgment.objects.filter(collection=collection, annotator__isnull=False, withdrawn=False)
     per_candidate = human.values("candidate_id").annotate(n=Count("id"))
     histogram: dict[int, int] = {}
     for row in per_candidate.values_list("n", flat=True):
         histogram[row] = histogram.get(row, 0) + 1
-    over = per_candidate.filter(n__gt=collection.overlap_k).count()
+    over = per_candidate.filter(n__gt=collection.overlap_k, candidate__is_gold=False).count()
     duplicates = (
         human.values("candidate_id", "annotator_id").annotate(n=Count("id")).filter(n__gt=1).count()
     )
