@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import assignment
+from . import assignment, quality_tasks
 from .models import GRADE_MAX, GRADE_MIN, Candidate, Judgment, JudgmentRevision, Lease, Query
 
 MAX_NOTE_CHARS = 5000
@@ -122,6 +123,9 @@ def record_judgment(
         reason="skip" if skipped else "grade",
     )
     assignment.renew(lease, now=now)
+    if old_grade is None and not old_skipped:  # a new judgment (not an edit): may be time for a report
+        transaction.on_commit(partial(quality_tasks.maybe_schedule_report, candidate.collection_id,
+                                      every=lease.collection.agreement_every))
     return Recorded(judgment, created=True)
 
 

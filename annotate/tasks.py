@@ -14,3 +14,6 @@ def run_import(job_id: int) -> str | None:
 
     job = execute_import(job_id=job_id)
     return job.status if job else None
+
+# The agreement report tasks (annotate/quality_tasks.py); imported so autodiscovery registers them.
+from .quality_tasks import nightly_reports, recompute_report  # noqa: E402,F401
