@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotate import workbench_urls
+from annotate.quality import urls as quality_urls
 from training import urls as training_urls
 
 urlpatterns = [
@@ -15,9 +16,11 @@ urlpatterns = [
     path("api/", include("annotate.api_urls")),
     path("api/", include(workbench_urls.api)),
     path("api/", include(training_urls.api_urls)),
+    path("api/", include(quality_urls.api_patterns)),
     path("", include("annotate.export.urls")),
     path("", include("annotate.urls")),
     path("", include(workbench_urls.pages)),
+    path("", include(quality_urls.pages)),
     path("", include("mining.urls")),
     path("", include(training_urls.pages)),
 ]

@@ -125,6 +125,15 @@ RULES: dict[str, Rule] = {
     "api-training-run": Rule("GET", training_run, API_STAFF),
     "api-training-run-cancel": Rule("POST", training_run, API_STAFF),
     "api-rerank": Rule("POST", expect=API_LOGGED_IN, data={}),
+    # Quality control (staff): dashboard, adjudication, gold marks; everyone else 403.
+    "quality-dashboard": Rule("GET", slug, PAGE_STAFF),
+    "quality-recompute": Rule("POST", slug, PAGE_STAFF),
+    "adjudication-queue": Rule("GET", slug, PAGE_STAFF),
+    "adjudication-query": Rule("GET", lambda w: {**slug(w), "query_id": w.collection.queries.first().pk}, PAGE_STAFF),
+    "api-quality-report": Rule("GET", slug, API_STAFF),
+    "api-adjudication-query": Rule("GET", lambda w: {**slug(w), "query_id": w.collection.queries.first().pk}, API_STAFF),
+    "api-adjudications": Rule("POST", slug, API_STAFF, data={}),
+    "api-gold": Rule("POST", slug, API_STAFF, data={}),
 }
 # Django's admin guards itself (staff only, its own login); checked once below through its index.
 IGNORED_NAMESPACES = {"admin"}

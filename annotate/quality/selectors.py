@@ -1,0 +1,83 @@
+"""Reads for the quality dashboard: the latest report, the trend over reports, chart inputs."""
+from __future__ import annotations
+
+from ..agreement.quality import FLAG_TEXT
+from ..models import AgreementReport, Collection
+from . import svg
+
+TREND_REPORTS = 60
+
+
+def latest_report(collection: Collection) -> AgreementReport | None:
+    return AgreementReport.objects.filter(collection=collection, scope={}).order_by("-created_at", "-pk").first()
+
+
+def trend(collection: Collection, limit: int = TREND_REPORTS) -> list[dict]:
+    """Ordinal alpha with its interval over the collection's last reports, oldest first."""
+    rows = (AgreementReport.objects.filter(collection=collection, scope={}).order_by("-created_at", "-pk")
+            .values_list("created_at", "n_judgments", "overall__krippendorff_alpha_ordinal",
+                         "overall__alpha_ordinal_ci95")[:limit])
+    points = []
+    for created_at, n_judgments, alpha, interval in reversed(list(rows)):
+        low, high = (interval if isinstance(interval, list) and len(interval) == 2 else (None, None))
+        points.append({"created_at": created_at, "n_judgments": n_judgments, "alpha": alpha, "low": low, "high": high})
+    return points
+
+
+def dashboard(collection: Collection) -> dict:
+    """Everything the dashboard page shows, with its charts drawn."""
+    report = latest_report(collection)
+    points = trend(collection)
+    context = {
+        "report": report,
+        "trend_svg": svg.trend_chart(
+            [(f"{p['created_at']:%Y-%m-%d %H:%M} ({p['n_judgments']})", p["alpha"], p["low"], p["high"]) for p in points],
+            title="Krippendorff's alpha (ordinal) over reports, with 95% intervals"),
+        "n_reports": len(points),
+    }
+    if report is None:
+        return context
+    overall = report.overall or {}
+    annotators = sorted(report.per_annotator or [], key=lambda a: a.get("username", ""))
+    for entry in annotators:
+        entry["flag_text"] = [FLAG_TEXT.get(flag, flag) for flag in entry.get("flags", [])]
+    labels = [a["username"] for a in annotators]
+    position = {a["annotator_id"]: i for i, a in enumerate(annotators)}
+    kappas = {}
+    for pair in report.per_pair or []:
+        a, b = position.get(pair["annotator_a_id"]), position.get(pair["annotator_b_id"])
+        if a is not None and b is not None:
+            kappas[(a, b)] = pair.get("kappa_quadratic")
+    context.update({
+        "overall": overall,
+        "figures": _figures(overall),
+        "annotators": annotators,
+        "queries": report.per_query or [],
+        "query_counts": overall.get("queries", {}),
+        "heatmap_svg": svg.heatmap(labels, kappas, title="Cohen's kappa (quadratic) per annotator pair"),
+        "grades_svg": svg.grade_bars([(a["username"], a.get("grade_counts", [0, 0, 0, 0])) for a in annotators],
+                                     title="Grade distribution per annotator"),
+    })
+    return context
+
+
+def _figures(overall: dict) -> list[dict]:
+    """The headline figures with their intervals and what they rest on."""
+    support = overall.get("support", {})
+    rows = [
+        ("Krippendorff's alpha (ordinal)", "krippendorff_alpha_ordinal", "alpha_ordinal_ci95", "krippendorff_alpha"),
+        ("Krippendorff's alpha (interval)", "krippendorff_alpha_interval", "alpha_interval_ci95", "krippendorff_alpha"),
+        ("Krippendorff's alpha (nominal)", "krippendorff_alpha_nominal", "alpha_nominal_ci95", "krippendorff_alpha"),
+        ("Fleiss' kappa", "fleiss_kappa", None, "fleiss_kappa"),
+        ("Cohen's kappa, quadratic (mean over pairs)", "cohen_kappa_quadratic_mean", None, "cohen_kappa"),
+        ("Percent agreement", "percent_agreement", None, "percent_agreement"),
+        ("Within-one agreement", "within_one_agreement", None, "percent_agreement"),
+    ]
+    figures = []
+    for label, key, interval_key, support_key in rows:
+        interval = overall.get(interval_key) if interval_key else None
+        basis = support.get(support_key) or {}
+        figures.append({"label": label, "key": key, "value": overall.get(key), "interval": interval,
+                        "n_items": basis.get("n_items"), "n_judgments": basis.get("n_judgments"),
+                        "undefined": (overall.get("undefined") or {}).get(key)})
+    return figures

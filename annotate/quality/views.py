@@ -1,0 +1,85 @@
+"""Staff pages: the quality dashboard and adjudication. Everyone else gets 403 (anonymous: login)."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from ..models import Candidate, Collection, Query
+from . import selectors
+from .adjudication import AdjudicationError, adjudicate, disagreements, needs_adjudication, query_sheet
+
+
+def staff_collection(request, slug: str) -> Collection:
+    if not request.user.is_staff:
+        raise PermissionDenied("quality control is for staff")
+    return get_object_or_404(Collection, slug=slug)
+
+
+@login_required
+@require_GET
+def dashboard(request, slug: str):
+    collection = staff_collection(request, slug)
+    return render(request, "annotate/quality.html", {"collection": collection, **selectors.dashboard(collection)})
+
+
+# Up to this many grades a report takes about a second: computed in the request. Above, queued.
+INLINE_REPORT_LIMIT = 100_000
+
+
+@login_required
+@require_POST
+def recompute(request, slug: str):
+    collection = staff_collection(request, slug)
+    from ..quality_tasks import recompute_report
+    from .report import human_judgment_count, store_report
+
+    if human_judgment_count(collection) <= INLINE_REPORT_LIMIT:
+        report = store_report(collection=collection)
+        messages.info(request, f"A new agreement report was computed ({report.seconds:.2f} s).")
+    else:
+        transaction.on_commit(lambda: recompute_report.delay(collection.pk, min_new=0))
+        messages.info(request, "A new agreement report is being computed; reload in a minute.")
+    return redirect("quality-dashboard", slug=slug)
+
+
+@login_required
+@require_GET
+def adjudication_queue(request, slug: str):
+    collection = staff_collection(request, slug)
+    return render(request, "annotate/adjudication_queue.html", {
+        "collection": collection, "queries": needs_adjudication(collection),
+        "disagreements": disagreements(collection),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def adjudication_query(request, slug: str, query_id: int):
+    collection = staff_collection(request, slug)
+    query = get_object_or_404(Query, pk=query_id, collection=collection)
+    if request.method == "POST":
+        candidate = get_object_or_404(Candidate, pk=request.POST.get("candidate") or 0, query=query)
+        try:
+            grade = int(request.POST.get("grade", ""))
+        except ValueError:
+            messages.error(request, "choose a final grade 0..3")
+        else:
+            try:
+                adjudicate(candidate=candidate, grade=grade, reason=request.POST.get("reason", ""),
+                           decided_by=request.user)
+                messages.success(request, f"Final grade {grade} kept for {candidate.document.external_id}.")
+            except AdjudicationError as error:
+                messages.error(request, str(error))
+        return redirect("adjudication-query", slug=slug, query_id=query.pk)
+    annotators, sheets = query_sheet(query)
+    report = selectors.latest_report(collection)
+    alpha = next((e.get("alpha_ordinal") for e in (report.per_query if report else []) or []
+                  if isinstance(e, dict) and e.get("query_id") == query.pk), None)
+    return render(request, "annotate/adjudication_query.html", {
+        "collection": collection, "query": query, "annotators": annotators, "sheets": sheets, "alpha": alpha,
+        "grades": range(4),
+    })
