@@ -38,10 +38,10 @@ class Collection(models.Model):
         PAIRWISE = "pair", "One query–document pair at a time"
 
     class Tokenizer(models.TextChoices):
-        AUTO = "auto", "Auto (jieba for Chinese, words for English)"
-        JIEBA = "jieba", "jieba words"
-        BIGRAM = "bigram", "CJK character bigrams"
-        WHITESPACE = "whitespace", "Lower-cased words only"
+        AUTO = "auto", "Auto (currently jieba words + characters; the measured default)"
+        JIEBA = "jieba", "CJK: jieba words + characters; English: words minus stop words"
+        BIGRAM = "bigram", "CJK: character bigrams + characters; English: words minus stop words"
+        WHITESPACE = "whitespace", "Lower-cased words only, CJK runs kept whole"
 
     slug = models.SlugField(
         max_length=64,
