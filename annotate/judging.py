@@ -26,6 +26,10 @@ class JudgingError(Exception):
     """A grade that cannot be recorded; the message names the problem."""
 
 
+class NotInTask(JudgingError):
+    """The candidate is not in an open task of this annotator (a state conflict, not bad input)."""
+
+
 @dataclass(frozen=True)
 class Recorded:
     judgment: Judgment
@@ -66,7 +70,7 @@ def _open_lease_for(*, annotator, candidate: Candidate) -> Lease:
         .filter(query_id=candidate.query_id, annotator=annotator, status=Lease.Status.ACTIVE).first()
     )
     if lease is None or candidate.pk not in lease.items:
-        raise JudgingError("this candidate is not in a task you hold (it may have expired: ask for the next task)")
+        raise NotInTask("this candidate is not in a task you hold (it may have expired: ask for the next task)")
     return lease
 
 

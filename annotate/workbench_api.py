@@ -116,13 +116,10 @@ class JudgmentApi(APIView):
         summary="Grade or skip a candidate of the caller's task",
     )
     def post(self, request, task_id: int):
-        lease = workbench.own_lease(request.user, task_id)
-        data = _valid(self.InputSerializer, request.data)
-        if isinstance(data, Response):
-            return data
-        candidate = _candidate_in(lease, data["candidate"])
-        if candidate is None:
-            return _error("candidate is not part of this task", status.HTTP_404_NOT_FOUND)
+        found = _task_candidate(request, task_id, self.InputSerializer)
+        if isinstance(found, Response):
+            return found
+        data, candidate = found
         try:
             recorded = judging.safe_record(
                 annotator=request.user, candidate=candidate, grade=data.get("grade"),
@@ -130,8 +127,10 @@ class JudgmentApi(APIView):
                 flagged=data.get("flagged"), seconds_spent=data.get("seconds_spent"),
                 idempotency_key=data["idempotency_key"],
             )
+        except judging.NotInTask as exc:
+            return _error(str(exc), status.HTTP_409_CONFLICT)
         except judging.JudgingError as exc:
-            return _error(str(exc), status.HTTP_409_CONFLICT if "task you hold" in str(exc) else status.HTTP_400_BAD_REQUEST)
+            return _error(str(exc))
         # No progress figures here: saving a grade is the hot path, and the page counts for itself.
         return Response({"judgment": _candidate_state(recorded.judgment), "created": recorded.created})
 
@@ -148,13 +147,10 @@ class AnnotationApi(APIView):
                                                       400: ErrorSerializer, 404: ErrorSerializer},
                    summary="Set the note or flag of a graded candidate")
     def post(self, request, task_id: int):
-        lease = workbench.own_lease(request.user, task_id)
-        data = _valid(self.InputSerializer, request.data)
-        if isinstance(data, Response):
-            return data
-        candidate = _candidate_in(lease, data["candidate"])
-        if candidate is None:
-            return _error("candidate is not part of this task", status.HTTP_404_NOT_FOUND)
+        found = _task_candidate(request, task_id, self.InputSerializer)
+        if isinstance(found, Response):
+            return found
+        data, candidate = found
         try:
             judgment = judging.annotate_candidate(annotator=request.user, candidate=candidate,
                                                   note=data.get("note"), flagged=data.get("flagged"))
@@ -231,6 +227,19 @@ class PinApi(APIView):
         except assignment.AssignmentError as exc:
             return _error(str(exc))
         return Response({"task": lease.pk}, status=status.HTTP_201_CREATED)
+
+
+def _task_candidate(request, task_id: int, serializer_class):
+    """(validated input, candidate) for a request about one candidate of the caller's task, or the
+    error Response: 404 for someone else's task or a candidate outside it, 400 for bad input."""
+    lease = workbench.own_lease(request.user, task_id)
+    data = _valid(serializer_class, request.data)
+    if isinstance(data, Response):
+        return data
+    candidate = _candidate_in(lease, data["candidate"])
+    if candidate is None:
+        return _error("candidate is not part of this task", status.HTTP_404_NOT_FOUND)
+    return data, candidate
 
 
 def _change_task(request, task_id: int, change) -> Response:
