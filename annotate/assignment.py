@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
@@ -42,8 +42,16 @@ class AssignmentError(Exception):
     """A request about assignment that cannot be honoured; the message says why."""
 
 
-def _expiry(collection: Collection, now: datetime) -> datetime:
+def lease_expiry(collection: Collection, now: datetime) -> datetime:
     return now + timedelta(minutes=collection.lease_minutes)
+
+
+def lock_query(query_id: int) -> None:
+    """Take the query's row lock, which every change of its leases, coverage and judgments holds.
+    (Plain SQL: it runs on every grade. SQLite has no row locks; it serialises writers itself.)"""
+    lock = f" {connection.ops.for_update_sql()}" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {Query._meta.db_table} WHERE id = %s{lock}", [query_id])
 
 
 def _judged_by(annotator_id: int, candidate_ids) -> set[int]:
@@ -65,7 +73,7 @@ def _give_back(lease: Lease, *, status: str, now: datetime) -> None:
     lease.save(update_fields=["status", "finished_at"])
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside next_task: no savepoint round trips; an error aborts both
 def expire_stale_leases(*, collection: Collection, now: datetime | None = None) -> int:
     """Give back the work of every lease past its expiry. Safe to run concurrently and twice."""
     now = now or timezone.now()
@@ -78,7 +86,7 @@ def expire_stale_leases(*, collection: Collection, now: datetime | None = None) 
     for lease_id, query_id in stale:
         # Lock the query first (the same order every writer uses), then re-check the lease: another
         # process may have expired or renewed it meanwhile.
-        Query.objects.select_for_update().filter(pk=query_id).first()
+        lock_query(query_id)
         lease = Lease.objects.filter(pk=lease_id, status=Lease.Status.ACTIVE, expires_at__lt=now).first()
         if lease is not None:
             _give_back(lease, status=Lease.Status.EXPIRED, now=now)
@@ -89,11 +97,11 @@ def expire_stale_leases(*, collection: Collection, now: datetime | None = None) 
 def _open_items(query: Query, *, annotator_id: int, k: int, gold_rate: float = 0.0) -> list[int]:
     """Candidates of a (locked) query that still need a judge and that this annotator has not judged,
     plus gold candidates at `gold_rate` when there is ordinary work to mix them into."""
-    open_ids = list(
-        Candidate.objects.filter(query=query, coverage__lt=k, is_gold=False).order_by("pk").values_list("pk", flat=True)
+    judged = Judgment.objects.filter(candidate_id=OuterRef("pk"), annotator_id=annotator_id, withdrawn=False)
+    ordinary = list(
+        Candidate.objects.filter(query=query, coverage__lt=k, is_gold=False).exclude(Exists(judged))
+        .order_by("pk").values_list("pk", flat=True)
     )
-    judged = _judged_by(annotator_id, open_ids)
-    ordinary = [pk for pk in open_ids if pk not in judged]
     if not ordinary or gold_rate <= 0:
         return ordinary
     return ordinary + _gold_items(query, annotator_id=annotator_id, ordinary=len(ordinary), gold_rate=gold_rate)
@@ -119,31 +127,24 @@ def _take(query: Query, *, annotator, collection: Collection, items: list[int], 
     """Record a lease on a locked query and count its (non-gold) items towards their coverage."""
     Candidate.objects.filter(pk__in=items, is_gold=False).update(coverage=F("coverage") + 1)
     Query.objects.filter(pk=query.pk).update(holders=F("holders") + 1)
-    lease, created = Lease.objects.get_or_create(
-        query=query,
-        annotator=annotator,
-        defaults={
-            "collection": collection,
-            "items": items,
-            "pinned": pinned,
-            "expires_at": None if pinned else _expiry(collection, now),
-        },
+    expires_at = None if pinned else lease_expiry(collection, now)
+    # An expired or released lease of this annotator comes back to life with what is open now.
+    # Update-then-insert is race-free here: the query row is locked (and cheaper than
+    # get_or_create, which reads first and wraps its insert in a savepoint).
+    revived = Lease.objects.filter(query=query, annotator=annotator).update(
+        status=Lease.Status.ACTIVE, items=items, pinned=pinned, expires_at=expires_at, finished_at=None,
     )
-    if not created:
-        # An expired or released lease of this annotator comes back to life with what is open now.
-        lease.status = Lease.Status.ACTIVE
-        lease.items = items
-        lease.pinned = pinned
-        lease.expires_at = None if pinned else _expiry(collection, now)
-        lease.finished_at = None
-        lease.save(update_fields=["status", "items", "pinned", "expires_at", "finished_at"])
-    return lease
+    if revived:
+        return Lease.objects.get(query=query, annotator=annotator)
+    return Lease.objects.create(query=query, annotator=annotator, collection=collection, items=items, pinned=pinned,
+                                expires_at=expires_at)
 
 
 def active_lease(*, collection: Collection, annotator) -> Lease | None:
     """The task an annotator is in the middle of: staff-pinned work first, then the oldest."""
     return (
         Lease.objects.filter(collection=collection, annotator=annotator, status=Lease.Status.ACTIVE)
+        .select_related("collection", "query")  # the caller shows the task: its query text, collection
         .order_by("-pinned", "acquired_at", "pk")
         .first()
     )
@@ -205,7 +206,7 @@ def pin_query(*, query: Query, annotator, now: datetime | None = None) -> Lease:
 
 
 def _lock_active(lease: Lease) -> Lease:
-    Query.objects.select_for_update().filter(pk=lease.query_id).first()
+    lock_query(lease.query_id)
     lease = Lease.objects.get(pk=lease.pk)
     if lease.status != Lease.Status.ACTIVE:
         raise AssignmentError(f"this task is no longer open (status: {lease.status})")
@@ -239,7 +240,7 @@ def renew(lease: Lease, *, now: datetime | None = None) -> None:
     if lease.pinned:
         return
     now = now or timezone.now()
-    expires = _expiry(lease.collection, now)
+    expires = lease_expiry(lease.collection, now)
     Lease.objects.filter(pk=lease.pk, status=Lease.Status.ACTIVE).update(expires_at=expires)
     lease.expires_at = expires
 
@@ -277,6 +278,6 @@ def coverage_report(collection: Collection) -> dict:
 
 
 __all__ = [
-    "AssignmentError", "active_lease", "coverage_report", "expire_stale_leases", "finish_task", "next_task",
-    "pin_query", "release_task", "renew", "shuffled", "task_candidate_ids",
+    "AssignmentError", "active_lease", "coverage_report", "expire_stale_leases", "finish_task", "lease_expiry",
+    "lock_query", "next_task", "pin_query", "release_task", "renew", "shuffled", "task_candidate_ids",
 ]

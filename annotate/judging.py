@@ -7,14 +7,15 @@ lock, the same lock assignment takes, so a lease cannot expire half-way through 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+import json
+from datetime import datetime, timedelta
 from functools import partial
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import assignment, quality_tasks
-from .models import GRADE_MAX, GRADE_MIN, Candidate, Judgment, JudgmentRevision, Lease, Query
+from .models import GRADE_MAX, GRADE_MIN, Candidate, Collection, Judgment, JudgmentRevision, Lease
 
 MAX_NOTE_CHARS = 5000
 MAX_SKIP_REASON_CHARS = 500
@@ -62,19 +63,47 @@ def _validate(*, grade, skipped: bool, skip_reason: str, note, seconds_spent, id
             raise JudgingError(f"seconds_spent {seconds_spent} is outside 0..{MAX_SECONDS_PER_ACTION}")
 
 
-def _open_lease_for(*, annotator, candidate: Candidate) -> Lease:
+@dataclass(frozen=True)
+class OpenTask:
+    """What recording a grade needs of the lease it is given under (read with the query locked)."""
+
+    lease_id: int
+    items: list[int]
+    pinned: bool
+    guideline_version: str
+    agreement_every: int
+    lease_minutes: int
+
+    def expiry(self, now: datetime) -> datetime | None:
+        """The renewed expiry: activity keeps a lease alive; a pinned lease never expires."""
+        return None if self.pinned else now + timedelta(minutes=self.lease_minutes)
+
+
+# Plain SQL on the grade's hot path: the statement is fixed, and building it through the ORM costs
+# more CPU than running it.
+_OPEN_TASK_SQL = f"""
+SELECT l.id, l.items, l.pinned, c.guideline_version, c.agreement_every, c.lease_minutes
+FROM {Lease._meta.db_table} l JOIN {Collection._meta.db_table} c ON c.id = l.collection_id
+WHERE l.query_id = %s AND l.annotator_id = %s AND l.status = %s
+"""
+
+
+def _open_lease_for(*, annotator, candidate: Candidate) -> OpenTask:
     """The annotator's active lease that hands them this candidate; the query row is locked."""
-    Query.objects.select_for_update().filter(pk=candidate.query_id).first()
-    lease = (
-        Lease.objects.select_related("collection")
-        .filter(query_id=candidate.query_id, annotator=annotator, status=Lease.Status.ACTIVE).first()
-    )
-    if lease is None or candidate.pk not in lease.items:
-        raise NotInTask("this candidate is not in a task you hold (it may have expired: ask for the next task)")
-    return lease
+    assignment.lock_query(candidate.query_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_OPEN_TASK_SQL, [candidate.query_id, annotator.pk, Lease.Status.ACTIVE])
+        row = cursor.fetchone()
+    if row is not None:
+        lease_id, items, pinned, version, every, minutes = row
+        task = OpenTask(lease_id, json.loads(items) if isinstance(items, str) else items, pinned, version, every, minutes)
+        if candidate.pk in task.items:
+            return task
+    raise NotInTask("this candidate is not in a task you hold (it may have expired: ask for the next task)")
 
 
 def _repeat(annotator, idempotency_key: str) -> Judgment | None:
+    """The judgment an earlier request with this key changed (annotator: a user or a user id)."""
     revision = (
         JudgmentRevision.objects.filter(changed_by=annotator, idempotency_key=idempotency_key)
         .select_related("judgment").first()
@@ -96,41 +125,137 @@ def record_judgment(
     seconds_spent: float | None = None,
     now: datetime | None = None,
 ) -> Recorded:
-    """Save a grade (or a skip) of one candidate by one annotator, keeping the old value as a revision."""
+    """Save a grade (or a skip) of one candidate by one annotator, keeping the old value as a revision.
+
+    Only `pk`, `query_id` and `collection_id` of `candidate` are read, so a caller that knows them
+    (the API, from the lease) need not load the row.
+    """
     _validate(grade=grade, skipped=skipped, skip_reason=skip_reason, note=note,
               seconds_spent=seconds_spent, idempotency_key=idempotency_key)
     now = now or timezone.now()
-    lease = _open_lease_for(annotator=annotator, candidate=candidate)
-    # Checked under the query's lock, so a concurrent copy of this request is seen once it committed.
-    repeated = _repeat(annotator, idempotency_key)
+    task = _open_lease_for(annotator=annotator, candidate=candidate)
+    change = _Change(
+        grade=None if skipped else grade, skipped=skipped, skip_reason=skip_reason.strip() if skipped else "",
+        note=note, flagged=flagged, seconds_spent=None if seconds_spent is None else float(seconds_spent),
+        idempotency_key=idempotency_key, reason="skip" if skipped else "grade",
+    )
+    save = _save_in_one_statement if connection.vendor == "postgresql" else _save_with_orm
+    # Both check the idempotency key after the query's lock was taken, so a concurrent copy of this
+    # request is seen once it committed.
+    judgment, outcome = save(annotator_id=annotator.pk, candidate=candidate, task=task, change=change, now=now)
+    if outcome == _REPEATED:
+        return Recorded(judgment, created=False)
+    if outcome == _NEW:  # a new judgment (not an edit): may be time for a report
+        transaction.on_commit(partial(quality_tasks.maybe_schedule_report, candidate.collection_id,
+                                      every=task.agreement_every))
+    return Recorded(judgment, created=True)
+
+
+@dataclass(frozen=True)
+class _Change:
+    grade: int | None
+    skipped: bool
+    skip_reason: str
+    note: str | None  # None: keep the current note
+    flagged: bool | None  # None: keep the current flag
+    seconds_spent: float | None  # added to the time already spent
+    idempotency_key: str
+    reason: str
+
+
+_NEW, _EDITED, _REPEATED = "new", "edited", "repeated"  # what a save did
+
+
+def _save_with_orm(*, annotator_id: int, candidate: Candidate, task: OpenTask, change: _Change, now: datetime):
+    """Check the key, read the judgment, write it, add the revision, renew the lease (any database).
+    Returns (judgment, what happened: _NEW, _EDITED or _REPEATED)."""
+    repeated = _repeat(annotator_id, change.idempotency_key)
     if repeated is not None:
-        return Recorded(repeated, created=False)
-    judgment = Judgment.objects.filter(candidate=candidate, annotator=annotator).first()
+        return repeated, _REPEATED
+    judgment = Judgment.objects.filter(candidate_id=candidate.pk, annotator_id=annotator_id).first()
     old_grade, old_skipped = (judgment.grade, judgment.skipped) if judgment else (None, False)
     if judgment is None:
-        judgment = Judgment(collection_id=candidate.collection_id, candidate=candidate, annotator=annotator)
-    judgment.grade = None if skipped else grade
-    judgment.skipped = skipped
-    judgment.skip_reason = skip_reason.strip() if skipped else ""
+        judgment = Judgment(collection_id=candidate.collection_id, candidate_id=candidate.pk, annotator_id=annotator_id)
+    judgment.grade = change.grade
+    judgment.skipped = change.skipped
+    judgment.skip_reason = change.skip_reason
     judgment.withdrawn = False
-    judgment.guideline_version = lease.collection.guideline_version
-    if note is not None:
-        judgment.note = note
-    if flagged is not None:
-        judgment.flagged = flagged
-    if seconds_spent is not None:
-        judgment.seconds_spent = (judgment.seconds_spent or 0.0) + float(seconds_spent)
+    judgment.guideline_version = task.guideline_version
+    if change.note is not None:
+        judgment.note = change.note
+    if change.flagged is not None:
+        judgment.flagged = change.flagged
+    if change.seconds_spent is not None:
+        judgment.seconds_spent = (judgment.seconds_spent or 0.0) + change.seconds_spent
     judgment.save()
     JudgmentRevision.objects.create(
-        judgment=judgment, changed_by=annotator, old_grade=old_grade, new_grade=judgment.grade,
-        old_skipped=old_skipped, new_skipped=judgment.skipped, idempotency_key=idempotency_key,
-        reason="skip" if skipped else "grade",
+        judgment=judgment, changed_by_id=annotator_id, old_grade=old_grade, new_grade=judgment.grade,
+        old_skipped=old_skipped, new_skipped=judgment.skipped, idempotency_key=change.idempotency_key,
+        reason=change.reason,
     )
-    assignment.renew(lease, now=now)
-    if old_grade is None and not old_skipped:  # a new judgment (not an edit): may be time for a report
-        transaction.on_commit(partial(quality_tasks.maybe_schedule_report, candidate.collection_id,
-                                      every=lease.collection.agreement_every))
-    return Recorded(judgment, created=True)
+    if not task.pinned:
+        Lease.objects.filter(pk=task.lease_id, status=Lease.Status.ACTIVE).update(expires_at=task.expiry(now))
+    return judgment, _EDITED if old_grade is not None or old_skipped else _NEW
+
+
+_JUDGMENT_FIELDS = Judgment._meta.concrete_fields
+
+# _save_with_orm in one round trip (PostgreSQL's data-modifying CTEs). Every part sees the snapshot
+# taken when the statement starts, after the query's lock was granted: `repeated` sees a committed
+# copy of this request, `previous` is the row before the upsert, and nobody else writes that row
+# meanwhile, since every writer of a judgment holds its query's lock. A repeated key writes nothing
+# and returns the judgment as it stands.
+_SAVE_SQL = f"""
+WITH repeated AS (
+    SELECT judgment_id FROM {JudgmentRevision._meta.db_table}
+    WHERE changed_by_id = %(annotator)s AND idempotency_key = %(key)s
+), previous AS (
+    SELECT grade, skipped FROM {Judgment._meta.db_table}
+    WHERE candidate_id = %(candidate)s AND annotator_id = %(annotator)s
+), saved AS (
+    INSERT INTO {Judgment._meta.db_table} AS j (collection_id, candidate_id, annotator_id, source, grade, skipped,
+        skip_reason, flagged, withdrawn, note, seconds_spent, guideline_version, created_at, updated_at)
+    SELECT %(collection)s, %(candidate)s, %(annotator)s, '', %(grade)s, %(skipped)s, %(skip_reason)s,
+        COALESCE(%(flagged)s, false), false, COALESCE(%(note)s, ''), %(seconds)s, %(version)s, %(now)s, %(now)s
+    WHERE NOT EXISTS (SELECT 1 FROM repeated)
+    ON CONFLICT (candidate_id, annotator_id) WHERE annotator_id IS NOT NULL DO UPDATE SET
+        grade = EXCLUDED.grade, skipped = EXCLUDED.skipped, skip_reason = EXCLUDED.skip_reason, withdrawn = false,
+        guideline_version = EXCLUDED.guideline_version, updated_at = EXCLUDED.updated_at,
+        note = COALESCE(%(note)s, j.note), flagged = COALESCE(%(flagged)s, j.flagged),
+        seconds_spent = CASE WHEN %(seconds)s::float8 IS NULL THEN j.seconds_spent
+                             ELSE COALESCE(j.seconds_spent, 0) + %(seconds)s::float8 END
+    RETURNING {", ".join(f"j.{f.column}" for f in _JUDGMENT_FIELDS)}
+), revision AS (
+    INSERT INTO {JudgmentRevision._meta.db_table} (judgment_id, changed_by_id, changed_by_source, changed_at,
+        old_grade, new_grade, old_skipped, new_skipped, reason, idempotency_key)
+    SELECT saved.id, %(annotator)s, '', %(now)s, previous.grade, saved.grade, COALESCE(previous.skipped, false),
+        saved.skipped, %(reason)s, %(key)s
+    FROM saved LEFT JOIN previous ON true
+), renewed AS (
+    UPDATE {Lease._meta.db_table} SET expires_at = %(expires)s
+    WHERE id = %(lease)s AND status = %(active)s AND NOT pinned AND EXISTS (SELECT 1 FROM saved)
+)
+SELECT saved.*, CASE WHEN previous.grade IS NOT NULL OR previous.skipped THEN %(edited)s ELSE %(new)s END
+FROM saved LEFT JOIN previous ON true
+UNION ALL
+SELECT {", ".join(f"j.{f.column}" for f in _JUDGMENT_FIELDS)}, %(repeated_)s
+FROM {Judgment._meta.db_table} j JOIN repeated ON j.id = repeated.judgment_id
+"""
+
+
+def _save_in_one_statement(*, annotator_id: int, candidate: Candidate, task: OpenTask, change: _Change, now: datetime):
+    """_save_with_orm in one statement: the grade's hot path on PostgreSQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SAVE_SQL, {
+            "collection": candidate.collection_id, "candidate": candidate.pk, "annotator": annotator_id,
+            "grade": change.grade, "skipped": change.skipped, "skip_reason": change.skip_reason,
+            "flagged": change.flagged, "note": change.note, "seconds": change.seconds_spent,
+            "version": task.guideline_version, "now": now, "reason": change.reason, "key": change.idempotency_key,
+            "lease": task.lease_id, "active": Lease.Status.ACTIVE, "expires": task.expiry(now),
+            "new": _NEW, "edited": _EDITED, "repeated_": _REPEATED,
+        })
+        *values, outcome = cursor.fetchone()
+    return Judgment.from_db(connection.alias, [f.attname for f in _JUDGMENT_FIELDS], values), outcome
 
 
 @transaction.atomic
@@ -162,8 +287,8 @@ def undo_last(*, annotator, lease: Lease, idempotency_key: str, now: datetime | 
     repeated = _repeat(annotator, idempotency_key)
     if repeated is not None:
         return repeated
-    Query.objects.select_for_update().filter(pk=lease.query_id).first()
-    lease = Lease.objects.get(pk=lease.pk)
+    assignment.lock_query(lease.query_id)
+    lease = Lease.objects.select_related("collection").get(pk=lease.pk)
     if lease.annotator_id != annotator.pk or lease.status != Lease.Status.ACTIVE:
         raise JudgingError("this task is not open for you")
     last = (

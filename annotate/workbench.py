@@ -5,7 +5,7 @@ score, or a gold flag — only the text, the annotator's own judgment and their 
 """
 from __future__ import annotations
 
-from django.db.models import Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.http import Http404
 from django.utils import timezone
 
@@ -16,43 +16,65 @@ from .models import Candidate, Collection, GuidelineAcknowledgement, Judgment, L
 
 
 def collection_for_member(user, slug: str) -> Collection:
-    """The collection if the user may judge or manage it; 404 otherwise (no hint that it exists)."""
-    collection = Collection.objects.filter(slug=slug).first()
-    if collection is None:
+    """The collection if the user may judge or manage it; 404 otherwise (no hint that it exists).
+
+    One query: membership and the acknowledgement of the current guideline come along as flags
+    (`is_member`, `guideline_acknowledged`), so the judging API's next-task call reads no more.
+    """
+    collection = (
+        Collection.objects.filter(slug=slug)
+        .annotate(
+            is_member=Exists(Membership.objects.filter(collection=OuterRef("pk"), user_id=user.pk)),
+            guideline_acknowledged=Exists(
+                GuidelineAcknowledgement.objects.filter(user_id=user.pk, version=OuterRef("guideline_version"))
+            ),
+        )
+        .first()
+    )
+    if collection is None or not (user.is_staff or collection.is_member):
         raise Http404("no such collection")
-    if user.is_staff or Membership.objects.filter(collection=collection, user=user).exists():
-        return collection
-    raise Http404("no such collection")
+    return collection
 
 
-def own_lease(user, lease_id) -> Lease:
-    """A lease of this user's; anyone else's is a 404, staff included (nobody judges in another's task)."""
-    lease = Lease.objects.select_related("collection", "query").filter(pk=lease_id, annotator=user).first()
-    if lease is None:
+def own_lease(user, lease_id, *, related=("collection", "query")) -> Lease:
+    """A lease of this user's; anyone else's is a 404, staff included (nobody judges in another's task).
+    `related=()` skips loading the collection and query (the grade's hot path needs neither)."""
+    leases = Lease.objects.filter(pk=lease_id, annotator=user)
+    if related:  # (select_related() with no names would join every foreign key)
+        leases = leases.select_related(*related)
+    lease = leases[:1]
+    if not lease:
         raise Http404("no such task")
-    return lease
+    return lease[0]
 
 
 def needs_acknowledgement(user, collection: Collection) -> bool:
+    known = getattr(collection, "guideline_acknowledged", None)  # read along with the collection
+    if known is not None:
+        return not known
     return not GuidelineAcknowledgement.objects.filter(user=user, version=collection.guideline_version).exists()
 
 
 def progress(lease: Lease) -> dict:
-    user_id, collection = lease.annotator_id, lease.collection
-    mine = Judgment.objects.filter(collection=collection, annotator_id=user_id, withdrawn=False)
-    task_done = mine.filter(candidate_id__in=lease.items).count()
+    """The annotator's counts in this task, today and overall: two queries, one per table."""
+    user_id, collection_id = lease.annotator_id, lease.collection_id
     start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    done = Judgment.objects.filter(collection_id=collection_id, annotator_id=user_id, withdrawn=False).aggregate(
+        task=Count("pk", filter=Q(candidate_id__in=lease.items)),
+        today=Count("pk", filter=Q(updated_at__gte=start_of_day)),
+        overall=Count("pk"),
+    )
     assigned = Lease.objects.filter(
-        collection=collection, annotator_id=user_id, status__in=[Lease.Status.ACTIVE, Lease.Status.DONE]
-    )
-    assigned_total = sum(len(items) for items in assigned.values_list("items", flat=True))
-    assigned_today = sum(
-        len(items) for items in assigned.filter(acquired_at__gte=start_of_day).values_list("items", flat=True)
-    )
+        collection_id=collection_id, annotator_id=user_id, status__in=[Lease.Status.ACTIVE, Lease.Status.DONE]
+    ).values_list("items", "acquired_at")
+    assigned_total = assigned_today = 0
+    for items, acquired_at in assigned:
+        assigned_total += len(items)
+        assigned_today += len(items) if acquired_at >= start_of_day else 0
     return {
-        "task": {"done": task_done, "assigned": len(lease.items)},
-        "today": {"done": mine.filter(updated_at__gte=start_of_day).count(), "assigned": assigned_today},
-        "overall": {"done": mine.count(), "assigned": assigned_total},
+        "task": {"done": done["task"], "assigned": len(lease.items)},
+        "today": {"done": done["today"], "assigned": assigned_today},
+        "overall": {"done": done["overall"], "assigned": assigned_total},
     }
 
 

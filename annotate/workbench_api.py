@@ -46,9 +46,12 @@ def _candidate_state(judgment) -> dict:
 
 
 def _candidate_in(lease, candidate_id: int) -> Candidate | None:
+    """A reference to a candidate of the task, without reading it: a lease's items are candidates of
+    its query (assignment hands out nothing else), and the judging service re-checks the lease under
+    the query's lock before it writes anything."""
     if candidate_id not in lease.items:
         return None
-    return Candidate.objects.filter(pk=candidate_id, query_id=lease.query_id).first()
+    return Candidate(pk=candidate_id, query_id=lease.query_id, collection_id=lease.collection_id)
 
 
 class NextTaskApi(APIView):
@@ -232,7 +235,7 @@ class PinApi(APIView):
 def _task_candidate(request, task_id: int, serializer_class):
     """(validated input, candidate) for a request about one candidate of the caller's task, or the
     error Response: 404 for someone else's task or a candidate outside it, 400 for bad input."""
-    lease = workbench.own_lease(request.user, task_id)
+    lease = workbench.own_lease(request.user, task_id, related=())
     data = _valid(serializer_class, request.data)
     if isinstance(data, Response):
         return data

@@ -1,6 +1,8 @@
 """Recording grades: saved at once, idempotent, every change kept, undo without deleting."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from annotate import assignment, judging
@@ -100,3 +102,68 @@ def test_a_note_and_a_flag_need_a_grade_first(task):
     judging.record_judgment(annotator=ann, candidate=cand, grade=0, idempotency_key="g")
     judgment = judging.annotate_candidate(annotator=ann, candidate=cand, note="spam page", flagged=True)
     assert judgment.flagged and judgment.note == "spam page"
+
+
+def test_a_regrade_keeps_the_note_and_flag_and_adds_the_time(task):
+    ann, _, _, (cand, *_) = task
+    judging.record_judgment(annotator=ann, candidate=cand, grade=1, idempotency_key="a", note="off topic",
+                            flagged=True, seconds_spent=3.0)
+    edited = judging.record_judgment(annotator=ann, candidate=cand, grade=2, idempotency_key="b", seconds_spent=1.5)
+    stored = Judgment.objects.get(candidate=cand, annotator=ann)
+    assert (stored.grade, stored.note, stored.flagged, stored.seconds_spent) == (2, "off topic", True, 4.5)
+    assert edited.created and edited.judgment.pk == stored.pk and edited.judgment.grade == 2
+
+
+def test_a_skip_then_a_grade_clears_the_skip_and_keeps_both_revisions(task):
+    ann, _, _, (cand, *_) = task
+    judging.record_judgment(annotator=ann, candidate=cand, grade=None, skipped=True, skip_reason=" broken page ",
+                            idempotency_key="s")
+    assert Judgment.objects.get(candidate=cand).skip_reason == "broken page"
+    judging.record_judgment(annotator=ann, candidate=cand, grade=0, idempotency_key="g")
+    stored = Judgment.objects.get(candidate=cand)
+    assert (stored.grade, stored.skipped, stored.skip_reason) == (0, False, "")
+    assert list(stored.revisions.values_list("old_grade", "old_skipped", "new_grade", "new_skipped", "reason")) == [
+        (None, False, None, True, "skip"), (None, True, 0, False, "grade")]
+
+
+def test_a_repeated_key_returns_the_judgment_as_it_stands_and_writes_nothing(task):
+    ann, _, _, (cand, *_) = task
+    judging.record_judgment(annotator=ann, candidate=cand, grade=1, idempotency_key="a")
+    judging.record_judgment(annotator=ann, candidate=cand, grade=3, idempotency_key="b")
+    again = judging.record_judgment(annotator=ann, candidate=cand, grade=1, idempotency_key="a")
+    assert not again.created and again.judgment.grade == 3
+    assert JudgmentRevision.objects.filter(judgment__candidate=cand).count() == 2
+
+
+def _submit(user_id, candidate_id, key, grade, results, errors, barrier):
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    try:
+        user = get_user_model().objects.get(pk=user_id)
+        candidate = Candidate.objects.get(pk=candidate_id)
+        barrier.wait(10)
+        results.append(judging.safe_record(annotator=user, candidate=candidate, grade=grade, idempotency_key=key))
+    except Exception as exc:  # surfaced by the test thread
+        errors.append(exc)
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_grade_sent_at_once_from_six_connections_is_stored_once():
+    collection = make_collection(queries=1, candidates=3, k=2)
+    (ann,) = make_annotators(collection, 1)
+    lease = assignment.next_task(collection=collection, annotator=ann)
+    cid = assignment.task_candidate_ids(lease)[0]
+    results, errors, barrier = [], [], threading.Barrier(6)
+    threads = [threading.Thread(target=_submit, args=(ann.pk, cid, "same-key", 2, results, errors, barrier))
+               for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert sorted(r.created for r in results) == [False] * 5 + [True]
+    assert Judgment.objects.filter(candidate_id=cid, annotator=ann).count() == 1
+    assert JudgmentRevision.objects.filter(judgment__candidate_id=cid).count() == 1
