@@ -235,7 +235,7 @@ class PinApi(APIView):
 def _task_candidate(request, task_id: int, serializer_class):
     """(validated input, candidate) for a request about one candidate of the caller's task, or the
     error Response: 404 for someone else's task or a candidate outside it, 400 for bad input."""
-    lease = workbench.own_lease(request.user, task_id, related=())
+    lease = workbench.own_lease_items(request.user, task_id)
     data = _valid(serializer_class, request.data)
     if isinstance(data, Response):
         return data
