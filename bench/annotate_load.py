@@ -1,17 +1,23 @@
 """Load on the judging API: gunicorn + PostgreSQL, simulated annotators over HTTP on 127.0.0.1.
 
-Each simulated annotator logs in, then loops "get a task -> grade each candidate -> finish" for a
-bounded time, either at a human pace (a grade every 1-3 s) or flat out. The same runs on a small
-collection are the anchor: the figure that matters is p99 at 1M candidates against p99 at 10k.
+Each simulated annotator has a signed-in session, then loops "get a task -> grade each candidate ->
+finish" for a bounded time, either at a human pace (a grade every 1-3 s) or flat out. The same runs
+on a small collection are the anchor: the figure that matters is p99 at 1M candidates against p99
+at 10k. Latency is measured by the client, from sending a request to having read its response.
 
 After each run an audit compares the database with what the server acknowledged: judgments stored
 = grades acknowledged, no candidate judged by more than k annotators, none twice by one annotator.
+Each run also reports CPU seconds: gunicorn, the PostgreSQL backends of the bench database, the load
+generator itself (one asyncio thread) and the whole machine, with the 1-minute load average, so a
+run on a busy machine can be told from one on a quiet machine.
 
-    .venv/bin/python bench/annotate_load.py                       # 1M and 10k, human pace and flat out
+    .venv/bin/python bench/annotate_load.py        # 1M and 10k, human pace then flat out, 60 s each (~7 min)
     .venv/bin/python bench/annotate_load.py --sizes 10000 --duration 20 --annotators 20   # quick look
+    .venv/bin/python bench/annotate_load.py --reuse-db --paces flat --workers 4 --threads 2  # keep the data
 
 Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/rs_bench; the
-database is dropped and recreated). Last line: one JSON object with the figures.
+database is dropped and recreated unless --reuse-db finds it complete) and Redis (BENCH_REDIS_URL,
+default database TEST_REDIS_DB or 15 on 127.0.0.1:6379). Last line: one JSON object with the figures.
 """
 from __future__ import annotations
 
@@ -99,8 +105,13 @@ def build_collection(slug: str, n_candidates: int, k: int, seed: int = 0) -> int
             for q in range(n_queries):
                 for j, d in enumerate(rng.sample(range(n_docs), CANDIDATES_PER_QUERY)):
                     copy.write_row((collection.pk, first_query + q, first_doc + d, '{"bm25": {}}', False, 0, "now"))
-        cur.execute("ANALYZE annotate_document; ANALYZE annotate_query; ANALYZE annotate_candidate")
     raw.commit()
+    # What autovacuum would have done to tables this size before anyone judged: statistics for the
+    # planner, hint bits and the visibility map (else the first reads of each page write it).
+    raw.autocommit = True
+    with raw.cursor() as cur:
+        cur.execute("VACUUM (ANALYZE) annotate_document, annotate_query, annotate_candidate")
+    raw.autocommit = False
     return collection.pk
 
 
@@ -130,7 +141,10 @@ def free_port() -> int:
 def start_gunicorn(url: str, port: int, workers: int, threads: int, worker_class: str, redis_url: str) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "0",
            "SECRET_KEY": os.environ["SECRET_KEY"], "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_COOKIES": "0",
-           "REDIS_URL": redis_url}
+           "REDIS_URL": redis_url,
+           # Connections kept for the whole bench, as a deployment would keep them; also, a backend
+           # that exits mid-run would take its CPU time out of the meter's sum.
+           "DATABASE_CONN_MAX_AGE": "3600"}
     command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
                "-k", worker_class, "--keep-alive", "30", "--log-level", "warning", "--backlog", "2048"]
     if worker_class == "gthread":
@@ -194,9 +208,9 @@ class Client:
             self.writer.close()
             self.reader = self.writer = None
 
-    async def post_json(self, path: str, payload=None) -> tuple[int, bytes]:
-        body = json.dumps(payload or {}).encode()
-        message = f"POST {path} HTTP/1.1\r\n{self.head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+    async def post_json(self, path: str, payload=None, method: str = "POST") -> tuple[int, bytes]:
+        body = json.dumps(payload or {}).encode() if method == "POST" else b""
+        message = f"{method} {path} HTTP/1.1\r\n{self.head}Content-Length: {len(body)}\r\n\r\n".encode() + body
         for attempt in range(2):
             fresh = self.writer is None
             if fresh:
@@ -337,6 +351,21 @@ class CpuMeter:
                 "loadavg_1m_start": round(self.before["loadavg"], 2), "loadavg_1m_end": round(after["loadavg"], 2)}
 
 
+def warm_up(port: int, cookies: dict, slug: str, rounds: int = 3) -> None:
+    """Before anything is measured: every annotator opens the collection's guideline page (signed in,
+    reads the database, changes nothing) a few times at once, so each gunicorn thread has opened its
+    database connection and each worker has imported its URLconf; otherwise the first run alone
+    would pay for them in its tail."""
+    async def everyone():
+        clients = [Client(port, jar) for jar in cookies.values()]
+        for _ in range(rounds):
+            await asyncio.gather(*(client.post_json(f"/c/{slug}/guidelines/", method="GET") for client in clients))
+        for client in clients:
+            client.close()
+
+    asyncio.run(everyone())
+
+
 def run_load(port: int, slug: str, cookies: dict, pace: str, duration: float, seed: int, meter: CpuMeter,
              ramp_up: float) -> dict:
     import numpy as np
@@ -459,6 +488,7 @@ def main() -> None:
     results = {}
     try:
         cookies = sign_in(usernames, port)
+        warm_up(port, cookies, f"load-{sizes[0]}")
         meter = CpuMeter(server, urlparse(url).path.lstrip("/"))
         for pace in args.paces.split(","):
             for size in sizes:
