@@ -24,3 +24,6 @@ urlpatterns = [
     path("", include("mining.urls")),
     path("", include(training_urls.pages)),
 ]
+
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"
