@@ -2,7 +2,8 @@
 
 Shared by tests/api_fuzz/test_api_fuzz.py (a small budget in `make test`) and bench/fuzz.py (a large
 one). Every generated request runs as an annotator (a member holding a task) and as staff, over HTTP
-Basic auth (the API accepts it; no CSRF dance). Half of the cases have their path parameters replaced
+Basic auth (the API accepts it; no CSRF dance). Cases are schemathesis' positive and negative
+modes mixed. Half of the cases have their path parameters replaced
 by ids that exist, so the fuzzer reaches the views' input handling instead of only their 404s.
 
 A problem is a 5xx (other than rerank's documented 503 "no promoted model") or a 4xx whose body is
@@ -33,6 +34,7 @@ class Seeded:
 @dataclass
 class Report:
     cases: int = 0
+    per_operation: int = 0
     statuses: Counter = field(default_factory=Counter)
     problems: list = field(default_factory=list)  # (role, method, path, status, reason)
     examples: dict = field(default_factory=dict)  # problem -> (curl command, body excerpt), first seen
@@ -137,7 +139,13 @@ def _aimed(operation, seeded: Seeded):
             case.path_parameters = {**(case.path_parameters or {}), **real}
         return case
 
-    return st.tuples(operation.as_strategy(), st.booleans()).map(aim)
+    from schemathesis import GenerationMode
+
+    # Positive cases fit the schema (they reach the views' logic); negative ones break it on purpose
+    # (wrong types, missing fields, out-of-range values) and must be refused with a named reason.
+    generated = st.one_of(operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+                          operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    return st.tuples(generated, st.booleans()).map(aim)
 
 
 @contextmanager
@@ -155,14 +163,21 @@ def connection_kept_open():
         request_finished.connect(close_old_connections)
 
 
-def fuzz(app, seeded: Seeded, *, cases_per_operation: int, seed: int = 0, roles=("annotator", "staff"),
-         on_case=None) -> Report:
-    """Run `cases_per_operation` generated requests per operation and role; collect, never raise."""
+def fuzz(app, seeded: Seeded, *, cases_per_operation: int | None = None, total_cases: int | None = None,
+         seed: int = 0, roles=("annotator", "staff"), on_case=None) -> Report:
+    """Run generated requests per operation and role (a fixed number, or a total shared evenly).
+
+    Problems are collected, never raised, so one run reports all of them.
+    """
     import schemathesis
 
     report = Report()
     with connection_kept_open():
         schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", app, headers=_auth(seeded.users["staff"]))
+        if cases_per_operation is None:
+            operations = sum(1 for _ in schema.get_all_operations())
+            cases_per_operation = max(1, total_cases // (operations * len(roles)))
+        report.per_operation = cases_per_operation
         _fuzz_operations(app, schema, seeded, report, cases_per_operation, seed, roles, on_case)
     return report
 
