@@ -26,5 +26,6 @@ urlpatterns = [
     path("", include(training_urls.pages)),
 ]
 
+handler400 = "config.errors.bad_request"
 handler404 = "config.errors.not_found"
 handler500 = "config.errors.server_error"
