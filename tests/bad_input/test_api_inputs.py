@@ -133,3 +133,56 @@ def test_a_body_over_the_upload_limit_is_a_json_400_naming_the_limit(client, tas
                            content_type="application/json")
     assert response.status_code == 400 and response["Content-Type"] == "application/json"
     assert response.json()["detail"].startswith("Request body is larger than 1 MB (DATA_UPLOAD_MAX_MEMORY_SIZE)")
+
+
+# --- The collection form of the admin (the staff's way to create and configure a collection) ---
+COLLECTION_CASES = {
+    "slug with spaces": ({"slug": "not a slug"}, "slug", "letters"),
+    "slug with capitals": ({"slug": "Upper"}, "slug", "lower-case"),
+    "overlap 0": ({"overlap_k": "0"}, "overlap_k", "greater than or equal to 1"),
+    "overlap 51": ({"overlap_k": "51"}, "overlap_k", "less than or equal to 50"),
+    "overlap text": ({"overlap_k": "three"}, "overlap_k", "whole number"),
+    "lease 0": ({"lease_minutes": "0"}, "lease_minutes", "greater than or equal to 1"),
+    "gold rate 0.9": ({"gold_rate": "0.9"}, "gold_rate", "less than or equal to 0.5"),
+    "mining settings not JSON": ({"mining_settings": "{bm25"}, "mining_settings", "valid JSON"),
+    "NUL in the name": ({"name": "a\x00b"}, "name", "Null characters"),
+    "unknown judging view": ({"judging_view": "gallery"}, "judging_view", "Select a valid choice"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COLLECTION_CASES))
+def test_the_admin_collection_form_names_a_bad_field(rf, staff_user, case):
+    from django.contrib import admin
+
+    from annotate.models import Collection
+
+    override, field, words = COLLECTION_CASES[case]
+    model_admin = admin.site._registry[Collection]
+    request = rf.post("/admin/annotate/collection/add/")
+    request.user = staff_user
+    form_class = model_admin.get_form(request)
+    valid = {name: str(value) for name, value in form_class(initial={}).initial.items()}
+    data = {"slug": "good", "name": "Good", "overlap_k": "3", "lease_minutes": "30", "guideline_version": "v1",
+            "judging_view": "listwise", "tokenizer": "auto", "mining_settings": "{}", "gold_rate": "0",
+            "agreement_every": "200", "adjudication_alpha": "0.667", "corpus_version": "0", "is_active": "on",
+            **valid, **override}
+    form = form_class(data)
+    assert not form.is_valid()
+    assert field in form.errors, form.errors
+    assert words.lower() in " ".join(form.errors[field]).lower(), form.errors[field]
+
+
+def test_a_5_mb_document_imports_whole(tmp_path):
+    """The importers document no per-document limit (only uploads, IMPORT_UPLOAD_MAX_BYTES): a 5 MB
+    document with markup and CJK is stored byte for byte."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    unit = "南京 pizza <script>x</script> "
+    big = unit * (5 * 1024 * 1024 // len(unit.encode()) + 1)
+    assert len(big.encode()) >= 5 * 1024 * 1024
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"_id": "big", "text": big}, ensure_ascii=False) + "\n", encoding="utf-8")
+    call_command("import_data", "big", "--corpus", str(corpus), stdout=StringIO(), stderr=StringIO())
+    assert Document.objects.get(collection__slug="big", external_id="big").text == big
