@@ -136,3 +136,16 @@ def test_an_unreachable_throttle_cache_does_not_block_logins(settings, client, a
         "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
     response = client.post("/accounts/login/", {"username": "ann1", "password": "ann1-pass-123"})
     assert response.status_code == 302
+
+
+@pytest.mark.django_db
+def test_unlock_login_lifts_a_lockout(client, annotator, limit):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    for _ in range(limit):
+        client.post("/accounts/login/", {"username": "ann1", "password": "wrong"})
+    assert client.post("/accounts/login/", {"username": "ann1", "password": "ann1-pass-123"}).status_code == 429
+    call_command("unlock_login", "ann1", stdout=StringIO())
+    assert client.post("/accounts/login/", {"username": "ann1", "password": "ann1-pass-123"}).status_code == 302
