@@ -187,7 +187,9 @@ CACHES = {
     "login_throttle": (
         {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "login-throttle"} if DEBUG
         else {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-              "KEY_PREFIX": "login-throttle", "TIMEOUT": LOGIN_LOCKOUT_SECONDS}
+              "KEY_PREFIX": "login-throttle", "TIMEOUT": LOGIN_LOCKOUT_SECONDS,
+              # A Redis that does not answer must not hold up a login for long (the throttle fails open).
+              "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
     ),
 }
 
