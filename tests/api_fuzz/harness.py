@@ -34,6 +34,7 @@ class Seeded:
 @dataclass
 class Report:
     cases: int = 0
+    operations: int = 0
     per_operation: int = 0
     statuses: Counter = field(default_factory=Counter)
     problems: list = field(default_factory=list)  # (role, method, path, status, reason)
@@ -174,9 +175,9 @@ def fuzz(app, seeded: Seeded, *, cases_per_operation: int | None = None, total_c
     report = Report()
     with connection_kept_open():
         schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", app, headers=_auth(seeded.users["staff"]))
+        report.operations = sum(1 for _ in schema.get_all_operations())
         if cases_per_operation is None:
-            operations = sum(1 for _ in schema.get_all_operations())
-            cases_per_operation = max(1, total_cases // (operations * len(roles)))
+            cases_per_operation = max(1, total_cases // (report.operations * len(roles)))
         report.per_operation = cases_per_operation
         _fuzz_operations(app, schema, seeded, report, cases_per_operation, seed, roles, on_case)
     return report
