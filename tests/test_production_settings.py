@@ -21,8 +21,10 @@ PRODUCTION = {
 
 
 def run(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    # The test process's own switches (settings_test's env, the browser fixture's
+    # DJANGO_ALLOW_ASYNC_UNSAFE) are not part of a production environment.
     base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("SECURE_", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DJANGO_SETTINGS"))}
+            if not k.startswith(("SECURE_", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DJANGO_"))}
     return subprocess.run([sys.executable, *args], cwd=REPO, env={**base, **env},
                           capture_output=True, text=True, timeout=120)
 
