@@ -38,15 +38,15 @@ def test_a_run_whose_worker_is_killed_resumes_on_the_next_worker_and_never_touch
     promoted = registry.promote(version=ModelVersion.objects.create(collection=collection, path=str(served)))
     served_digest = tree_digest(served)
     snapshot = make_snapshot(collection, snapshot_file(tmp_path / "s.jsonl"))
-    # 12 steps an epoch; checkpoints every 10 steps; a margin no model reaches: never promoted.
-    params = {**FAST_RUN, "epochs": 40, "checkpoint_every": 10, "promotion_margin": 10.0}
+    # 12 steps an epoch; checkpoints every 5 steps; a margin no model reaches: never promoted.
+    params = {**FAST_RUN, "epochs": 8, "checkpoint_every": 5, "promotion_margin": 10.0}
 
     first = WorkerProcess(redis_url=redis_url, data_dir=settings.DATA_DIR, queues="training",
                           log=tmp_path / "worker1.log").start()
     second = None
     try:
         run = start_training_run(snapshot=snapshot, base_model=str(tiny_model), params=params)
-        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).step >= 25, timeout=120, interval=0.05,
+        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).step >= 12, timeout=120, interval=0.05,
                  message=f"training past its second checkpoint\n{first.output()[-3000:]}")
         first.kill()
         killed = TrainingRun.objects.get(pk=run.pk)
@@ -62,7 +62,7 @@ def test_a_run_whose_worker_is_killed_resumes_on_the_next_worker_and_never_touch
         if second is not None:
             second.stop()
     assert done.status == "done", done.error
-    assert done.attempts == 2 and done.step == done.total_steps == 480
+    assert done.attempts == 2 and done.step == done.total_steps == 96
     log = second.output()
     assert "training.tasks.recover_lost_runs" in log and "requeued" in log
     assert ModelVersion.objects.filter(run=done).count() == 1
