@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.django_db]
 
 
 @pytest.fixture(autouse=True)
-def _postgresql():
+def _postgresql(redis_url):
+    # redis_url: a requeued run is sent to the test's own Redis database, never the configured one.
     if connection.vendor != "postgresql":
         pytest.skip("worker liveness is a PostgreSQL advisory lock")
 
