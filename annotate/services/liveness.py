@@ -37,11 +37,8 @@ def _supported(using: str) -> bool:
 
 
 class WorkerHold:
-    """The running task's claim on a job: an advisory lock on a connection that only it uses.
-
-    The connection is autocommit, so `execute` (heartbeats, progress) is visible to other sessions at
-    once even while the task's own connection is inside a long transaction.
-    """
+    """The running task's claim on a job: an advisory lock on a connection that only it uses (so
+    the task's own connection may open and close transactions, or be closed, without losing it)."""
 
     def __init__(self, namespace: str, pk: int, *, using: str = DEFAULT_DB_ALIAS):
         self.key = lock_key(namespace, pk)
@@ -58,16 +55,6 @@ class WorkerHold:
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
             return bool(cursor.fetchone()[0])
-
-    def execute(self, sql: str, params: list) -> int:
-        """Run one statement on the hold's connection; returns the row count."""
-        if self.connection is None:
-            connection = connections[DEFAULT_DB_ALIAS]
-        else:
-            connection = self.connection
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.rowcount
 
     def release(self) -> None:
         if self.connection is None:

@@ -18,8 +18,8 @@ from .servers import REPO, AnnotatorClient, Gunicorn, PrivatePostgres, Unavailab
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 PASSWORD = "pw-123456789"
 QUERIES, CANDIDATES, K, ANNOTATORS = 60, 5, 2, 4
-RESTART_AFTER = 3.0  # seconds into the load
-LOAD_SECONDS = 10.0
+RESTART_AFTER = 2.5  # seconds into the load
+LOAD_SECONDS = 8.0
 
 
 @pytest.fixture
