@@ -16,6 +16,7 @@ from .conftest import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+NAME = "Pizza <img src=x onerror=alert(9)>"
 QUERY = "pizza <img src=x onerror=alert(1)> dough"
 DOCUMENTS = [
     "Pizza dough <script>window.__xss=1</script> needs strong flour.",
@@ -35,6 +36,8 @@ def imported(tmp_path):
     call_command("import_data", "html", "--corpus", str(corpus), "--queries", str(queries), "--run", str(run),
                  stdout=StringIO(), stderr=StringIO())
     collection = Collection.objects.get(slug="html")
+    # Staff type the name and description in the admin: they are shown to annotators too.
+    Collection.objects.filter(pk=collection.pk).update(name=NAME, description="<script>window.__xss=7</script>")
     User = get_user_model()
     annotator = User.objects.create_user("ann-html", password="ann-html-pass")
     User.objects.create_user("boss-html", password="boss-html-pass", is_staff=True, is_superuser=True)
@@ -65,6 +68,9 @@ def assert_inert(page, dialogs, where: str) -> None:
 def test_judging_page_shows_html_in_documents_as_text_and_runs_none(page, imported):
     dialogs = watch(page)
     login(page, "ann-html", "ann-html-pass")
+    page.goto("/")
+    assert NAME in page.locator("body").inner_text()
+    assert_inert(page, dialogs, "home page")
     page.goto("/c/html/guidelines/")
     page.focus("#acknowledge")
     page.keyboard.press("Enter")
@@ -87,6 +93,11 @@ def test_adjudication_page_and_admin_show_html_as_text(page, imported):
     assert "<script>window.__xss=1</script>" in page.locator("body").inner_text()
     assert_inert(page, dialogs, "adjudication page")
 
+    page.goto("/c/html/quality/")
+    assert_inert(page, dialogs, "quality dashboard")
+    page.goto("/admin/annotate/collection/")
+    assert NAME in page.locator("#result_list").inner_text()
+    assert_inert(page, dialogs, "admin collection list")
     page.goto("/admin/annotate/document/")
     assert_inert(page, dialogs, "admin document list")
     document = imported.documents.get(external_id="d0")
