@@ -94,3 +94,14 @@ def test_proxy_header_is_read_as_the_request_meta_name():
     code = "print(s.SECURE_PROXY_SSL_HEADER)"
     result = settings_module(code, **{**PRODUCTION, "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"})
     assert result.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https')", result.stderr
+
+
+@pytest.mark.django_db
+def test_csrf_is_enforced_on_the_login_form_and_on_session_api_writes(annotator):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/accounts/login/", {"username": "ann1", "password": "ann1-pass-123"}).status_code == 403
+    client.force_login(annotator)
+    response = client.post("/api/collections/any/tasks/next/")
+    assert response.status_code == 403 and "CSRF" in response.json()["detail"]
