@@ -171,6 +171,10 @@ def _consistent_read():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                # The read is many small lookups by lists of ids (records.py). Given workers, the
+                # planner answers a 5000-id lookup with a parallel scan of the whole judgment table,
+                # and starting workers per statement costs more than the statement.
+                cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         yield
 
 

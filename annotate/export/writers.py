@@ -31,6 +31,10 @@ from .filters import ExportParams
 from .records import QueryGroup
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# What that encoder writes for a str (ensure_ascii=False): quotes, and escapes for " \\ and control
+# characters only; the C function when the interpreter has it, as the encoder itself uses.
+_string = json.encoder.encode_basestring
+TAIL_CACHE_SIZE = 100_000
 _WHITESPACE = re.compile(r"\s")
 
 
@@ -61,14 +65,36 @@ class Writer:
 
 
 class ListwiseWriter(Writer):
+    """The export's bulk format, so written without a dict per candidate: the same bytes as
+    `_dumps` of the line's dict (tests/export/test_writers.py holds it to that), assembled from
+    `_string` (the encoder's own string escaping) and, per distinct (label, soft label, weight,
+    n_judgments, sources), the candidate's tail encoded once by `_dumps`."""
+
+    def __init__(self, params: ExportParams):
+        super().__init__(params)
+        self.tails: dict[tuple, str] = {}
+
     def group_lines(self, group: QueryGroup) -> Iterator[str]:
-        candidates = [
-            {"doc_id": c.doc_id, "doc": c.doc, "label": c.label, "soft_label": c.soft_label, "weight": c.weight,
-             "n_judgments": c.n_judgments, "sources": c.sources}
-            for c in group.candidates
-        ]
-        yield _dumps({"query_id": group.query_id, "query": group.query, "split": group.split,
-                      "candidates": candidates}) + "\n"
+        tails = self.tails
+        candidates = []
+        for c in group.candidates:
+            key = (c.label, c.soft_label, c.weight, c.n_judgments, c.sources)
+            tail = tails.get(key)
+            if tail is None:
+                tail = self._tail(key)
+            candidates.append('{"doc_id":' + _string(c.doc_id) + ',"doc":' + _string(c.doc) + tail)
+        yield ('{"query_id":' + _string(group.query_id) + ',"query":' + _string(group.query) + ',"split":'
+               + _string(group.split) + ',"candidates":[' + ",".join(candidates) + "]}\n")
+
+    def _tail(self, key: tuple) -> str:
+        """`,"label":..,"sources":[..]}`: the candidate object after its texts."""
+        label, soft_label, weight, n_judgments, sources = key
+        tail = "," + _dumps({"label": label, "soft_label": soft_label, "weight": weight, "n_judgments": n_judgments,
+                             "sources": sources})[1:]
+        if len(self.tails) >= TAIL_CACHE_SIZE:
+            self.tails.clear()
+        self.tails[key] = tail
+        return tail
 
 
 class PointwiseWriter(Writer):
