@@ -8,17 +8,26 @@
   the two candidates' weights (both labels must be right for the preference to be). At most
   `max_pairs_per_query` per query: the largest margins first, then the highest weights, then by
   document ids — clear preferences before fine ones, and always the same pairs.
-- qrels: TREC `query_id 0 doc_id label`; ids only. An id containing whitespace cannot be written
-  in this format and fails the export (ExportDataError names it).
+- qrels: TREC `query_id 0 doc_id label`; ids only. An id that is empty, contains whitespace or
+  starts like a spreadsheet formula (= + - @; tab and CR are whitespace) fails the export
+  (ExportDataError names it), unless it is a plain number such as "-1". The whitespace rule is
+  the format's own (a field ends at a space). The formula rule is spreadsheet-formula injection
+  (OWASP "CSV injection"; issue #8): a qrels file is space-separated text that a spreadsheet opens
+  as cells, and `=HYPERLINK(...)` as a query id would run there. The usual remedy, a leading single
+  quote, cannot be applied: trec_eval and ir_measures match ids byte for byte against a run file,
+  so an altered id would silently score as a different query. Refusing tells the person why; the
+  JSONL formats carry any id.
 - flagembedding (FlagEmbedding's reranker/embedder training files):
   `{"query","pos":[...],"neg":[...],"pos_scores":[...],"neg_scores":[...]}`; positives are labels
   >= positive_grade, scores are the soft labels; a query without a positive or without a negative
   is left out (FlagEmbedding samples negatives from the list and needs at least one of each).
 
 JSON is written compact, UTF-8, not ASCII-escaped, keys in a fixed order, no timestamps, so the
-same data gives the same bytes. Text is written exactly as stored: a query or document starting
-with = + - or @ is data for a trainer, not a spreadsheet cell, and altering it would change what
-the model learns; anyone opening an export in a spreadsheet must import it as text.
+same data gives the same bytes. Text in JSON is written exactly as stored, a query or document
+starting with = + - or @ included: JSON Lines is not a spreadsheet format (a spreadsheet does not
+open a line of JSON as cells, every string sits inside quotes after a key), the text is data for a
+trainer, and prefixing it would change what the model learns. Only the qrels format, whose fields
+a spreadsheet would read as cells, guards against formulas (above).
 """
 from __future__ import annotations
 
@@ -36,6 +45,9 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _string = json.encoder.encode_basestring
 TAIL_CACHE_SIZE = 100_000
 _WHITESPACE = re.compile(r"\s")
+# What a spreadsheet takes for the start of a formula (OWASP; tab and CR are refused as whitespace).
+_FORMULA_STARTS = frozenset("=+-@")
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")  # "-1" opens as a number, not as a formula
 
 
 class ExportDataError(ValueError):
@@ -143,6 +155,10 @@ class FlagEmbeddingWriter(Writer):
 def _check_id(what: str, value: str) -> None:
     if not value or _WHITESPACE.search(value):
         raise ExportDataError(f"{what} {value!r} is empty or contains whitespace; TREC qrels cannot hold it")
+    if value[0] in _FORMULA_STARTS and not _NUMBER.fullmatch(value):
+        raise ExportDataError(
+            f"{what} {value!r} starts with {value[0]!r}: a spreadsheet opening the qrels file would run it as a "
+            f"formula, and TREC tools match ids exactly, so it is not altered either; export a JSONL format instead")
 
 
 WRITERS: dict[str, type[Writer]] = {
