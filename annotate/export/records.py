@@ -9,25 +9,25 @@ scanned once per batch.
 
 How a batch is read depends on the backend:
 
-- PostgreSQL: one statement per batch. Each candidate row carries its document, its source names
-  (`jsonb_path_query_array(sources, '$.keyvalue().key')`), its final grade (latest adjudication,
-  else the gold grade) and its judgments folded into one text key by a correlated subquery
-  (`string_agg('annotator:grade', ',' ORDER BY judgment id)`, an index scan on candidate_id per
-  candidate). So a pair costs one row on the wire instead of one per judgment, and the planner has
-  no judgment-table join it could answer with a scan of the whole table. While this batch is turned
-  into records, the next batch's statement runs on the same connection from a helper thread, so the
-  database and this process work at the same time; the two never use the connection at once.
-- Other backends (SQLite): candidates, documents, judgments and adjudications by separate `IN`
-  queries, folded into the same keys in Python.
+- PostgreSQL (_PostgresBatches): four statements per batch, each by one array of explicit ids:
+  the candidates of the batch's queries (with their source names, `jsonb_path_query_array(sources,
+  '$.keyvalue().key')`, and gold grade), their documents, their judgments folded into one text key
+  per candidate (`string_agg('annotator:grade', ',')`: one row per pair on the wire instead of one
+  per judgment) and, if the collection has any, their adjudications. While the main thread turns a
+  batch into records and writes it, the next batch's statements run on the same connection from a
+  helper thread, so the database and this process work at the same time; the two threads never use
+  the connection at once.
+- Other backends (SQLite): the same reads with `IN` lists, judgments folded in Python.
 
-Both give each pair the same (judgment key, final grade); the aggregate of a key is computed once
-and reused (a collection has few distinct combinations of who gave which grade), so both backends
-give the same records.
+Both give each pair a (judgment key, final grade); its aggregate is computed once per canonical
+form of the key and reused (a collection has few distinct combinations of who gave which grade),
+so both backends give the same records.
 
 Order: queries by external id, candidates by document external id, both compared as code points
 (PostgreSQL's "C" collation = SQLite's BINARY = Python's str order), never by the database's
-locale, so the same data gives the same file on every backend. Judgments are folded in the order
-of their ids, which fixes the floating-point sums, hence the file, run to run.
+locale, so the same data gives the same file on every backend. A pair's judgments are aggregated
+in a canonical order (people by pk, then imported grades), which fixes the floating-point sums,
+hence the file, whatever order the database returns them in.
 """
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ class _PostgresBatches:
     ids (`= ANY(%s)`: an index or bitmap scan whatever the collection's size).
 
     The statements are compiled by the ORM once, here in the main thread, with a placeholder for the
-    ids; `rows` runs them on the driver's connection, so it may run in the helper thread (Django's
+    ids; `fetch` runs them on the driver's connection, so it may run in the helper thread (Django's
     connection wrapper belongs to the thread that opened it). Judgments arrive folded per candidate
     (`string_agg`), one row per pair instead of one per judgment, in no particular order: the
     aggregation puts them in a canonical order itself (_Context._outcome)."""
