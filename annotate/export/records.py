@@ -31,8 +31,10 @@ hence the file, whatever order the database returns them in.
 """
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
@@ -52,6 +54,7 @@ from .reports import annotator_reliabilities, latest_report, low_alpha_queries
 CHUNK = 5000
 AGGREGATE_CACHE_SIZE = 100_000
 IDS_PER_QUERY = 5000  # ids in one IN list (SQLite allows 32766 parameters)
+QUERIES_PER_FETCH = 2000
 MAX_QUERIES_PER_BATCH = 500
 
 _UNLABELLED = "unlabelled"  # outcomes of a pair that give no record
@@ -100,28 +103,34 @@ def query_groups(collection: Collection, params: ExportParams, counts: ReadCount
                  progress: Callable[[int], None] | None = None) -> Iterator[QueryGroup]:
     """The labelled query groups of the collection under `params`, in export order."""
     context = _Context(collection, params, latest_report(collection))
-    batches = (context.kept(batch, counts) for batch in _query_batches(collection, params))
     if connection.vendor == "postgresql":
-        reads = _PostgresBatches(context)
-        for batch, fetched in _read_ahead(batches, reads.fetch):
-            yield from context.groups(batch, reads.rows(*fetched), counts, progress)
+        for batch, fetched in _read_ahead(_PostgresBatches(context, _query_listing(collection, params))):
+            yield from context.groups(context.kept(batch, counts), _PostgresBatches.rows(*fetched), counts, progress)
     else:
-        for batch in batches:
+        for batch in _query_batches(collection, params):
+            batch = context.kept(batch, counts)
             yield from context.groups(batch, context.candidate_rows(batch), counts, progress)
 
 
-def _query_batches(collection: Collection, params: ExportParams) -> Iterator[list[tuple]]:
-    """Rows (pk, external id, text, split, number of candidates) of the queries in export order, in
-    batches of about CHUNK candidates (a query larger than CHUNK is a batch by itself)."""
+def _query_listing(collection: Collection, params: ExportParams):
+    """Rows (pk, external id, text, split, number of candidates) of the queries, in export order."""
     queries = Query.objects.filter(collection=collection)
     if params.split != "all":
         queries = queries.filter(split=params.split)
     sizes = (Candidate.objects.filter(query=OuterRef("pk")).order_by().values("query")
              .annotate(n=Count("pk")).values("n"))
-    rows = (queries.annotate(n_candidates=Coalesce(Subquery(sizes), 0))
+    return (queries.annotate(n_candidates=Coalesce(Subquery(sizes), 0))
             .order_by(_code_point_order("external_id"))
-            .values_list("pk", "external_id", "text", "split", "n_candidates")
-            .iterator(chunk_size=2000))
+            .values_list("pk", "external_id", "text", "split", "n_candidates"))
+
+
+def _query_batches(collection: Collection, params: ExportParams) -> Iterator[list[tuple]]:
+    return _batched(_query_listing(collection, params).iterator(chunk_size=QUERIES_PER_FETCH))
+
+
+def _batched(rows: Iterable[tuple]) -> Iterator[list[tuple]]:
+    """Query rows in batches of about CHUNK candidates (a query larger than CHUNK is a batch by
+    itself)."""
     batch: list[tuple] = []
     size = 0
     for row in rows:
@@ -134,20 +143,21 @@ def _query_batches(collection: Collection, params: ExportParams) -> Iterator[lis
         yield batch
 
 
-def _read_ahead(batches: Iterator[list[tuple]], read: Callable[[list[tuple]], list[tuple]]) -> Iterator[tuple[list, list]]:
-    """(batch, read(batch)) for each batch, the next batch's read already running in a helper
-    thread while the caller handles this one. The main thread touches the connection (the query
-    cursor behind `batches`) only while no read is in flight."""
+def _read_ahead(reads: _PostgresBatches) -> Iterator[tuple[list, tuple]]:
+    """reads.next() until it gives None, each call already running in a helper thread while the
+    caller handles the previous result; every use of the connection happens in that thread, one
+    call at a time, while the main thread only turns rows into records and writes them."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-read") as pool:
-        batch = next(batches, None)
-        pending = pool.submit(read, batch) if batch is not None else None
-        while pending is not None:
-            rows = pending.result()
-            current, batch = batch, next(batches, None)
-            pending = pool.submit(read, batch) if batch is not None else None
-            # Leaving early (an interrupted download) waits at `with`'s end for the read in flight,
-            # so the transaction is never ended under a running statement.
-            yield current, rows
+        try:
+            pending = pool.submit(reads.next)
+            while (item := pending.result()) is not None:
+                pending = pool.submit(reads.next)
+                yield item
+        finally:
+            # Also when leaving early (an interrupted download, an error): the read in flight ends
+            # first (the pool runs one call at a time), so the transaction never ends under a
+            # running statement, and the query cursor is closed.
+            pool.submit(reads.close).result()
 
 
 class _SourceNames(Func):
@@ -174,8 +184,12 @@ class _PostgresBatches:
     (`string_agg`), one row per pair instead of one per judgment, in no particular order: the
     aggregation puts them in a canonical order itself (_Context._outcome)."""
 
-    def __init__(self, context: _Context):
+    def __init__(self, context: _Context, listing):
         self.raw = _raw_connection()
+        self.context = context
+        self.listing = listing.query.sql_with_params()
+        self.query_cursor = None
+        self.batches = None
         names = _SourceNames("sources")
         final = Case(When(is_gold=True, then=F("gold_grade")), default=None, output_field=IntegerField())
         candidates = _any(Candidate.objects.all(), "query_id")
@@ -191,6 +205,31 @@ class _PostgresBatches:
         self.adjudications = _compiled(
             _any(Adjudication.objects.all(), "candidate_id").order_by("candidate_id", "-created_at", "-pk")
             .values_list("candidate_id", "grade")) if context.any_adjudication else None
+
+    def next(self) -> tuple[list[tuple], tuple] | None:
+        """The next batch of query rows and the rows of its kept queries (helper thread); None
+        after the last."""
+        if self.batches is None:
+            self.batches = _batched(self._query_rows())
+        batch = next(self.batches, None)
+        if batch is None:
+            return None
+        return batch, self.fetch(self.context.kept(batch, ReadCounts()))
+
+    def _query_rows(self) -> Iterator[tuple]:
+        # A named (server-side) cursor: the queries come QUERIES_PER_FETCH at a time.
+        self.query_cursor = self.raw.cursor(name=f"export_queries_{uuid.uuid4().hex}")
+        self.query_cursor.execute(*self.listing)
+        while rows := self.query_cursor.fetchmany(QUERIES_PER_FETCH):
+            yield from rows
+        self.query_cursor.close()
+
+    def close(self) -> None:
+        if self.query_cursor is not None:
+            # Does nothing once closed or after a failed statement; and if it fails, the cursor
+            # ends with the transaction anyway: never hide the error that brought us here.
+            with contextlib.suppress(Exception):
+                self.query_cursor.close()
 
     def fetch(self, batch: list[tuple]) -> tuple[list, list, list, list]:
         """The batch's rows as the driver returns them. Runs in the helper thread, so it does

@@ -9,7 +9,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from annotate.export.filters import ExportParams
-from annotate.export.records import CandidateRecord, QueryGroup, ReadCounts, _Context, _PostgresBatches, _query_batches
+from annotate.export.records import (CandidateRecord, QueryGroup, ReadCounts, _Context, _PostgresBatches,
+                                     _query_batches, _query_listing)
 from annotate.export.writers import ListwiseWriter
 from annotate.models import Adjudication, AgreementReport, Candidate, Judgment
 from annotate.simulation import SimulationParams, simulate_annotators
@@ -55,7 +56,7 @@ def test_the_postgresql_batch_read_gives_the_same_groups_as_the_generic_read(gra
     for params in (ExportParams(), ExportParams(include_simulated=False), ExportParams(min_weight=0.5, include_gold=False)):
         report = AgreementReport.objects.get()
         fast, generic = _Context(collection, params, report), _Context(collection, params, report)
-        reads = _PostgresBatches(fast)
+        reads = _PostgresBatches(fast, _query_listing(collection, params))
         fast_counts, generic_counts = ReadCounts(), ReadCounts()
         for batch in _query_batches(collection, params):
             assert (list(fast.groups(batch, reads.rows(*reads.fetch(batch)), fast_counts, None))
