@@ -55,21 +55,61 @@ CHUNK = 5000
 AGGREGATE_CACHE_SIZE = 100_000
 IDS_PER_QUERY = 5000  # ids in one IN list (SQLite allows 32766 parameters)
 QUERIES_PER_FETCH = 2000
+NAMES_PER_OUTCOME = 1000
 MAX_QUERIES_PER_BATCH = 500
 
 _UNLABELLED = "unlabelled"  # outcomes of a pair that give no record
 _FILTERED = "filtered"
 
 
-@dataclass(slots=True)
-class CandidateRecord:
-    doc_id: str
-    doc: str
+@dataclass(slots=True, eq=False)
+class Judged:
+    """What the export says about a pair besides its document: the aggregate and the candidate's
+    source names. One object is shared by every pair with the same (a collection has few), so a
+    writer can encode it once: it hashes by identity, and a dict holding it keeps it alive."""
     label: int
     soft_label: float
     weight: float
     n_judgments: int
-    sources: tuple[str, ...]  # sorted; one shared tuple per distinct set of names
+    sources: tuple[str, ...]  # sorted
+
+
+@dataclass(slots=True)
+class CandidateRecord:
+    doc_id: str
+    doc: str
+    judged: Judged
+
+    @property
+    def label(self) -> int:
+        return self.judged.label
+
+    @property
+    def soft_label(self) -> float:
+        return self.judged.soft_label
+
+    @property
+    def weight(self) -> float:
+        return self.judged.weight
+
+    @property
+    def n_judgments(self) -> int:
+        return self.judged.n_judgments
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self.judged.sources
+
+
+class _Outcome:
+    """A judgment key's aggregate (or why it gives no record), with the Judged of each set of
+    source names seen with it."""
+    __slots__ = ("judgments_read", "result", "judged")
+
+    def __init__(self, judgments_read: int, result):
+        self.judgments_read = judgments_read
+        self.result = result  # (label, soft label, weight, n judgments), _UNLABELLED or _FILTERED
+        self.judged: dict[str | None, Judged] = {}
 
 
 @dataclass(slots=True)
@@ -301,9 +341,8 @@ class _Context:
         self.low_alpha_pks, self.low_alpha_ids = low_alpha_queries(report, params.min_query_alpha)
         self.human_filter = self._human_filter()
         self.any_adjudication = Adjudication.objects.filter(collection=collection).exists()
-        self.outcomes: dict[tuple, tuple] = {}  # (judgment key, final grade) -> (judgments read, outcome)
-        self.canonical: dict[tuple, tuple] = {}  # the same, by the judges in canonical order
-        self.names: dict[str, tuple[str, ...]] = {}
+        self.outcomes: dict[tuple, _Outcome] = {}  # by (judgment key, final grade)
+        self.canonical: dict[tuple, _Outcome] = {}  # by (sorted judges, final grade)
 
     def _human_filter(self) -> Q:
         """Which people's judgments count; imported labels are never filtered by these."""
@@ -340,22 +379,20 @@ class _Context:
         """by_query: query pk -> (doc id, doc text, source names key, final grade, judgment key)
         per candidate, in order of doc id."""
         params = self.params
-        outcomes, names = self.outcomes, self.names
+        outcomes = self.outcomes
         judgments = unlabelled = filtered = 0
         for pk, external_id, text, split, _ in batch:
             records = []
             for doc_id, doc, names_key, final, judges in by_query.get(pk, ()):
-                read, outcome = outcomes.get((judges, final)) or self._outcome(judges, final)
-                judgments += read
-                if outcome is _UNLABELLED:
+                outcome = outcomes.get((judges, final)) or self._outcome(judges, final)
+                judgments += outcome.judgments_read
+                if outcome.result is _UNLABELLED:
                     unlabelled += 1
-                elif outcome is _FILTERED:
+                elif outcome.result is _FILTERED:
                     filtered += 1
                 else:
-                    sources = names.get(names_key)
-                    if sources is None:
-                        sources = self._names(names_key)
-                    records.append(CandidateRecord(doc_id, doc, *outcome, sources))
+                    judged = outcome.judged.get(names_key) or self._judged(outcome, names_key)
+                    records.append(CandidateRecord(doc_id, doc, judged))
             if not records:
                 continue
             if params.only_with_positive and not any(r.label >= params.positive_grade for r in records):
@@ -370,34 +407,34 @@ class _Context:
         if progress and read:
             progress(read)
 
-    def _outcome(self, judges: str | None, final: int | None) -> tuple[int, object]:
-        """(judgments read, (label, soft label, weight, n judgments) or why there is no record) for
-        a judgment key: "annotator pk:grade" joined by ",", an empty pk for an imported label, in
-        any order. The judges are put in one canonical order (people by pk, imported grades by
-        grade) before aggregating, so the floating-point sums, hence the file, do not depend on
-        the order the database returned them in; each canonical form is aggregated once."""
-        people: list[tuple[int, int]] = []
-        priors: list[int] = []
-        if judges:
-            for judge in judges.split(","):
+    def _outcome(self, judges: str | None, final: int | None) -> _Outcome:
+        """The outcome of a judgment key: "annotator pk:grade" joined by ",", an empty pk for an
+        imported label, in any order. The judges are put in one canonical order (people by pk,
+        imported grades by grade) before aggregating, so the floating-point sums, hence the file,
+        do not depend on the order the database returned them in; each set of judges is
+        aggregated once."""
+        parts = judges.split(",") if judges else []
+        same_judges = (tuple(sorted(parts)), final)  # the same for any order of the same judges
+        outcome = self.canonical.get(same_judges)
+        if outcome is None:
+            people: list[tuple[int, int]] = []
+            priors: list[int] = []
+            for judge in parts:
                 annotator, _, grade = judge.partition(":")
                 if annotator:
                     people.append((int(annotator), int(grade)))
                 else:
                     priors.append(int(grade))
-        people.sort()
-        priors.sort()
-        canonical = (tuple(people), tuple(priors), final)
-        entry = self.canonical.get(canonical)
-        if entry is None:
-            entry = (len(people) + len(priors), self._aggregate(people, priors, final))
+            people.sort()
+            priors.sort()
+            outcome = _Outcome(len(parts), self._aggregate(people, priors, final))
             if len(self.canonical) >= AGGREGATE_CACHE_SIZE:
                 self.canonical.clear()
-            self.canonical[canonical] = entry
+            self.canonical[same_judges] = outcome
         if len(self.outcomes) >= AGGREGATE_CACHE_SIZE:
             self.outcomes.clear()
-        self.outcomes[(judges, final)] = entry
-        return entry
+        self.outcomes[(judges, final)] = outcome
+        return outcome
 
     def _aggregate(self, people: list[tuple[int, int]], priors: list[int], final: int | None):
         reliability = self.reliability
@@ -410,13 +447,13 @@ class _Context:
             return _FILTERED
         return result.label, result.soft_label, result.weight, result.n_judgments
 
-    def _names(self, key: str | None) -> tuple[str, ...]:
-        """The sorted source names of a `sources` JSON object, or of the JSON array of its names."""
-        names = _source_names(key)
-        if len(self.names) >= AGGREGATE_CACHE_SIZE:
-            self.names.clear()
-        self.names[key] = names
-        return names
+    def _judged(self, outcome: _Outcome, names_key: str | None) -> Judged:
+        """The Judged of an outcome with the source names of a `sources` JSON object, or of the
+        JSON array of its names."""
+        if len(outcome.judged) >= NAMES_PER_OUTCOME:  # on SQLite the key is each candidate's sources
+            outcome.judged.clear()
+        judged = outcome.judged[names_key] = Judged(*outcome.result, _source_names(names_key))
+        return judged
 
     def _batch_candidates(self, query_pks: list[int]):
         rows = _where_in(Candidate.objects.all(), "query_id", query_pks)

@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from .filters import ExportParams
-from .records import QueryGroup
+from .records import Judged, QueryGroup
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # What that encoder writes for a str (ensure_ascii=False): quotes, and escapes for " \\ and control
@@ -78,34 +78,30 @@ class Writer:
 
 class ListwiseWriter(Writer):
     """The export's bulk format, so written without a dict per candidate: the same bytes as
-    `_dumps` of the line's dict (tests/export/test_writers.py holds it to that), assembled from
-    `_string` (the encoder's own string escaping) and, per distinct (label, soft label, weight,
-    n_judgments, sources), the candidate's tail encoded once by `_dumps`."""
+    `_dumps` of the line's dict (tests/export/test_read_paths.py holds it to that), assembled from
+    `_string` (the encoder's own string escaping) and the candidate's tail after its texts, encoded
+    once per Judged (shared by all pairs with the same label, weights and sources)."""
 
     def __init__(self, params: ExportParams):
         super().__init__(params)
-        self.tails: dict[tuple, str] = {}
+        self.tails: dict[Judged, str] = {}
 
     def group_lines(self, group: QueryGroup) -> Iterator[str]:
         tails = self.tails
         candidates = []
         for c in group.candidates:
-            key = (c.label, c.soft_label, c.weight, c.n_judgments, c.sources)
-            tail = tails.get(key)
-            if tail is None:
-                tail = self._tail(key)
+            tail = tails.get(c.judged) or self._tail(c.judged)
             candidates.append('{"doc_id":' + _string(c.doc_id) + ',"doc":' + _string(c.doc) + tail)
         yield ('{"query_id":' + _string(group.query_id) + ',"query":' + _string(group.query) + ',"split":'
                + _string(group.split) + ',"candidates":[' + ",".join(candidates) + "]}\n")
 
-    def _tail(self, key: tuple) -> str:
+    def _tail(self, judged: Judged) -> str:
         """`,"label":..,"sources":[..]}`: the candidate object after its texts."""
-        label, soft_label, weight, n_judgments, sources = key
-        tail = "," + _dumps({"label": label, "soft_label": soft_label, "weight": weight, "n_judgments": n_judgments,
-                             "sources": sources})[1:]
+        tail = "," + _dumps({"label": judged.label, "soft_label": judged.soft_label, "weight": judged.weight,
+                             "n_judgments": judged.n_judgments, "sources": judged.sources})[1:]
         if len(self.tails) >= TAIL_CACHE_SIZE:
             self.tails.clear()
-        self.tails[key] = tail
+        self.tails[judged] = tail
         return tail
 
 
