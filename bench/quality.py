@@ -1,11 +1,12 @@
 """Reranker quality: dev NDCG@10 of BM25, the untuned base model and the fine-tuned model.
 
 (a) kuake-qtr-train, queries split by annotate.splits.split_for (train -> train; dev and test ->
-    dev). Each query's pool = its judged titles + the BM25 top ``--pool`` titles of the whole
-    corpus (mining.bm25 + mining.tokenize, unjudged = grade 0). Rows: BM25 (scores over the pool),
+    dev). Two dev protocols: "judged" reranks each query's human-graded titles (queries whose
+    titles differ in grade); "pooled" adds the BM25 top ``--pool`` titles of the whole corpus
+    (mining.bm25 + mining.tokenize) with unjudged = grade 0. Rows: BM25 (scores over the pool),
     base (MiniLM with a fresh head), fine-tuned, and fine-tuned with the corpus's CJK characters
-    missing from MiniLM's vocabulary added as tokens (embeddings resized; new rows start at the
-    mean embedding, transformers' default).
+    missing from MiniLM's vocabulary added as tokens (TrainConfig.add_cjk_vocab: embeddings
+    resized, each new row the old rows' mean plus noise of their spread, see training.vocab).
 (b) trec-dl19, 5-fold cross-validation by query: pools = the top ``--dl19-depth`` of its BM25 run
     (judged docs outside the run count as missed, as trec_eval does); training groups from the
     train folds' judged passages. Rows: BM25 (the run's order), base, fine-tuned (mean over folds
@@ -76,13 +77,12 @@ def data_file(groups, name="bench"):
     return DataFile(path=Path(name), format="listwise", groups=list(groups), sha256="-")
 
 
-def fine_tune(train_groups, base, out, args, *, max_length, model_setup=None, eval_groups=None):
+def fine_tune(train_groups, base, out, args, *, max_length, add_cjk_vocab=False):
     from training.trainer import TrainConfig, train
 
     config = TrainConfig(loss="listwise", epochs=args.epochs, batch_size=8, group_size=8, max_length=max_length,
-                         learning_rate=args.lr, warmup_ratio=0.1, seed=args.seed)
-    return train(config=config, train_data=data_file(train_groups), base_model=base, out_dir=out,
-                 model_setup=model_setup)
+                         learning_rate=args.lr, warmup_ratio=0.1, seed=args.seed, add_cjk_vocab=add_cjk_vocab)
+    return train(config=config, train_data=data_file(train_groups), base_model=base, out_dir=out)
 
 
 def ndcg_of(model_dir, groups, *, max_length, qrels=None):
@@ -164,37 +164,43 @@ def part_a(args, tmp, base) -> dict:
     train_q, dev_q = train_q[: args.kuake_train], dev_q[: args.kuake_dev]
     index, doc_ids, pools = bm25_pools(corpus, queries, train_q + dev_q, args.pool)
     position = {d: i for i, d in enumerate(doc_ids)}
-    dev_groups = []
-    for q in dev_q:
-        pool = list(dict.fromkeys(pools[q] + list(qrels[q])))
-        dev_groups.append(group(q, queries[q], pool, corpus, qrels[q]))
-    bm25 = [index.scores(tokenize(g.query))[[position[d] for d in g.doc_ids]] for g in dev_groups]
-    rows = {"bm25": mean(ranked_ndcg(dev_groups, bm25)),
-            "base": mean(ndcg_of(base, dev_groups, max_length=args.kuake_max_length))}
+    # Two dev protocols. "judged": rerank the query's human-graded titles only, on queries whose
+    # titles differ in grade (else every order scores 1) -- every pair has a grade, nothing is
+    # assumed. "pooled": the judged titles plus the BM25 top --pool of the whole corpus with
+    # unjudged = 0; this rewards finding the judged titles (which a lexical engine pooled in the
+    # first place) and punishes a model for ranking an unjudged relevant title high.
+    protocols = {
+        "judged": [group(q, queries[q], list(qrels[q]), corpus, qrels[q]) for q in dev_q
+                   if len(set(qrels[q].values())) > 1],
+        "pooled": [group(q, queries[q], list(dict.fromkeys(pools[q] + list(qrels[q]))), corpus, qrels[q])
+                   for q in dev_q],
+    }
+    rows: dict[str, dict] = {name: {} for name in protocols}
+
+    def evaluate_row(row: str, model_dir) -> None:
+        for name, groups in protocols.items():
+            rows[name][row] = mean(ndcg_of(model_dir, groups, max_length=args.kuake_max_length))
+
+    for name, groups in protocols.items():
+        bm25 = [index.scores(tokenize(g.query))[[position[d] for d in g.doc_ids]] for g in groups]
+        rows[name]["bm25"] = mean(ranked_ndcg(groups, bm25))
+    evaluate_row("base", base)
     train_groups = training_groups_with_negatives(train_q, queries, qrels, pools, corpus, rng, per_query=1)
     started = time.perf_counter()
     fine_tune(train_groups, base, tmp / "kuake-ft", args, max_length=args.kuake_max_length)
-    rows["fine_tuned"] = mean(ndcg_of(tmp / "kuake-ft", dev_groups, max_length=args.kuake_max_length))
     seconds_ft = time.perf_counter() - started
+    evaluate_row("fine_tuned", tmp / "kuake-ft")
 
-    missing: list[str] = []
+    from training.scoring import load_cross_encoder
+    from training.vocab import missing_cjk_chars
 
-    def add_cjk(model, tokenizer):
-        vocab = tokenizer.get_vocab()
-        seen = set()
-        for text in [queries[q] for q in train_q] + [corpus[d] for g in train_groups for d in g.doc_ids]:
-            for char in text:
-                if "\u4e00" <= char <= "\u9fff" and char not in vocab and char not in seen:
-                    seen.add(char)
-                    missing.append(char)
-        tokenizer.add_tokens(missing)
-        model.resize_token_embeddings(len(tokenizer))
-
-    fine_tune(train_groups, base, tmp / "kuake-ft-cjk", args, max_length=args.kuake_max_length, model_setup=add_cjk)
-    rows["fine_tuned_cjk_vocab"] = mean(ndcg_of(tmp / "kuake-ft-cjk", dev_groups, max_length=args.kuake_max_length))
-    return {"train_queries": len(train_q), "train_groups": len(train_groups), "dev_queries": len(dev_q),
-            "pool": args.pool, "added_cjk_chars": len(missing), "fine_tune_seconds": round(seconds_ft, 1),
-            "ndcg@10": rows}
+    _, tokenizer = load_cross_encoder(base, device="cpu")
+    missing = missing_cjk_chars(tokenizer, [text for g in train_groups for text in (g.query, *g.docs)])
+    fine_tune(train_groups, base, tmp / "kuake-ft-cjk", args, max_length=args.kuake_max_length, add_cjk_vocab=True)
+    evaluate_row("fine_tuned_cjk_vocab", tmp / "kuake-ft-cjk")
+    return {"train_queries": len(train_q), "train_groups": len(train_groups),
+            "dev_queries": {name: len(groups) for name, groups in protocols.items()}, "pool": args.pool,
+            "added_cjk_chars": len(missing), "fine_tune_seconds": round(seconds_ft, 1), "ndcg@10": rows}
 
 
 # --- (b) trec-dl19 -------------------------------------------------------------------------------

@@ -22,6 +22,35 @@ def env_str(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name, default)
 
 
+# The key development runs with; a deployment that still carries it (or no key) does not start.
+DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+# Placeholders from .env.example and the docs: copied unchanged, they are as good as no key.
+_PLACEHOLDER_KEYS = {DEV_SECRET_KEY, "change-me-to-a-long-random-string", "change-me", "changeme", "secret"}
+
+
+def env_secret_key(name: str, *, debug: bool, dev_default: str) -> str:
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        if debug:
+            return dev_default
+        raise SettingError(f"{name} is required when DEBUG is off (set {name}, or DEBUG=1 for development)")
+    if not debug and (raw.strip().lower() in _PLACEHOLDER_KEYS or raw.startswith("django-insecure-")):
+        raise SettingError(f"{name} is a placeholder or development key; set a long random one, e.g. "
+                           "python -c 'import secrets; print(secrets.token_urlsafe(50))'")
+    return raw
+
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """SECURE_PROXY_SSL_HEADER: a header name, e.g. X-Forwarded-Proto; the request is HTTPS when it says 'https'."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not all(ch.isalnum() or ch in "-_" for ch in raw):
+        raise SettingError(f"{name}={raw!r} is not a header name (e.g. X-Forwarded-Proto)")
+    meta = raw.upper().replace("-", "_")
+    return (meta if meta.startswith("HTTP_") else f"HTTP_{meta}", "https")
+
+
 def env_bool(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name)
     if raw is None:

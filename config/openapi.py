@@ -1,4 +1,5 @@
 """OpenAPI schema generation: component names that stay unique across views."""
+from drf_spectacular.authentication import BasicScheme
 from drf_spectacular.openapi import AutoSchema
 
 
@@ -15,3 +16,9 @@ class ViewScopedNames(AutoSchema):
         if name in ("Input", "Output") and "." in qualname:
             return qualname.rsplit(".", 2)[-2].removesuffix("Api").removesuffix("View") + name
         return name
+
+
+class ThrottledBasicScheme(BasicScheme):
+    """HTTP Basic with the login throttle in front is still plain HTTP Basic to a client."""
+
+    target_class = "config.login_throttle.ThrottledBasicAuthentication"

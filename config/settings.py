@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .env import (
+    DEV_SECRET_KEY,
     SettingError,
     default_base_model_dir,
     env_bool,
@@ -15,7 +16,9 @@ from .env import (
     env_dir,
     env_int,
     env_list,
+    env_proxy_ssl_header,
     env_redis_url,
+    env_secret_key,
     env_str,
 )
 
@@ -24,11 +27,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 def _load() -> dict:
     debug = env_bool("DEBUG", False)
-    secret_key = env_str("SECRET_KEY")
-    if not secret_key:
-        if not debug:
-            raise SettingError("SECRET_KEY is required when DEBUG is off (set SECRET_KEY, or DEBUG=1 for development)")
-        secret_key = "dev-only-insecure-key-do-not-use-in-production"
+    secret_key = env_secret_key("SECRET_KEY", debug=debug, dev_default=DEV_SECRET_KEY)
     data_dir = env_dir("DATA_DIR", BASE_DIR / "var")
     base_model = env_str("BASE_MODEL_DIR")
     if base_model:
@@ -49,6 +48,30 @@ def _load() -> dict:
             conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
         ),
         "REDIS_URL": env_redis_url("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "HTTPS": _https_settings(debug),
+    }
+
+
+def _https_settings(debug: bool) -> dict:
+    """HTTPS hardening: on by default when DEBUG is off, off in development, each switch in the env.
+
+    SECURE_COOKIES=0 (plain-HTTP trial, benchmarks) also turns the redirect and HSTS off unless they
+    are set, so one switch says "this deployment is not behind HTTPS".
+    """
+    if debug:
+        return {"cookies": False, "redirect": False, "hsts_seconds": 0, "hsts_subdomains": False,
+                "hsts_preload": False, "proxy_header": None}
+    cookies = env_bool("SECURE_COOKIES", True)
+    redirect = env_bool("SECURE_SSL_REDIRECT", cookies)
+    hsts_seconds = env_int("SECURE_HSTS_SECONDS", 31_536_000 if redirect else 0, minimum=0)
+    return {
+        "cookies": cookies,
+        "redirect": redirect,
+        "hsts_seconds": hsts_seconds,
+        "hsts_subdomains": env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", hsts_seconds > 0),
+        # Preloading is a promise to browsers that is slow to undo: only on request.
+        "hsts_preload": env_bool("SECURE_HSTS_PRELOAD", False),
+        "proxy_header": env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER"),
     }
 
 
@@ -142,14 +165,38 @@ CSRF_COOKIE_HTTPONLY = False
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+_https = _env["HTTPS"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _https["cookies"]
+SECURE_SSL_REDIRECT = _https["redirect"]
+SECURE_HSTS_SECONDS = _https["hsts_seconds"]
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _https["hsts_subdomains"]
+SECURE_HSTS_PRELOAD = _https["hsts_preload"]
+# Behind a TLS-terminating proxy the request arrives as HTTP: trust the proxy's header (only if set).
+SECURE_PROXY_SSL_HEADER = _https["proxy_header"]
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Failed logins per username (login page and HTTP Basic on the API) before a lockout; see
+# config/login_throttle.py. The counter lives in the "login_throttle" cache.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
+AUTHENTICATION_BACKENDS = ["config.login_throttle.ThrottledModelBackend"]
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Shared by every web process, so the limit holds across gunicorn workers; development (one
+    # process) counts in memory.
+    "login_throttle": (
+        {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "login-throttle"} if DEBUG
+        else {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+              "KEY_PREFIX": "login-throttle", "TIMEOUT": LOGIN_LOCKOUT_SECONDS,
+              # A Redis that does not answer must not hold up a login for long (the throttle fails open).
+              "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
+    ),
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "config.login_throttle.ThrottledBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "config.openapi.ViewScopedNames",

@@ -3,7 +3,13 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+# Tests speak plain HTTP to the test client and live_server: no HTTPS redirect, HSTS or secure cookies
+# (tests/test_production_settings.py checks the production values in a subprocess).
+os.environ.setdefault("SECURE_COOKIES", "0")
 
 from .settings import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# One process: the throttle counts in memory (tests of the Redis-backed counter point it at the test Redis).
+CACHES = {**CACHES, "login_throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",  # noqa: F405
+                                       "LOCATION": "login-throttle-test"}}

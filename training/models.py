@@ -32,6 +32,10 @@ class TrainingRun(models.Model):
     output_dir = models.CharField(max_length=500, blank=True)
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
+    # How many times a worker claimed the run; a write of an older attempt is refused (fencing).
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Last sign of life: the worker's progress while running, the last (re)sent message while pending.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

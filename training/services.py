@@ -5,6 +5,12 @@ run with a conditional UPDATE (pending -> running), so a redelivered or duplicat
 does nothing. Only a run that finished training and evaluation creates a ModelVersion, and only
 then may promote it: a failed or cancelled run leaves the promoted model as it was.
 
+A worker that dies mid-run (SIGKILL, OOM) leaves the run "running": while it runs, the task holds
+the run's advisory lock (annotate/services/liveness.py) and beats ``heartbeat_at``; the sweep in
+training/recovery.py finds the lock free and sends the run again (it resumes from its last
+checkpoint, if any) or fails it. Each claim bumps ``attempts``, and every later write of the task
+is conditional on its own attempt, so a stale attempt can neither overwrite nor promote.
+
 Evaluation: the base model, BM25, the promoted model (if any) and the new model are scored on the
 same dev queries of the snapshot (its ``split: dev`` lines). The new model is promoted when its dev
 NDCG@10 beats the promoted model's by ``promotion_margin`` -- or, with nothing promoted yet, beats
@@ -20,6 +26,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .data import DataFile, read_data_file
@@ -54,10 +61,20 @@ def start_training_run(*, snapshot, created_by=None, base_model: str | None = No
             )
     except IntegrityError:
         raise RunAlreadyActive(f"collection {snapshot.collection} already has a pending or running training run") from None
+    transaction.on_commit(lambda: send_run(run.pk))
+    return run
+
+
+def send_run(run_id: int) -> bool:
+    """Queue the run's task; with the broker down the run stays pending and the sweep sends it later."""
     from .tasks import train_run
 
-    transaction.on_commit(lambda: train_run.delay(run.pk))
-    return run
+    try:
+        train_run.delay(run_id)
+    except Exception as error:  # noqa: BLE001 -- the run row is committed; the sweep resends it
+        log.warning("could not queue training run %s (%s); the recovery sweep will send it", run_id, error)
+        return False
+    return True
 
 
 def request_cancel(*, run: TrainingRun) -> TrainingRun:
@@ -74,31 +91,52 @@ def run_output_dir(run: TrainingRun) -> Path:
     return Path(settings.DATA_DIR) / "models" / run.collection.slug / f"run-{run.pk}"
 
 
+class RunTakenOver(Exception):
+    """This attempt of the run is no longer the current one (recovered as lost): stop, write nothing."""
+
+
 def execute_training_run(*, run_id: int) -> TrainingRun | None:
     """Train, evaluate and maybe promote; None if the run was not pending (already taken)."""
-    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.PENDING, cancel_requested=False).update(
-        status=TrainingRun.Status.RUNNING, started_at=timezone.now())
-    if not claimed:
-        return None
-    run = TrainingRun.objects.select_related("collection", "snapshot").get(pk=run_id)
+    from annotate.services.liveness import WorkerHold
+
+    hold = WorkerHold("training", run_id)
+    try:
+        # The lock first, the claim second: whoever sees the run running and its lock free knows
+        # its worker is gone.
+        if not hold.acquire():
+            return None  # a live worker is on it: this message is a duplicate
+        now = timezone.now()
+        claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.PENDING, cancel_requested=False).update(
+            status=TrainingRun.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1)
+        if not claimed:
+            return None
+        run = TrainingRun.objects.select_related("collection", "snapshot").get(pk=run_id)
+        return _execute(run)
+    finally:
+        hold.release()
+
+
+def _execute(run: TrainingRun) -> TrainingRun:
     out_dir = run_output_dir(run)
+    this_attempt = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING, attempts=run.attempts)
     try:
         outcome = _train_and_evaluate(run, out_dir)
+        _record(run, out_dir, outcome)
+    except RunTakenOver:
+        # Another attempt owns the run (and its output directory) now: leave both alone.
+        log.warning("training run %s: attempt %s was superseded; stopping without writing", run.pk, run.attempts)
     except Exception as error:  # noqa: BLE001 -- any failure ends the run, never the promoted model
         from .trainer import TrainingCancelled
 
         cancelled = isinstance(error, TrainingCancelled)
         if not cancelled:
             log.exception("training run %s failed", run.pk)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        TrainingRun.objects.filter(pk=run.pk).update(
+        if this_attempt.update(
             status=TrainingRun.Status.CANCELLED if cancelled else TrainingRun.Status.FAILED,
             error="" if cancelled else f"{type(error).__name__}: {error}", finished_at=timezone.now(),
             eta_seconds=None,
-        )
-        run.refresh_from_db()
-        return run
-    _record(run, out_dir, outcome)
+        ):
+            shutil.rmtree(out_dir, ignore_errors=True)
     run.refresh_from_db()
     return run
 
@@ -121,7 +159,7 @@ def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
     known = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{key: value for key, value in run.params.items() if key in known})
     base_model = run.base_model or settings.BASE_MODEL_DIR
-    reporter = _ProgressReporter(run.pk)
+    reporter = _ProgressReporter(run.pk, attempt=run.attempts)
     result = train(
         config=config, train_data=DataFile(path=path, format=data.format, groups=train_groups, sha256=data.sha256),
         base_model=base_model, out_dir=out_dir, dev_groups=dev_groups,
@@ -129,6 +167,7 @@ def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
     )
     metrics = {"base": result.metrics["base"], "bm25": metrics_for(dev_groups, bm25_scores(dev_groups)),
                "new": result.metrics["fine_tuned"]}
+    reporter.beat()  # training is over; evaluating the promoted model below takes a while
     current = promoted_version(collection=run.collection)
     if current is not None:
         model, tokenizer = load_cross_encoder(current.path)
@@ -149,6 +188,12 @@ def promotion_margin(run: TrainingRun) -> float:
 def _record(run: TrainingRun, out_dir: Path, outcome: dict) -> None:
     from .registry import promote, promoted_version
 
+    # Lock the run row and check that this attempt still owns it: a superseded attempt must neither
+    # create a version nor promote (a duplicate of the current attempt waits here, then finds it done).
+    owned = TrainingRun.objects.select_for_update().filter(
+        pk=run.pk, status=TrainingRun.Status.RUNNING, attempts=run.attempts).exists()
+    if not owned:
+        raise RunTakenOver(run.pk)
     metrics = outcome["metrics"]
     new = metrics["new"]["ndcg@10"] or 0.0
     # Compare against what serves now (re-read under the transaction: another run may have
@@ -174,18 +219,28 @@ def _record(run: TrainingRun, out_dir: Path, outcome: dict) -> None:
 
 
 class _ProgressReporter:
-    """Writes step/loss/ETA to the run row (at most twice a second) and reads the cancel flag."""
+    """Writes step/loss/ETA and the heartbeat to the run row (at most twice a second) and reads the
+    cancel flag. Writes are conditional on this attempt: when the run was recovered as lost
+    meanwhile, training stops with RunTakenOver."""
 
-    def __init__(self, run_id: int, every: float = 0.5):
-        self.run_id, self.every, self.last = run_id, every, 0.0
+    def __init__(self, run_id: int, every: float = 0.5, *, attempt: int = 0):
+        self.run_id, self.every, self.last, self.attempt = run_id, every, 0.0, attempt
+
+    def _update(self, **fields) -> None:
+        rows = TrainingRun.objects.filter(pk=self.run_id, status=TrainingRun.Status.RUNNING, attempts=self.attempt
+                                          ).update(heartbeat_at=timezone.now(), **fields)
+        if not rows:
+            raise RunTakenOver(self.run_id)
+
+    def beat(self) -> None:
+        self._update()
 
     def progress(self, *, step, total_steps, loss, eta_seconds, epoch):
         now = time.monotonic()
         if now - self.last < self.every and step != total_steps:
             return
         self.last = now
-        TrainingRun.objects.filter(pk=self.run_id).update(step=step, total_steps=total_steps, loss=loss,
-                                                          eta_seconds=eta_seconds)
+        self._update(step=step, total_steps=total_steps, loss=loss, eta_seconds=eta_seconds)
 
     def should_cancel(self) -> bool:
         return TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists()

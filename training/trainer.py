@@ -42,6 +42,7 @@ from .data import (
 from .evaluation import evaluate_model
 from .losses import build_loss
 from .scoring import forward_logits, load_cross_encoder, pick_device
+from .vocab import add_tokens_with_distinct_embeddings, missing_cjk_chars
 
 CHECKPOINTS = "checkpoints"
 
@@ -68,6 +69,9 @@ class TrainConfig:
     checkpoint_every: int = 0    # optimiser steps; 0 = no checkpoints
     eval_batch_size: int = 64
     device: str | None = None
+    # Add the training data's CJK characters missing from the vocabulary as tokens with their own
+    # embeddings (training.vocab): for an English base model on Chinese text.
+    add_cjk_vocab: bool = False
 
     def check(self) -> None:
         for name in ("epochs", "batch_size", "group_size", "max_length", "grad_accum", "eval_batch_size"):
@@ -82,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not isinstance(self.add_cjk_vocab, bool):
+            raise ValueError(f"add_cjk_vocab must be true or false, got {self.add_cjk_vocab!r}")
         build_loss(self.loss, **self.loss_config)  # unknown loss or bad loss config fails here
 
 
@@ -123,15 +129,20 @@ def train(
     _seed_everything(config.seed)
     device = pick_device(config.device)
     model, tokenizer = load_cross_encoder(base_model, device=str(device), eval_mode=False)
-    if model_setup is not None:
-        model_setup(model, tokenizer)
-        model.to(device)
     groups, skipped = training_groups(train_data.groups, group_size=config.group_size,
                                       positive_threshold=config.positive_threshold)
     if not groups:
         raise ValueError(
             f"{train_data.path}: no query has a candidate graded >= {config.positive_threshold:g}; nothing to train on"
         )
+    if model_setup is not None:
+        model_setup(model, tokenizer)
+        model.to(device)
+    if config.add_cjk_vocab:
+        # Before any checkpoint is loaded: the same data gives the same tokens, so a resumed run
+        # rebuilds the embedding matrix its checkpoint was saved with.
+        texts = (text for group in groups for text in (group.query, *group.docs))
+        add_tokens_with_distinct_embeddings(model, tokenizer, missing_cjk_chars(tokenizer, texts), seed=config.seed)
     encoded = EncodedGroups(tokenizer, groups, group_size=config.group_size, max_length=config.max_length)
     loss_fn = build_loss(config.loss, **config.loss_config)
     micro_batches = math.ceil(len(encoded) / config.batch_size)

@@ -9,7 +9,9 @@ Keys per collection (all small, all with a TTL where a crash could leave them be
 `count_judgment` is on the judging hot path: one pipelined round trip (INCR + EXPIRE) in the
 common case, a SET NX only when the count reaches N. When Redis does not answer it
 gives up after a short timeout and stays quiet for a while (a circuit breaker), so grades are never
-slowed down or failed by it; the nightly run catches up whatever was missed.
+slowed down or failed by it. The judgments counted during an outage are lost with it, so the first
+judgment that reaches Redis again queues a report at once (`_missed`); the nightly run catches up
+the rest.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ COUNT_TTL = 7 * 24 * 3600  # a collection nobody judges for a week starts counti
 
 _clients: dict[str, object] = {}
 _quiet_until = 0.0
+_missed = False  # judgments went uncounted (Redis was down) since the last report was queued
 
 
 def key(collection_id: int, name: str) -> str:
@@ -50,23 +53,27 @@ def redis_quiet() -> bool:
 
 
 def note_failure(error: Exception) -> None:
-    global _quiet_until
-    _quiet_until = time.monotonic() + QUIET_AFTER_FAILURE
-    log.warning("agreement report trigger skipped: Redis unavailable (%s); retrying in %.0f s", error, QUIET_AFTER_FAILURE)
+    global _quiet_until, _missed
+    quiet = float(getattr(settings, "QUALITY_TRIGGER_QUIET_S", QUIET_AFTER_FAILURE))
+    _quiet_until = time.monotonic() + quiet
+    _missed = True
+    log.warning("agreement report trigger skipped: Redis unavailable (%s); retrying in %.0f s", error, quiet)
 
 
 def count_judgment(collection_id: int, every: int) -> bool:
     """Count one new judgment; True for the one caller that should queue the report task now."""
+    global _missed
     redis = client()
     pipe = redis.pipeline(transaction=False)
     pipe.incr(key(collection_id, "new"))
     pipe.expire(key(collection_id, "new"), COUNT_TTL)
     count, _ = pipe.execute()
-    if count < every:
+    if count < every and not _missed:
         return False
     if not redis.set(key(collection_id, "queued"), "1", nx=True, ex=QUEUED_TTL):
         return False  # one is queued or running; it re-checks the count when it ends
     redis.set(key(collection_id, "new"), 0)
+    _missed = False
     return True
 
 

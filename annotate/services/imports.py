@@ -15,6 +15,7 @@ import shutil
 import time
 import unicodedata
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -157,10 +158,16 @@ def _store(uploads: list[tuple[str, UploadedFile, str]], directory: Path) -> dic
     return stored
 
 
-def _enqueue(job_id: int) -> None:
+def _enqueue(job_id: int) -> bool:
+    """Queue the job; with the broker down it stays pending and the next worker's sweep sends it."""
     from annotate.tasks import run_import
 
-    run_import.delay(job_id)
+    try:
+        run_import.delay(job_id)
+    except Exception as error:  # noqa: BLE001 -- the job row is committed; recover_lost_imports resends it
+        log.warning("could not queue import job %s (%s); a worker sends it when it starts", job_id, error)
+        return False
+    return True
 
 
 def execute_import(*, job_id: int) -> ImportJob | None:
@@ -169,13 +176,27 @@ def execute_import(*, job_id: int) -> ImportJob | None:
     Not atomic itself: the importer runs in its own transaction (all or nothing), and the job's
     status and progress must be visible while it runs.
     """
+    from .liveness import WorkerHold
+
+    # Held until the job's end is written: a job seen running with its lock free lost its worker
+    # (recover_lost_imports). The lock first, the claim second.
+    hold = WorkerHold("import", job_id)
+    try:
+        if not hold.acquire():
+            return None  # a live worker runs it: this message is a duplicate
+        claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PENDING).update(
+            status=ImportJob.Status.RUNNING, started_at=timezone.now())
+        if not claimed:
+            return None  # run already (or running elsewhere): a redelivered message changes nothing
+        return _run(ImportJob.objects.select_related("collection").get(pk=job_id))
+    finally:
+        hold.release()
+
+
+def _run(job: ImportJob) -> ImportJob:
     from annotate.importing import ImportFileError, InvalidCollectionSlug, import_files
 
-    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PENDING).update(
-        status=ImportJob.Status.RUNNING, started_at=timezone.now())
-    if not claimed:
-        return None  # run already (or running elsewhere): a redelivered message changes nothing
-    job = ImportJob.objects.select_related("collection").get(pk=job_id)
+    job_id = job.pk
     paths = job.files
     progress = ProgressWriter(job_id=job.pk)
     try:
@@ -194,6 +215,48 @@ def execute_import(*, job_id: int) -> ImportJob | None:
     finally:
         progress.close()
     return _finish(job, status=ImportJob.Status.DONE, result=totals)
+
+
+MAX_RESTARTS = 1
+RESEND_AFTER_S = 120
+
+
+def recover_lost_imports() -> dict[int, str]:
+    """Jobs left behind by a dead worker; returns {job id: "requeued" | "failed" | "resent"}.
+
+    The importer writes in one transaction, so a killed import left nothing behind and its files
+    are still on disk: it is sent again once (``result["restarts"]`` counts), then failed. A job
+    still pending a while after it was created lost its message (the broker was down when it was
+    queued): sent again; a duplicate message is harmless (the job is claimed once).
+    """
+    from .liveness import abandoned
+
+    outcomes: dict[int, str] = {}
+    for job in ImportJob.objects.filter(status=ImportJob.Status.RUNNING):
+        with abandoned("import", job.pk) as gone:
+            if not gone:
+                continue
+            restarts = int((job.result or {}).get("restarts", 0))
+            this_run = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING, started_at=job.started_at)
+            if restarts < MAX_RESTARTS:
+                if this_run.update(status=ImportJob.Status.PENDING, started_at=None, bytes_done=0,
+                                   result={"restarts": restarts + 1}):
+                    outcomes[job.pk] = "requeued"
+            elif this_run.exists():
+                _finish(job, status=ImportJob.Status.FAILED, error=(
+                    f"the worker stopped (killed or lost) during each of {restarts + 1} attempts; "
+                    "nothing was imported -- start the import again"))
+                outcomes[job.pk] = "failed"
+    quiet_since = timezone.now() - timedelta(seconds=RESEND_AFTER_S)
+    for job_id in ImportJob.objects.filter(status=ImportJob.Status.PENDING, created_at__lt=quiet_since,
+                                           ).values_list("pk", flat=True):
+        outcomes.setdefault(job_id, "resent")
+    for job_id, outcome in outcomes.items():
+        if outcome in ("requeued", "resent"):
+            _enqueue(job_id)  # after the locks are released, or the new task would back off
+    if outcomes:
+        log.warning("import jobs recovered: %s", outcomes)
+    return outcomes
 
 
 def _path(value: str | None) -> Path | None:

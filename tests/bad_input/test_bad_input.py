@@ -64,6 +64,18 @@ CATALOGUE = {
     "labels.two_labels_for_one_pair.jsonl": ("--labels", "labels.two_labels_for_one_pair.jsonl:2: query 'q-"),
     "labels.nan.jsonl": ("--labels", "labels.nan.jsonl:1: bad JSON (NaN is not valid JSON)"),
     "labels.invalid_utf8.jsonl": ("--labels", "labels.invalid_utf8.jsonl:1: invalid UTF-8 (byte 0xc3 at column 24)"),
+    "corpus.nul_in_text.jsonl": ("--corpus", "corpus.nul_in_text.jsonl:2: contains a NUL character (\\u0000), which cannot be stored"),
+    "queries.raw_nul_byte.jsonl": ("--queries", "queries.raw_nul_byte.jsonl:1: NUL character in the line"),
+    "corpus.text_is_object.jsonl": ("--corpus", "corpus.text_is_object.jsonl:1: 'text' must be a string, got an object"),
+    "queries.id_is_list.jsonl": ("--queries", "queries.id_is_list.jsonl:1: '_id' must be a string, got an array"),
+    "corpus.id_too_long.jsonl": ("--corpus", "corpus.id_too_long.jsonl:1: '_id' is longer than 255 characters"),
+    "corpus.not_json_lines.jsonl": ("--corpus", "corpus.not_json_lines.jsonl:1: bad JSON (Expecting value at column 1)"),
+    "queries.invalid_utf8.jsonl": ("--queries", "queries.invalid_utf8.jsonl:1: invalid UTF-8 (byte 0xe9 at column 27)"),
+    "run.invalid_utf8.trec": ("--run", "run.invalid_utf8.trec:1: invalid UTF-8 (byte 0xff at column 18)"),
+    "run.unknown_query.trec": ("--run", "run.unknown_query.trec:1: unknown query id 'qx'"),
+    "qrels.grade_huge.tsv": ("--qrels", "qrels.grade_huge.tsv:2: grade 99999999999999999999 is outside 0..3"),
+    "labels.pairwise_positive_null.jsonl": ("--labels", "labels.pairwise_positive_null.jsonl:1: 'positive' must be a string, got null"),
+    "labels.label_is_float.jsonl": ("--labels", "labels.label_is_float.jsonl:1: 'label' must be an integer, got a number"),
 }
 
 

@@ -42,6 +42,7 @@ def kuake_subset(datasets, directory, *, n_queries=N_QUERIES, extra_docs=1500, s
     return write_beir(directory, corpus={d: corpus[d] for d in sorted(keep)}, queries=queries, qrels=qrels)
 
 
+@pytest.mark.faults
 @pytest.mark.celery
 @pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_the_job_completes_without_duplicates(

@@ -39,6 +39,8 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=42)
         parser.add_argument("--temperature", type=float, default=None, help="listwise loss temperature")
         parser.add_argument("--checkpoint-every", type=int, default=0, help="optimiser steps (0 = none)")
+        parser.add_argument("--add-cjk-vocab", action="store_true",
+                            help="add the training data's CJK characters missing from the vocabulary as tokens")
 
     def handle(self, *args, **options):
         base_model = options["base_model"] or settings.BASE_MODEL_DIR
@@ -57,6 +59,7 @@ class Command(BaseCommand):
             batch_size=options["batch_size"], group_size=options["group_size"],
             max_length=options["max_length"], learning_rate=options["lr"], grad_accum=options["grad_accum"],
             seed=options["seed"], checkpoint_every=options["checkpoint_every"],
+            add_cjk_vocab=options["add_cjk_vocab"],
         )
         try:
             config.check()

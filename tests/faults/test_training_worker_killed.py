@@ -1,0 +1,71 @@
+"""A worker killed with SIGKILL in the middle of a training run: the run is found at once by the
+next worker (its advisory lock died with the killed worker's session), sent again, resumes from its
+last checkpoint and finishes -- one ModelVersion, and the promoted model untouched throughout."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import pytest
+from django.db import connection
+
+from annotate.models import Collection
+from training import registry
+from training.models import ModelVersion, TrainingRun
+from training.services import run_output_dir, start_training_run
+
+from ..conftest import WorkerProcess, wait_for
+from ..training_loop.conftest import FAST_RUN, make_snapshot, snapshot_file
+
+pytestmark = [pytest.mark.faults, pytest.mark.celery, pytest.mark.slow]
+
+
+def tree_digest(directory) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_a_run_whose_worker_is_killed_resumes_on_the_next_worker_and_never_touches_the_promoted_model(
+    redis_url, transactional_db, settings, tiny_model, tmp_path,
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("worker liveness is a PostgreSQL advisory lock; the workers need a shared PostgreSQL database")
+    collection = Collection.objects.create(slug="kill", name="kill")
+    served = shutil.copytree(tiny_model, tmp_path / "served-model")
+    promoted = registry.promote(version=ModelVersion.objects.create(collection=collection, path=str(served)))
+    served_digest = tree_digest(served)
+    snapshot = make_snapshot(collection, snapshot_file(tmp_path / "s.jsonl"))
+    # 12 steps an epoch; checkpoints every 5 steps; a margin no model reaches: never promoted.
+    params = {**FAST_RUN, "epochs": 5, "checkpoint_every": 5, "promotion_margin": 10.0}
+
+    first = WorkerProcess(redis_url=redis_url, data_dir=settings.DATA_DIR, queues="training",
+                          log=tmp_path / "worker1.log").start()
+    second = None
+    try:
+        run = start_training_run(snapshot=snapshot, base_model=str(tiny_model), params=params)
+        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).step >= 12, timeout=120, interval=0.05,
+                 message=f"training past its second checkpoint\n{first.output()[-3000:]}")
+        first.kill()
+        killed = TrainingRun.objects.get(pk=run.pk)
+        assert killed.status == "running" and killed.attempts == 1 and killed.step < killed.total_steps
+        assert (run_output_dir(killed) / "checkpoints").is_dir()
+
+        second = WorkerProcess(redis_url=redis_url, data_dir=settings.DATA_DIR, queues="training",
+                               log=tmp_path / "worker2.log").start()
+        done = wait_for(lambda: TrainingRun.objects.filter(pk=run.pk, status__in=["done", "failed"]).first(),
+                        timeout=150, message=f"the run to end on the second worker\n{second.output()[-3000:]}")
+    finally:
+        first.kill()
+        if second is not None:
+            second.stop()
+    assert done.status == "done", done.error
+    assert done.attempts == 2 and done.step == done.total_steps == 60
+    log = second.output()
+    assert "training.tasks.recover_lost_runs" in log and "requeued" in log
+    assert ModelVersion.objects.filter(run=done).count() == 1
+    assert not done.promoted and done.metrics["decision"]["promoted"] is False
+    assert registry.promoted_version(collection=collection).pk == promoted.pk
+    assert tree_digest(served) == served_digest
