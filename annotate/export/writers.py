@@ -8,17 +8,26 @@
   the two candidates' weights (both labels must be right for the preference to be). At most
   `max_pairs_per_query` per query: the largest margins first, then the highest weights, then by
   document ids — clear preferences before fine ones, and always the same pairs.
-- qrels: TREC `query_id 0 doc_id label`; ids only. An id containing whitespace cannot be written
-  in this format and fails the export (ExportDataError names it).
+- qrels: TREC `query_id 0 doc_id label`; ids only. An id that is empty, contains whitespace or
+  starts like a spreadsheet formula (= + - @; tab and CR are whitespace) fails the export
+  (ExportDataError names it), unless it is a plain number such as "-1". The whitespace rule is
+  the format's own (a field ends at a space). The formula rule is spreadsheet-formula injection
+  (OWASP "CSV injection"; issue #8): a qrels file is space-separated text that a spreadsheet opens
+  as cells, and `=HYPERLINK(...)` as a query id would run there. The usual remedy, a leading single
+  quote, cannot be applied: trec_eval and ir_measures match ids byte for byte against a run file,
+  so an altered id would silently score as a different query. Refusing tells the person why; the
+  JSONL formats carry any id.
 - flagembedding (FlagEmbedding's reranker/embedder training files):
   `{"query","pos":[...],"neg":[...],"pos_scores":[...],"neg_scores":[...]}`; positives are labels
   >= positive_grade, scores are the soft labels; a query without a positive or without a negative
   is left out (FlagEmbedding samples negatives from the list and needs at least one of each).
 
 JSON is written compact, UTF-8, not ASCII-escaped, keys in a fixed order, no timestamps, so the
-same data gives the same bytes. Text is written exactly as stored: a query or document starting
-with = + - or @ is data for a trainer, not a spreadsheet cell, and altering it would change what
-the model learns; anyone opening an export in a spreadsheet must import it as text.
+same data gives the same bytes. Text in JSON is written exactly as stored, a query or document
+starting with = + - or @ included: JSON Lines is not a spreadsheet format (a spreadsheet does not
+open a line of JSON as cells, every string sits inside quotes after a key), the text is data for a
+trainer, and prefixing it would change what the model learns. Only the qrels format, whose fields
+a spreadsheet would read as cells, guards against formulas (above).
 """
 from __future__ import annotations
 
@@ -28,10 +37,17 @@ import re
 from collections.abc import Iterable, Iterator
 
 from .filters import ExportParams
-from .records import QueryGroup
+from .records import Judged, QueryGroup
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# What that encoder writes for a str (ensure_ascii=False): quotes, and escapes for " \\ and control
+# characters only; the C function when the interpreter has it, as the encoder itself uses.
+_string = json.encoder.encode_basestring
+TAIL_CACHE_SIZE = 100_000
 _WHITESPACE = re.compile(r"\s")
+# What a spreadsheet takes for the start of a formula (OWASP; tab and CR are refused as whitespace).
+_FORMULA_STARTS = frozenset("=+-@")
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")  # "-1" opens as a number, not as a formula
 
 
 class ExportDataError(ValueError):
@@ -61,14 +77,32 @@ class Writer:
 
 
 class ListwiseWriter(Writer):
+    """The export's bulk format, so written without a dict per candidate: the same bytes as
+    `_dumps` of the line's dict (tests/export/test_read_paths.py holds it to that), assembled from
+    `_string` (the encoder's own string escaping) and the candidate's tail after its texts, encoded
+    once per Judged (shared by all pairs with the same label, weights and sources)."""
+
+    def __init__(self, params: ExportParams):
+        super().__init__(params)
+        self.tails: dict[Judged, str] = {}
+
     def group_lines(self, group: QueryGroup) -> Iterator[str]:
-        candidates = [
-            {"doc_id": c.doc_id, "doc": c.doc, "label": c.label, "soft_label": c.soft_label, "weight": c.weight,
-             "n_judgments": c.n_judgments, "sources": c.sources}
-            for c in group.candidates
-        ]
-        yield _dumps({"query_id": group.query_id, "query": group.query, "split": group.split,
-                      "candidates": candidates}) + "\n"
+        tails = self.tails
+        candidates = []
+        for c in group.candidates:
+            tail = tails.get(c.judged) or self._tail(c.judged)
+            candidates.append('{"doc_id":' + _string(c.doc_id) + ',"doc":' + _string(c.doc) + tail)
+        yield ('{"query_id":' + _string(group.query_id) + ',"query":' + _string(group.query) + ',"split":'
+               + _string(group.split) + ',"candidates":[' + ",".join(candidates) + "]}\n")
+
+    def _tail(self, judged: Judged) -> str:
+        """`,"label":..,"sources":[..]}`: the candidate object after its texts."""
+        tail = "," + _dumps({"label": judged.label, "soft_label": judged.soft_label, "weight": judged.weight,
+                             "n_judgments": judged.n_judgments, "sources": judged.sources})[1:]
+        if len(self.tails) >= TAIL_CACHE_SIZE:
+            self.tails.clear()
+        self.tails[judged] = tail
+        return tail
 
 
 class PointwiseWriter(Writer):
@@ -117,6 +151,10 @@ class FlagEmbeddingWriter(Writer):
 def _check_id(what: str, value: str) -> None:
     if not value or _WHITESPACE.search(value):
         raise ExportDataError(f"{what} {value!r} is empty or contains whitespace; TREC qrels cannot hold it")
+    if value[0] in _FORMULA_STARTS and not _NUMBER.fullmatch(value):
+        raise ExportDataError(
+            f"{what} {value!r} starts with {value[0]!r}: a spreadsheet opening the qrels file would run it as a "
+            f"formula, and TREC tools match ids exactly, so it is not altered either; export a JSONL format instead")
 
 
 WRITERS: dict[str, type[Writer]] = {
