@@ -15,7 +15,15 @@ only (model and dataset built beforehand; no checkpoints). Inference: ``score_pa
 the clock starts, ``--infer-rounds`` timed rounds per side in ABBA order (median). Runs alternate
 (ours, theirs) ``--repeats`` times; the medians are reported.
 
+Where the inference difference comes from (the JSON's "infer_tokens"): both sides run the same
+model on the same pairs, but ours tokenises once and sorts pairs by token length (theirs by
+character length), so its batches hold less padding: on CPU the forward pass is compute-bound, so
+the tokens computed decide the time. "real" is the pairs' token count, "ours_padded" and
+"theirs_padded" the tokens the padded batches of each ordering hold (theirs: an estimate, sorting
+by the summed character length of query and document).
+
 Run: .venv/bin/python bench/train.py [--groups 24] [--pairs 256] [--repeats 3] [--batch-size 4] [--max-length 128]
+     [--infer-only]
 Last line: one JSON object with pairs/s and the ratios ours / sentence-transformers.
 """
 
@@ -156,6 +164,27 @@ def inference(pairs, model_dir: Path, args) -> tuple[float, float]:
     return statistics.median(timings["ours"]), statistics.median(timings["theirs"])
 
 
+def padding_figures(pairs, model_dir: Path, args) -> dict:
+    """Token counts of the inference batches: real tokens, and what the padded batches hold when
+    pairs are sorted by token length (ours) and by character length (sentence-transformers)."""
+    from transformers import AutoTokenizer
+
+    from training.data import encode_pairs, length_sorted_batches
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    encoded = encode_pairs(tokenizer, [q for q, _ in pairs], [d for _, d in pairs], max_length=args.max_length)
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    size = args.infer_batch_size
+
+    def padded(batches):
+        return sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
+
+    by_chars = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
+    theirs = padded([by_chars[i:i + size] for i in range(0, len(by_chars), size)])
+    return {"real": sum(lengths), "ours_padded": padded(length_sorted_batches(lengths, size)),
+            "theirs_padded": theirs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--groups", type=int, default=24, help="training query groups (x8 pairs)")
@@ -165,9 +194,16 @@ def main() -> None:
     parser.add_argument("--infer-batch-size", type=int, default=64)
     parser.add_argument("--infer-rounds", type=int, default=6, help="timed inference rounds per side per repeat")
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--infer-only", action="store_true", help="skip the training comparison")
     args = parser.parse_args()
     if not DATASET.is_dir():
         sys.exit(f"{DATASET}: dataset not found")
+    if not args.infer_only:
+        try:
+            import datasets  # noqa: F401  (sentence-transformers' trainer needs it; fail before any run)
+        except ImportError:
+            sys.exit("the training comparison needs the 'datasets' package: .venv/bin/pip install -r "
+                     "requirements-bench.txt, or run with --infer-only")
     import django
 
     django.setup()
@@ -183,21 +219,25 @@ def main() -> None:
         tmp = Path(folder)
         base = prepare_base(tmp)
         for run in range(args.repeats):
-            figures["ours_train"].append(n_pairs / ours_train(groups, base, tmp, args, run))
-            figures["st_train"].append(n_pairs / st_train(groups, base, tmp, args, run))
+            if not args.infer_only:
+                figures["ours_train"].append(n_pairs / ours_train(groups, base, tmp, args, run))
+                figures["st_train"].append(n_pairs / st_train(groups, base, tmp, args, run))
             ours, theirs = inference(pairs, base, args)
             figures["ours_infer"].append(len(pairs) / ours)
             figures["st_infer"].append(len(pairs) / theirs)
-            print(f"run {run}: " + ", ".join(f"{k} {v[-1]:.1f} pairs/s" for k, v in figures.items()), flush=True)
-    medians = {k: round(statistics.median(v), 2) for k, v in figures.items()}
+            print(f"run {run}: " + ", ".join(f"{k} {v[-1]:.1f} pairs/s" for k, v in figures.items() if v), flush=True)
+        tokens = padding_figures(pairs, base, args)
+    medians = {k: round(statistics.median(v), 2) if v else None for k, v in figures.items()}
+    ratio = lambda a, b: round(medians[a] / medians[b], 3) if medians[a] else None  # noqa: E731
     print(json.dumps({
         "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads(),
         "train_pairs": n_pairs, "infer_pairs": len(pairs), "batch_size_groups": args.batch_size, "group_size": GROUP,
         "max_length": args.max_length, "repeats": args.repeats,
         "train_pairs_per_s": {"ours": medians["ours_train"], "sentence_transformers": medians["st_train"]},
         "infer_pairs_per_s": {"ours": medians["ours_infer"], "sentence_transformers": medians["st_infer"]},
-        "train_ratio": round(medians["ours_train"] / medians["st_train"], 3),
-        "infer_ratio": round(medians["ours_infer"] / medians["st_infer"], 3),
+        "train_ratio": ratio("ours_train", "st_train"),
+        "infer_ratio": ratio("ours_infer", "st_infer"),
+        "infer_tokens": tokens, "load_average": [round(x, 2) for x in os.getloadavg()],
         "all_runs": {k: [round(x, 2) for x in v] for k, v in figures.items()},
     }))
 

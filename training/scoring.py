@@ -96,9 +96,11 @@ def score_pairs(
     scores = np.empty(len(docs), dtype=np.float32)
     was_training = model.training
     model.eval()
-    with torch.inference_mode():
-        for rows in length_sorted_batches(lengths, batch_size):
-            logits = forward_logits(model, pad_features(tokenizer, encoded, rows))
-            scores[rows] = logits.float().cpu().numpy()
-    model.train(was_training)
+    try:
+        with torch.inference_mode():
+            for rows in length_sorted_batches(lengths, batch_size):
+                logits = forward_logits(model, pad_features(tokenizer, encoded, rows))
+                scores[rows] = logits.float().cpu().numpy()
+    finally:
+        model.train(was_training)  # a scoring failure mid-training must not leave dropout off
     return scores
