@@ -38,16 +38,18 @@ def test_a_run_whose_worker_is_killed_resumes_on_the_next_worker_and_never_touch
     promoted = registry.promote(version=ModelVersion.objects.create(collection=collection, path=str(served)))
     served_digest = tree_digest(served)
     snapshot = make_snapshot(collection, snapshot_file(tmp_path / "s.jsonl"))
-    # 12 steps an epoch; checkpoints every 5 steps; a margin no model reaches: never promoted.
-    params = {**FAST_RUN, "epochs": 5, "checkpoint_every": 5, "promotion_margin": 10.0}
+    # 12 steps an epoch, 600 in all: long enough that the kill lands mid-run however fast the
+    # machine (the tiny model runs 60 steps in well under a second on a quiet one); a checkpoint
+    # every 25 steps; a margin no model reaches: never promoted.
+    params = {**FAST_RUN, "epochs": 50, "checkpoint_every": 25, "promotion_margin": 10.0}
 
     first = WorkerProcess(redis_url=redis_url, data_dir=settings.DATA_DIR, queues="training",
                           log=tmp_path / "worker1.log").start()
     second = None
     try:
         run = start_training_run(snapshot=snapshot, base_model=str(tiny_model), params=params)
-        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).step >= 12, timeout=120, interval=0.05,
-                 message=f"training past its second checkpoint\n{first.output()[-3000:]}")
+        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).step >= 30, timeout=120, interval=0.05,
+                 message=f"training past its first checkpoint\n{first.output()[-3000:]}")
         first.kill()
         killed = TrainingRun.objects.get(pk=run.pk)
         assert killed.status == "running" and killed.attempts == 1 and killed.step < killed.total_steps
@@ -56,13 +58,13 @@ def test_a_run_whose_worker_is_killed_resumes_on_the_next_worker_and_never_touch
         second = WorkerProcess(redis_url=redis_url, data_dir=settings.DATA_DIR, queues="training",
                                log=tmp_path / "worker2.log").start()
         done = wait_for(lambda: TrainingRun.objects.filter(pk=run.pk, status__in=["done", "failed"]).first(),
-                        timeout=150, message=f"the run to end on the second worker\n{second.output()[-3000:]}")
+                        timeout=300, message=f"the run to end on the second worker\n{second.output()[-3000:]}")
     finally:
         first.kill()
         if second is not None:
             second.stop()
     assert done.status == "done", done.error
-    assert done.attempts == 2 and done.step == done.total_steps == 60
+    assert done.attempts == 2 and done.step == done.total_steps == 600
     log = second.output()
     assert "training.tasks.recover_lost_runs" in log and "requeued" in log
     assert ModelVersion.objects.filter(run=done).count() == 1
