@@ -191,10 +191,11 @@ def part_a(args, tmp, base) -> dict:
     seconds_ft = time.perf_counter() - started
     evaluate_row("fine_tuned", tmp / "kuake-ft")
 
-    from training.scoring import load_cross_encoder
+    from transformers import AutoTokenizer
+
     from training.vocab import missing_cjk_chars
 
-    _, tokenizer = load_cross_encoder(base, device="cpu")
+    tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)  # the count only: no model load
     missing = missing_cjk_chars(tokenizer, [text for g in train_groups for text in (g.query, *g.docs)])
     fine_tune(train_groups, base, tmp / "kuake-ft-cjk", args, max_length=args.kuake_max_length, add_cjk_vocab=True)
     evaluate_row("fine_tuned_cjk_vocab", tmp / "kuake-ft-cjk")

@@ -105,6 +105,8 @@ class StartTrainingRunApi(APIView):
         try:
             run = services.start_training_run(snapshot=snapshot, created_by=request.user,
                                               params=data.validated_data.get("params"))
+        except services.TrainingParamsError as error:
+            return Response({"params": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
         except services.TrainingDataError as error:
             return Response({"snapshot": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
         except services.RunAlreadyActive as error:

@@ -14,7 +14,7 @@ import json
 from django.db import transaction
 
 from .models import RetrainPolicy, TrainingRun
-from .services import ACTIVE, RunAlreadyActive, start_training_run
+from .services import ACTIVE, RunAlreadyActive, start_training_run, train_config
 
 RETRAIN_TASK = "training.tasks.retrain_collection"
 DEFAULT_EVERY_HOURS = 24
@@ -57,9 +57,10 @@ def retrain_collection(*, collection_id: int) -> TrainingRun | None:
         return None
     if new_judgments_since_last_run(collection) < policy.min_new_judgments:
         return None
+    params = {"promotion_margin": policy.promotion_margin, **policy.params.get("train", {})}
+    train_config(params)  # a policy with a bad training value fails here, before exporting for nothing
     create_snapshot = export_service()
     snapshot = create_snapshot(collection=collection, format="listwise", params=dict(policy.params.get("export", {})))
-    params = {"promotion_margin": policy.promotion_margin, **policy.params.get("train", {})}
     try:
         return start_training_run(snapshot=snapshot, params=params, trigger=TrainingRun.Trigger.SCHEDULE)
     except RunAlreadyActive:

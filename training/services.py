@@ -45,6 +45,27 @@ class TrainingDataError(ValueError):
     """The snapshot cannot be trained on (missing file, no train or dev queries)."""
 
 
+class TrainingParamsError(ValueError):
+    """A run's ``params`` hold a value training would refuse."""
+
+
+def train_config(params: dict):
+    """The TrainConfig of a run's ``params`` (keys that are not TrainConfig fields, such as
+    ``promotion_margin``, are the run's own), checked: a bad value is refused when the run is
+    started, not after it has waited in the queue."""
+    from .trainer import TrainConfig
+
+    known = {f.name for f in fields(TrainConfig)}
+    try:
+        config = TrainConfig(**{key: value for key, value in params.items() if key in known})
+        config.check()
+        if "promotion_margin" in params:
+            float(params["promotion_margin"])
+    except (TypeError, ValueError) as error:
+        raise TrainingParamsError(f"params: {error}") from None
+    return config
+
+
 @transaction.atomic
 def start_training_run(*, snapshot, created_by=None, base_model: str | None = None, params: dict | None = None,
                        trigger: str = TrainingRun.Trigger.MANUAL) -> TrainingRun:
@@ -53,6 +74,7 @@ def start_training_run(*, snapshot, created_by=None, base_model: str | None = No
         raise TrainingDataError(f"export snapshot {snapshot.pk} is {snapshot.status}, not done: nothing to train on")
     if snapshot.format != "listwise":
         raise TrainingDataError(f"export snapshot {snapshot.pk} is {snapshot.format}; training needs a listwise export")
+    train_config(dict(params or {}))
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
@@ -145,7 +167,7 @@ def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
     from .evaluation import bm25_scores, evaluate_model, metrics_for
     from .registry import promoted_version
     from .scoring import load_cross_encoder
-    from .trainer import TrainConfig, train
+    from .trainer import train
 
     snapshot = run.snapshot
     path = Path(snapshot.file_path)
@@ -156,8 +178,7 @@ def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
         raise TrainingDataError(f"{path}: snapshot {snapshot.pk} has no train queries")
     if not dev_groups:
         raise TrainingDataError(f"{path}: snapshot {snapshot.pk} has no dev queries to compare models on")
-    known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(**{key: value for key, value in run.params.items() if key in known})
+    config = train_config(run.params)
     base_model = run.base_model or settings.BASE_MODEL_DIR
     reporter = _ProgressReporter(run.pk, attempt=run.attempts)
     result = train(

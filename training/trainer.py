@@ -114,14 +114,13 @@ def train(
     dev_groups: Sequence[QueryGroup] | None = None,
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
-    model_setup: Callable | None = None,
 ) -> TrainResult:
     """Train on ``train_data``, evaluate on ``dev_groups``, write the model to ``out_dir``.
 
     ``progress(step=, total_steps=, loss=, eta_seconds=, epoch=)`` is called after every optimiser
     step; ``should_cancel()`` is checked after every step (throttle it on the caller's side if it
-    is costly) and stops the run with TrainingCancelled. ``model_setup(model, tokenizer)`` may
-    change both before training (e.g. add tokens and resize the embeddings).
+    is costly) and stops the run with TrainingCancelled. ``config.add_cjk_vocab`` adds tokens to
+    the model and tokenizer before training (training.vocab).
     """
     config.check()
     started = time.monotonic()
@@ -135,9 +134,6 @@ def train(
         raise ValueError(
             f"{train_data.path}: no query has a candidate graded >= {config.positive_threshold:g}; nothing to train on"
         )
-    if model_setup is not None:
-        model_setup(model, tokenizer)
-        model.to(device)
     if config.add_cjk_vocab:
         # Before any checkpoint is loaded: the same data gives the same tokens, so a resumed run
         # rebuilds the embedding matrix its checkpoint was saved with.

@@ -102,6 +102,22 @@ def test_training_run_with_an_unknown_snapshot_is_named(client, staff_user):
     assert "snapshot" in json.dumps(response.json()).lower()
 
 
+def test_training_run_with_a_bad_parameter_is_refused_naming_it(client, staff_user, tmp_path):
+    from training.models import TrainingRun
+
+    from ..training_loop.conftest import make_snapshot, snapshot_file
+
+    collection = make_collection(slug="tp", queries=1, candidates=2)
+    snapshot = make_snapshot(collection, snapshot_file(tmp_path / "s.jsonl"))
+    client.force_login(staff_user)
+    response = client.post("/api/collections/tp/training-runs/",
+                           json.dumps({"snapshot": snapshot.pk, "params": {"add_cjk_vocab": "yes"}}),
+                           content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "add_cjk_vocab must be true or false" in response.json()["params"][0]
+    assert not TrainingRun.objects.exists()
+
+
 def test_a_5_mb_document_is_stored_whole_and_served_by_the_task_api(client, task):
     """No per-document limit is documented (uploads are capped by IMPORT_UPLOAD_MAX_BYTES, 512 MB):
     a 5 MB document is kept and shown, not cut or refused."""

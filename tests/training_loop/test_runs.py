@@ -8,7 +8,9 @@ from annotate.models import Collection
 from training import registry
 from training.models import ModelVersion, RetrainPolicy, TrainingRun
 from training.retraining import RetrainUnavailable, export_service, retrain_collection, sync_schedule
-from training.services import RunAlreadyActive, TrainingDataError, execute_training_run, request_cancel, start_training_run
+from training.services import (
+    RunAlreadyActive, TrainingDataError, TrainingParamsError, execute_training_run, request_cancel, start_training_run,
+)
 
 from .conftest import FAST_RUN, make_snapshot, snapshot_file
 
@@ -78,6 +80,21 @@ def test_a_snapshot_that_is_not_a_finished_listwise_export_is_refused(collection
     snapshot.format = "pairwise"
     with pytest.raises(TrainingDataError, match="needs a listwise export"):
         start_training_run(snapshot=snapshot)
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"epochs": "two"}, "epochs must be a positive integer"),
+    ({"learning_rate": "fast"}, "params:"),
+    ({"add_cjk_vocab": "yes"}, "add_cjk_vocab must be true or false"),
+    ({"loss": "hinge-ish"}, "params:"),
+    ({"promotion_margin": "high"}, "params:"),
+])
+def test_bad_training_params_are_refused_when_the_run_is_started(collection, tmp_path, params, words):
+    snapshot = make_snapshot(collection, snapshot_file(tmp_path / "s.jsonl"))
+    with pytest.raises(TrainingParamsError, match=words):
+        start_training_run(snapshot=snapshot, params=params)
+    assert not TrainingRun.objects.exists()  # nothing queued to fail later
 
 
 def test_retraining_waits_for_enough_new_judgments_and_needs_the_export(collection, tmp_path):
