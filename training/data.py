@@ -300,6 +300,36 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
 
+def padding_chunks(lengths: Sequence[int], *, chunk_cost: int) -> list[list[int]]:
+    """Split rows into forward passes that waste the least compute on padding.
+
+    Rows are sorted by length (longest first) and cut into contiguous runs; a run costs its rows
+    times its longest row in tokens (what the padded forward pass computes) plus ``chunk_cost``
+    tokens for having one more pass (smaller matrix products, one more set of kernel launches).
+    The cut is the exact optimum of that cost (dynamic programming over the sorted lengths, n^2
+    for the tens of pairs of a micro-batch). ``chunk_cost=0`` splits wherever a row is shorter;
+    a huge one keeps a single pass.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    n = len(order)
+    if n == 0:
+        return []
+    sorted_lengths = [lengths[i] for i in order]
+    # best[j] = least cost of the first j rows; cut[j] = where the last run of that optimum starts.
+    best = [0.0] + [math.inf] * n
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(end):
+            cost = best[start] + sorted_lengths[start] * (end - start) + chunk_cost
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    chunks, end = [], n
+    while end > 0:
+        chunks.append(order[cut[end]:end])
+        end = cut[end]
+    return chunks[::-1]
+
+
 def bucketed_batches(lengths: Sequence[int], batch_size: int, *, seed: int, bucket_batches: int = 50) -> list[list[int]]:
     """Training order: shuffle, then sort by length inside buckets of ``bucket_batches`` batches,
     cut into batches and shuffle the batches. Padding stays small while the order stays random;
@@ -335,9 +365,13 @@ class EncodedGroups:
     def __len__(self) -> int:
         return len(self.groups)
 
-    def batch(self, group_indices: Sequence[int]) -> dict[str, torch.Tensor]:
+    def batch(self, group_indices: Sequence[int], *, chunk_cost: int | None = None) -> dict:
         """Features of every real pair of the groups, plus labels/weights/mask matrices
-        [n_groups, group_size] and each pair's (row, column) in them."""
+        [n_groups, group_size] and each pair's (row, column) in them.
+
+        ``features`` is a list of padded forward passes: one (``chunk_cost=None``) or the pairs
+        sorted by length and cut by :func:`padding_chunks`; ``positions`` follows the pairs in
+        the order the passes' logits are concatenated."""
         rows, positions = [], []
         n, size = len(group_indices), self.group_size
         labels = torch.zeros(n, size)
@@ -352,9 +386,14 @@ class EncodedGroups:
             labels[row, :count] = torch.tensor(group.labels)
             weights[row, :count] = torch.tensor(group.weights)
             mask[row, :count] = True
+        if chunk_cost is None:
+            chunks = [list(range(len(rows)))]
+        else:
+            chunks = padding_chunks([len(self.encoded["input_ids"][row]) for row in rows], chunk_cost=chunk_cost)
+        order = [i for chunk in chunks for i in chunk]
         return {
-            "features": pad_features(self.tokenizer, self.encoded, rows),
-            "positions": torch.tensor(positions),
+            "features": [pad_features(self.tokenizer, self.encoded, [rows[i] for i in chunk]) for chunk in chunks],
+            "positions": torch.tensor([positions[i] for i in order]),
             "labels": labels,
             "weights": weights,
             "mask": mask,

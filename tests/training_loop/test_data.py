@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from training.data import DataFileError, encode_pairs, read_data_file, training_groups
+from training.data import DataFileError, encode_pairs, padding_chunks, read_data_file, training_groups
 
 from .conftest import write_jsonl
 
@@ -94,3 +94,46 @@ def test_the_document_is_cut_never_the_query(tiny_model):
     # A query longer than half the budget is cut too rather than failing.
     huge = encode_pairs(tokenizer, ["query " + "q1 " * 40], ["w1 w2"], max_length=16)
     assert len(huge["input_ids"][0]) == 16
+
+
+def _cost(lengths, chunks, chunk_cost):
+    return sum(max(lengths[i] for i in chunk) * len(chunk) + chunk_cost for chunk in chunks)
+
+
+def _cheapest_by_brute_force(lengths, chunk_cost):
+    """Every way to cut the length-sorted rows into contiguous runs."""
+    import itertools
+
+    ordered = sorted(lengths, reverse=True)
+    n = len(ordered)
+    best = None
+    for cuts in itertools.product([False, True], repeat=n - 1):
+        runs, start = [], 0
+        for i, cut in enumerate(cuts, start=1):
+            if cut:
+                runs.append(ordered[start:i])
+                start = i
+        runs.append(ordered[start:])
+        cost = sum(run[0] * len(run) + chunk_cost for run in runs)
+        best = cost if best is None else min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_padding_chunks_are_the_cheapest_cut_and_hold_every_row_once(seed):
+    import random
+
+    rng = random.Random(seed)
+    lengths = [rng.randint(4, 128) for _ in range(rng.randint(1, 9))]
+    chunk_cost = rng.choice([0, 16, 64, 256, 10_000])
+    chunks = padding_chunks(lengths, chunk_cost=chunk_cost)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(len(lengths)))
+    assert _cost(lengths, chunks, chunk_cost) == _cheapest_by_brute_force(lengths, chunk_cost)
+
+
+def test_padding_chunks_split_where_it_pays_and_not_elsewhere():
+    lengths = [10, 120, 11, 118, 12, 119]
+    # Three long and three short rows: two passes save 3 * ~108 padded tokens.
+    assert padding_chunks(lengths, chunk_cost=64) == [[1, 5, 3], [4, 2, 0]]
+    assert padding_chunks(lengths, chunk_cost=1000) == [[1, 5, 3, 4, 2, 0]]
+    assert padding_chunks([], chunk_cost=0) == []

@@ -77,3 +77,29 @@ def test_output_loads_in_transformers_and_sentence_transformers_with_a_model_car
     card = (out / "README.md").read_text()
     info = json.loads((out / "training_info.json").read_text())
     assert info["data"]["sha256"] in card and "learning_rate" in card and "| fine_tuned |" in card
+
+
+def test_a_micro_batch_split_into_length_sorted_passes_gives_the_same_loss_and_gradients(tiny_model, task_files):
+    """Padding-aware passes (TrainConfig.chunk_cost) change the arithmetic's grouping, not its result:
+    every pair's logit lands in its own (group, column) cell either way."""
+    from training.data import EncodedGroups, training_groups
+    from training.losses import build_loss
+    from training.scoring import load_cross_encoder
+    from training.trainer import _micro_batch_loss
+
+    model, tokenizer = load_cross_encoder(tiny_model, device="cpu")  # eval mode: no dropout
+    groups, _ = training_groups(read_data_file(task_files[0]).groups, group_size=6)
+    encoded = EncodedGroups(tokenizer, groups, group_size=6, max_length=32)
+    loss_fn = build_loss("listwise")
+    results = []
+    for chunk_cost in (None, 0):
+        batch = encoded.batch(list(range(8)), chunk_cost=chunk_cost)
+        model.zero_grad()
+        loss = _micro_batch_loss(model, loss_fn, batch, 6)
+        loss.backward()
+        results.append((len(batch["features"]), loss.item(),
+                        {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (one_pass, loss_one, grads_one), (passes, loss_split, grads_split) = results
+    assert one_pass == 1 and passes > 1
+    assert loss_split == pytest.approx(loss_one, rel=1e-5)
+    assert all(torch.allclose(grads_one[n], grads_split[n], atol=1e-6) for n in grads_one)
