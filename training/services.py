@@ -49,6 +49,10 @@ class TrainingParamsError(ValueError):
     """A run's ``params`` hold a value training would refuse."""
 
 
+# Keys of a run's params that are the run's own rather than the trainer's.
+RUN_PARAMS = frozenset({"promotion_margin"})
+
+
 def train_config(params: dict):
     """The TrainConfig of a run's ``params`` (keys that are not TrainConfig fields, such as
     ``promotion_margin``, are the run's own), checked: a bad value is refused when the run is
@@ -56,6 +60,11 @@ def train_config(params: dict):
     from .trainer import TrainConfig
 
     known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(params) - known - RUN_PARAMS)
+    if unknown:
+        # A misspelt key ("learning-rate") would otherwise train with the default without a word.
+        raise TrainingParamsError(f"params: unknown {', '.join(map(repr, unknown))}; "
+                                  f"known: {', '.join(sorted(known | RUN_PARAMS))}")
     try:
         config = TrainConfig(**{key: value for key, value in params.items() if key in known})
         config.check()

@@ -87,6 +87,10 @@ def test_a_snapshot_that_is_not_a_finished_listwise_export_is_refused(collection
     ({"epochs": "two"}, "epochs must be a positive integer"),
     ({"learning_rate": "fast"}, "params:"),
     ({"add_cjk_vocab": "yes"}, "add_cjk_vocab must be true or false"),
+    ({"chunk_cost": -1}, "chunk_cost must be a non-negative integer"),
+    ({"device": "gpu0"}, "device must be cpu, cuda or cuda:N"),
+    ({"learning-rate": 1e-4}, "unknown 'learning-rate'; known: add_cjk_vocab, batch_size"),
+    ({"chunk_cost": 1.5}, "chunk_cost must be a non-negative integer"),
     ({"loss": "hinge-ish"}, "params:"),
     ({"promotion_margin": "high"}, "params:"),
 ])
