@@ -79,3 +79,25 @@ class RetrainPolicy(models.Model):
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
     )
+
+    POLICY_PARAMS = ("train", "export")
+
+    def clean(self):
+        """``params`` is ``{"train": {...}, "export": {...}}``; the training part is checked as a run
+        would check it, so a bad value is refused in the admin form, not at 3 a.m. by the schedule."""
+        from django.core.exceptions import ValidationError
+
+        from .services import TrainingParamsError, train_config
+
+        if not isinstance(self.params, dict):
+            raise ValidationError({"params": 'must be a JSON object: {"train": {...}, "export": {...}}'})
+        unknown = sorted(set(self.params) - set(self.POLICY_PARAMS))
+        if unknown:
+            raise ValidationError({"params": f"unknown key(s) {', '.join(map(repr, unknown))}; known: train, export"})
+        for key in self.POLICY_PARAMS:
+            if not isinstance(self.params.get(key, {}), dict):
+                raise ValidationError({"params": f"'{key}' must be a JSON object"})
+        try:
+            train_config({"promotion_margin": self.promotion_margin, **self.params.get("train", {})})
+        except TrainingParamsError as error:
+            raise ValidationError({"params": f"train {error}"}) from None

@@ -123,6 +123,22 @@ def test_retraining_waits_for_enough_new_judgments_and_needs_the_export(collecti
     assert retrain_collection(collection_id=collection.pk) is None
 
 
+@pytest.mark.parametrize("params, words", [
+    ({"train": {"epochs": 0}}, "train params: epochs must be a positive integer"),
+    ({"train": {"lr": 0.1}}, "unknown 'lr'"),
+    ({"train": "fast"}, "'train' must be a JSON object"),
+    ({"trian": {}}, "unknown key\\(s\\) 'trian'"),
+    (["train"], "must be a JSON object"),
+])
+def test_a_policy_with_bad_training_params_is_refused_when_saved_in_the_admin(collection, params, words):
+    from django.core.exceptions import ValidationError
+
+    policy = RetrainPolicy(collection=collection, params=params)
+    with pytest.raises(ValidationError, match=words):
+        policy.full_clean()
+    RetrainPolicy(collection=collection, params={"train": {"epochs": 2, "add_cjk_vocab": True}}).full_clean()
+
+
 def test_a_policy_gets_a_beat_schedule_that_follows_its_switch(collection):
     policy = RetrainPolicy.objects.create(collection=collection)
     task = sync_schedule(policy=policy)
