@@ -23,7 +23,9 @@ the tokens computed decide the time. "real" is the pairs' token count, "ours_pad
 by the summed character length of query and document).
 
 Run: .venv/bin/python bench/train.py [--groups 24] [--pairs 256] [--repeats 3] [--batch-size 4] [--max-length 128]
-     [--infer-only]
+     [--infer-only] [--device cpu|cuda]
+On CUDA both sides run under bf16 autocast (ours always does there; theirs gets the trainer's bf16 and
+an autocast around predict); on the CPU both run in float32.
 Last line: one JSON object with pairs/s and the ratios ours / sentence-transformers.
 """
 
@@ -107,7 +109,7 @@ def ours_train(groups, base: Path, tmp: Path, args, run: int) -> float:
                    labels=[float(x) for x in g["labels"]], weights=[1.0] * GROUP)
         for i, g in enumerate(groups)])
     config = TrainConfig(loss="listwise", epochs=1, batch_size=args.batch_size, group_size=GROUP,
-                         max_length=args.max_length, learning_rate=2e-5, warmup_ratio=0.1, seed=run)
+                         max_length=args.max_length, learning_rate=2e-5, warmup_ratio=0.1, seed=run, device=args.device)
     start = time.perf_counter()
     train(config=config, train_data=data, base_model=base, out_dir=tmp / f"ours-{run}")
     return time.perf_counter() - start
@@ -121,13 +123,13 @@ def st_train(groups, base: Path, tmp: Path, args, run: int) -> float:
 
     # Timed like ours: loading the model, preparing the data, training and saving the model.
     start = time.perf_counter()
-    model = CrossEncoder(str(base), local_files_only=True, device="cpu", max_length=args.max_length)
+    model = CrossEncoder(str(base), local_files_only=True, device=args.device, max_length=args.max_length)
     dataset = Dataset.from_dict({"query": [g["query"] for g in groups], "docs": [g["docs"] for g in groups],
                                  "labels": [[float(x) for x in g["labels"]] for g in groups]})
     training_args = CrossEncoderTrainingArguments(
         output_dir=str(tmp / f"st-{run}"), per_device_train_batch_size=args.batch_size, num_train_epochs=1,
         learning_rate=2e-5, warmup_ratio=0.1, save_strategy="no", report_to="none", logging_steps=10_000,
-        seed=run, disable_tqdm=True, use_cpu=True,
+        seed=run, disable_tqdm=True, use_cpu=args.device == "cpu", bf16=bf16_autocast(args.device),
     )
     trainer = CrossEncoderTrainer(model=model, args=training_args, train_dataset=dataset, loss=ListNetLoss(model))
     trainer.train()
@@ -135,20 +137,31 @@ def st_train(groups, base: Path, tmp: Path, args, run: int) -> float:
     return time.perf_counter() - start
 
 
+def bf16_autocast(device: str) -> bool:
+    """Whether our trainer and scorer run under bf16 autocast there (training.scoring.autocast_for);
+    sentence-transformers is given the same (its trainer's ``bf16``, autocast around ``predict``)."""
+    import torch
+
+    return device.startswith("cuda") and torch.cuda.is_bf16_supported()
+
+
 def inference(pairs, model_dir: Path, args) -> tuple[float, float]:
+    import torch
     from sentence_transformers import CrossEncoder
 
     from training.scoring import load_cross_encoder, score_pairs
 
-    model, tokenizer = load_cross_encoder(model_dir, device="cpu")
-    cross_encoder = CrossEncoder(str(model_dir), local_files_only=True, device="cpu", max_length=args.max_length)
+    model, tokenizer = load_cross_encoder(model_dir, device=args.device)
+    cross_encoder = CrossEncoder(str(model_dir), local_files_only=True, device=args.device, max_length=args.max_length)
     queries, docs = [q for q, _ in pairs], [d for _, d in pairs]
 
     def run_ours():
         score_pairs(model, tokenizer, queries, docs, max_length=args.max_length, batch_size=args.infer_batch_size)
 
     def run_theirs():
-        cross_encoder.predict(pairs, batch_size=args.infer_batch_size, show_progress_bar=False)
+        # The same precision as ours: bf16 autocast on CUDA, float32 on the CPU.
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=bf16_autocast(args.device)):
+            cross_encoder.predict(pairs, batch_size=args.infer_batch_size, show_progress_bar=False)
 
     # Warm both up (first-call allocations and kernel selection), then time them in turn.
     for warm in (run_ours, run_theirs):
@@ -197,6 +210,7 @@ def main() -> None:
     parser.add_argument("--infer-rounds", type=int, default=6, help="timed inference rounds per side per repeat")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--infer-only", action="store_true", help="skip the training comparison")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when there is one)")
     args = parser.parse_args()
     if not DATASET.is_dir():
         sys.exit(f"{DATASET}: dataset not found")
@@ -213,6 +227,9 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit(f"--device {args.device}: no CUDA device here")
     groups = load_groups(args.groups, seed=0)
     n_pairs = len(groups) * GROUP
     pairs = [(g["query"], d) for g in load_groups(10_000, seed=1) for d in g["docs"]][: args.pairs]
@@ -232,7 +249,9 @@ def main() -> None:
     medians = {k: round(statistics.median(v), 2) if v else None for k, v in figures.items()}
     ratio = lambda a, b: round(medians[a] / medians[b], 3) if medians[a] else None  # noqa: E731
     print(json.dumps({
-        "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads(),
+        "device": args.device, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+        "precision": "bf16 autocast" if bf16_autocast(args.device) else "float32",
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "train_pairs": n_pairs, "infer_pairs": len(pairs), "batch_size_groups": args.batch_size, "group_size": GROUP,
         "max_length": args.max_length, "repeats": args.repeats,
         "train_pairs_per_s": {"ours": medians["ours_train"], "sentence_transformers": medians["st_train"]},
