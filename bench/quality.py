@@ -3,23 +3,31 @@
 (a) kuake-qtr-train, queries split by annotate.splits.split_for (train -> train; dev and test ->
     dev). Two dev protocols: "judged" reranks each query's human-graded titles (queries whose
     titles differ in grade); "pooled" adds the BM25 top ``--pool`` titles of the whole corpus
-    (mining.bm25 + mining.tokenize) with unjudged = grade 0. Rows: BM25 (scores over the pool),
-    base (MiniLM with a fresh head), fine-tuned, and fine-tuned with the corpus's CJK characters
-    missing from MiniLM's vocabulary added as tokens (TrainConfig.add_cjk_vocab: embeddings
-    resized, each new row the old rows' mean plus noise of their spread, see training.vocab).
+    (mining.bm25 + mining.tokenize) with unjudged = grade 0. Rows: BM25 (scores from the index of
+    the whole corpus), base (MiniLM with a fresh head), fine-tuned, and fine-tuned with the
+    training data's CJK characters missing from MiniLM's vocabulary added as tokens
+    (TrainConfig.add_cjk_vocab: embeddings resized, each new row the old rows' mean plus noise of
+    their spread, see training.vocab). Training groups: per train query every judged title with
+    its grade, plus ``--fill-negatives`` unjudged titles of its BM25 pool as grade 0 after the
+    pool's top ``--fill-skip`` (KuakeSetup.train_groups).
 (b) trec-dl19, 5-fold cross-validation by query: pools = the top ``--dl19-depth`` of its BM25 run
     (judged docs outside the run count as missed, as trec_eval does); training groups from the
     train folds' judged passages. Rows: BM25 (the run's order), base, fine-tuned (mean over folds
     of per-query values, i.e. every query evaluated exactly once).
-(c) noise (needs ``simulate_annotators`` and the export; skipped with a note when missing): a
-    kuake subset imported into a scratch SQLite database, 3 simulated annotators at noise 0.3;
-    models trained on the clean reference labels, on unweighted majority labels, and on the
-    weighted listwise export; each one's share of the clean model's dev gain over BM25.
+(c) noise: part (a)'s queries imported into a scratch SQLite database, 3 simulated annotators at
+    ``--noise`` (0.3); models (with the CJK vocabulary) trained on the clean reference labels, on
+    unweighted majority labels, and on the weighted listwise export, the groups otherwise alike;
+    each one's share of the clean model's dev gain over BM25, per protocol.
 
-Training (all parts): listwise loss, group size 8, 1 epoch, AdamW ``--lr``, batch 8 groups.
-Subsampling flags keep a CPU run to ~10-15 min; metrics from training.metrics (DESIGN.md).
+Training (all parts): listwise loss, group size 8, ``--epochs``, AdamW ``--lr``, batch 8 groups;
+CUDA (bf16 autocast) when there is a GPU. Metrics from training.metrics (DESIGN.md).
 
-Run: .venv/bin/python bench/quality.py [--parts abc] [--kuake-train 600] [--kuake-dev 200] ...
+The acceptance run uses every query and 3 epochs (about 10 minutes on one H100; the 2-core CPU
+needs hours, so the defaults subsample for a quick look, which is too little data to beat BM25):
+    .venv/bin/python bench/quality.py --parts a --kuake-train 0 --kuake-dev 0 --epochs 3
+    .venv/bin/python bench/quality.py --parts c --kuake-train 0 --kuake-dev 0 --epochs 3
+    .venv/bin/python bench/quality.py --parts b --epochs 3
+Quick look: .venv/bin/python bench/quality.py [--parts abc] [--kuake-train 800] [--kuake-dev 200] ...
 Last line: one JSON object with every figure.
 """
 
@@ -64,11 +72,12 @@ def read_beir(name: str):
     return corpus, queries, qrels
 
 
-def group(qid, query, doc_ids, corpus, labels, split=None):
+def group(qid, query, doc_ids, corpus, labels, split=None, weights=None):
     from training.data import QueryGroup
 
     return QueryGroup(query_id=qid, query=query, doc_ids=list(doc_ids), docs=[corpus[d] for d in doc_ids],
-                      labels=[float(labels.get(d, 0)) for d in doc_ids], weights=[1.0] * len(doc_ids), split=split)
+                      labels=[float(labels.get(d, 0)) for d in doc_ids],
+                      weights=list(weights) if weights is not None else [1.0] * len(doc_ids), split=split)
 
 
 def data_file(groups, name="bench"):
@@ -89,7 +98,7 @@ def ndcg_of(model_dir, groups, *, max_length, qrels=None):
     from training.evaluation import metrics_for, model_scores
     from training.scoring import load_cross_encoder
 
-    model, tokenizer = load_cross_encoder(model_dir, device="cpu")
+    model, tokenizer = load_cross_encoder(model_dir)  # CUDA when there is one
     return ranked_ndcg(groups, model_scores(model, tokenizer, groups, max_length=max_length), qrels)
 
 
@@ -150,42 +159,72 @@ def training_groups_with_negatives(qids, queries, qrels, pools, corpus, rng, per
 # --- (a) kuake ----------------------------------------------------------------------------------
 
 
-def part_a(args, tmp, base) -> dict:
-    from annotate.splits import split_for
-    from mining.tokenize import tokenize
+class KuakeSetup:
+    """What parts (a) and (c) share: the split by query, the BM25 pools and the two dev protocols."""
 
-    corpus, queries, qrels = read_beir("kuake-qtr-train")
-    rng = random.Random(args.seed)
-    qids = sorted(q for q in qrels if any(g >= 2 for g in qrels[q].values()))
-    train_q = [q for q in qids if split_for(q) == "train"]
-    dev_q = [q for q in qids if split_for(q) != "train"]
-    rng.shuffle(train_q)
-    rng.shuffle(dev_q)
-    train_q, dev_q = train_q[: args.kuake_train], dev_q[: args.kuake_dev]
-    index, doc_ids, pools = bm25_pools(corpus, queries, train_q + dev_q, args.pool)
-    position = {d: i for i, d in enumerate(doc_ids)}
-    # Two dev protocols. "judged": rerank the query's human-graded titles only, on queries whose
-    # titles differ in grade (else every order scores 1) -- every pair has a grade, nothing is
-    # assumed. "pooled": the judged titles plus the BM25 top --pool of the whole corpus with
-    # unjudged = 0; this rewards finding the judged titles (which a lexical engine pooled in the
-    # first place) and punishes a model for ranking an unjudged relevant title high.
-    protocols = {
-        "judged": [group(q, queries[q], list(qrels[q]), corpus, qrels[q]) for q in dev_q
-                   if len(set(qrels[q].values())) > 1],
-        "pooled": [group(q, queries[q], list(dict.fromkeys(pools[q] + list(qrels[q]))), corpus, qrels[q])
-                   for q in dev_q],
-    }
-    rows: dict[str, dict] = {name: {} for name in protocols}
+    def __init__(self, args):
+        from annotate.splits import split_for
+        from mining.tokenize import tokenize
+
+        self.corpus, self.queries, self.qrels = read_beir("kuake-qtr-train")
+        rng = random.Random(args.seed)
+        qids = sorted(q for q in self.qrels if any(g >= 2 for g in self.qrels[q].values()))
+        train_q = [q for q in qids if split_for(q) == "train"]
+        dev_q = [q for q in qids if split_for(q) != "train"]
+        rng.shuffle(train_q)
+        rng.shuffle(dev_q)
+        self.train_q, self.dev_q = train_q[: args.kuake_train or None], dev_q[: args.kuake_dev or None]
+        index, doc_ids, self.pools = bm25_pools(self.corpus, self.queries, self.train_q + self.dev_q, args.pool)
+        position = {d: i for i, d in enumerate(doc_ids)}
+        corpus, queries, qrels, pools = self.corpus, self.queries, self.qrels, self.pools
+        # Two dev protocols. "judged": rerank the query's human-graded titles only, on queries
+        # whose titles differ in grade (else every order scores 1) -- every pair has a grade,
+        # nothing is assumed. "pooled": the judged titles plus the BM25 top --pool of the whole
+        # corpus with unjudged = 0; this rewards finding the judged titles (which a lexical
+        # engine pooled in the first place) and punishes a model for ranking an unjudged relevant
+        # title high.
+        self.protocols = {
+            "judged": [group(q, queries[q], list(qrels[q]), corpus, qrels[q]) for q in self.dev_q
+                       if len(set(qrels[q].values())) > 1],
+            "pooled": [group(q, queries[q], list(dict.fromkeys(pools[q] + list(qrels[q]))), corpus, qrels[q])
+                       for q in self.dev_q],
+        }
+        # BM25 scores every protocol's titles from the index of the whole corpus.
+        self.bm25 = {name: mean(ranked_ndcg(groups, [index.scores(tokenize(g.query))[[position[d] for d in g.doc_ids]]
+                                                      for g in groups]))
+                     for name, groups in self.protocols.items()}
+        self.fill = args.fill_negatives
+        self.skip = args.fill_skip
+
+    def fill_docs(self, qid: str) -> list[str]:
+        """The unjudged BM25-pool titles a training group of ``qid`` gets as grade 0 (train_groups)."""
+        judged = self.qrels[qid]
+        return [d for d in self.pools[qid][self.skip:] if d not in judged][: self.fill]
+
+    def train_groups(self):
+        """Per train query one listwise group: every judged title with its grade (so the loss sees
+        3 above 2 above 1 above 0, as the judged protocol ranks them), then ``--fill-negatives``
+        unjudged titles of its BM25 pool as grade 0, skipping the pool's top ``--fill-skip``,
+        which hold the unjudged titles most likely relevant (false negatives)."""
+        return [group(q, self.queries[q], list(self.qrels[q]) + self.fill_docs(q), self.corpus, self.qrels[q])
+                for q in self.train_q]
+
+    def evaluate(self, model_dir, args) -> dict:
+        return {name: mean(ndcg_of(model_dir, groups, max_length=args.kuake_max_length))
+                for name, groups in self.protocols.items()}
+
+
+def part_a(args, tmp, base) -> dict:
+    kuake = KuakeSetup(args)
+    train_q, protocols = kuake.train_q, kuake.protocols
+    rows: dict[str, dict] = {name: {"bm25": kuake.bm25[name]} for name in protocols}
 
     def evaluate_row(row: str, model_dir) -> None:
-        for name, groups in protocols.items():
-            rows[name][row] = mean(ndcg_of(model_dir, groups, max_length=args.kuake_max_length))
+        for name, value in kuake.evaluate(model_dir, args).items():
+            rows[name][row] = value
 
-    for name, groups in protocols.items():
-        bm25 = [index.scores(tokenize(g.query))[[position[d] for d in g.doc_ids]] for g in groups]
-        rows[name]["bm25"] = mean(ranked_ndcg(groups, bm25))
     evaluate_row("base", base)
-    train_groups = training_groups_with_negatives(train_q, queries, qrels, pools, corpus, rng, per_query=1)
+    train_groups = kuake.train_groups()
     started = time.perf_counter()
     fine_tune(train_groups, base, tmp / "kuake-ft", args, max_length=args.kuake_max_length)
     seconds_ft = time.perf_counter() - started
@@ -251,19 +290,22 @@ def part_c(args, tmp, base) -> dict:
 
 
 def run_part_c(args, tmp, base) -> dict:
-    """Import a kuake subset, simulate 3 noisy annotators, export, train three ways."""
+    """Import part (a)'s queries, simulate 3 noisy annotators, export, train three ways.
+
+    The three training sets differ only in their labels: each group holds the query's judged
+    titles -- with the reference grades (clean), the unweighted majority grade of the three
+    simulated annotators, or the weighted listwise export's aggregated grade and confidence
+    weights -- plus the same unjudged BM25-pool titles as grade 0 that part (a) adds (the
+    simulated annotators can only grade titles that have a reference grade). Dev: part (a)'s two
+    protocols with the reference grades.
+    """
     from django.core.management import call_command
 
-    from annotate.splits import split_for
     from training.data import read_data_file
 
-    corpus, queries, qrels = read_beir("kuake-qtr-train")
-    rng = random.Random(args.seed)
-    qids = sorted(q for q in qrels if any(g >= 2 for g in qrels[q].values()))
-    rng.shuffle(qids)
-    train_q = [q for q in qids if split_for(q) == "train"][: args.kuake_train]
-    dev_q = [q for q in qids if split_for(q) != "train"][: args.kuake_dev]
-    chosen = train_q + dev_q
+    kuake = KuakeSetup(args)
+    corpus, queries, qrels = kuake.corpus, kuake.queries, kuake.qrels
+    chosen = kuake.train_q + kuake.dev_q
     docs = sorted({d for q in chosen for d in qrels[q]})
     folder = tmp / "c"
     folder.mkdir()
@@ -278,39 +320,54 @@ def run_part_c(args, tmp, base) -> dict:
     call_command("migrate", **quiet)
     call_command("import_data", "noise", corpus=folder / "corpus.jsonl", queries=folder / "queries.jsonl",
                  qrels=folder / "qrels.tsv", **quiet)
-    call_command("simulate_annotators", "noise", annotators=3, noise=0.3, seed=args.seed, **quiet)
+    call_command("simulate_annotators", "noise", annotators=3, noise=args.noise, seed=args.seed, **quiet)
     exports = {}
     for name, options in (("weighted", ["--priors", "never"]), ("majority", ["--priors", "never", "--method", "majority"])):
         call_command("export_data", "noise", "--format", "listwise", "--out", str(folder / f"{name}.jsonl"), *options, **quiet)
-        exports[name] = read_data_file(folder / f"{name}.jsonl").groups
-    train_set = set(train_q)
-    clean = [group(q, queries[q], list(qrels[q]), corpus, qrels[q]) for q in train_q]
-    weighted = [g for g in exports["weighted"] if g.query_id in train_set]
-    majority = [g for g in exports["majority"] if g.query_id in train_set]
-    for g in majority:
-        g.weights = [1.0] * len(g)  # unweighted
-    dev_groups = [group(q, queries[q], list(qrels[q]), corpus, qrels[q]) for q in dev_q]
-    from training.evaluation import bm25_scores
+        exports[name] = {g.query_id: g for g in read_data_file(folder / f"{name}.jsonl").groups}
 
-    rows = {"bm25": mean(ranked_ndcg(dev_groups, bm25_scores(dev_groups)))}
-    for name, groups in (("clean", clean), ("majority", majority), ("weighted", weighted)):
-        fine_tune(groups, base, tmp / f"noise-{name}", args, max_length=args.kuake_max_length)
-        rows[name] = mean(ndcg_of(tmp / f"noise-{name}", dev_groups, max_length=args.kuake_max_length))
-    gain = rows["clean"] - rows["bm25"]
-    recovered = {name: round((rows[name] - rows["bm25"]) / gain, 3) if gain > 0 else None for name in ("majority", "weighted")}
-    return {"train_queries": len(train_q), "dev_queries": len(dev_q), "ndcg@10": rows, "gain_recovered": recovered}
+    def with_fill(exported, qid):
+        from training.data import QueryGroup
+
+        extra = kuake.fill_docs(qid)
+        return QueryGroup(query_id=qid, query=exported.query, doc_ids=exported.doc_ids + extra,
+                          docs=exported.docs + [corpus[d] for d in extra], labels=exported.labels + [0.0] * len(extra),
+                          weights=exported.weights + [1.0] * len(extra))
+
+    training = {"clean": kuake.train_groups()}
+    for name in ("majority", "weighted"):
+        training[name] = [with_fill(exports[name][q], q) for q in kuake.train_q if q in exports[name]]
+    for g in training["majority"]:
+        g.weights = [1.0] * len(g)  # unweighted
+    rows = {name: {"bm25": value} for name, value in kuake.bm25.items()}
+    for name, groups in training.items():
+        fine_tune(groups, base, tmp / f"noise-{name}", args, max_length=args.kuake_max_length, add_cjk_vocab=True)
+        for protocol, value in kuake.evaluate(tmp / f"noise-{name}", args).items():
+            rows[protocol][name] = value
+    recovered = {}
+    for protocol, row in rows.items():
+        gain = row["clean"] - row["bm25"]
+        recovered[protocol] = {name: round((row[name] - row["bm25"]) / gain, 3) if gain > 0 else None
+                               for name in ("majority", "weighted")}
+    return {"train_queries": len(kuake.train_q), "dev_queries": {p: len(g) for p, g in kuake.protocols.items()},
+            "noise": args.noise, "ndcg@10": rows, "gain_recovered": recovered}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--parts", default="abc")
-    parser.add_argument("--kuake-train", type=int, default=800)
-    parser.add_argument("--kuake-dev", type=int, default=200)
+    parser.add_argument("--kuake-train", type=int, default=800, help="train queries (0 = all)")
+    parser.add_argument("--kuake-dev", type=int, default=200, help="dev queries (0 = all)")
+    parser.add_argument("--fill-negatives", type=int, default=4,
+                        help="kuake: unjudged BM25-pool titles added to each training group as grade 0")
+    parser.add_argument("--fill-skip", type=int, default=5,
+                        help="kuake: pool ranks skipped before those (likely unjudged relevant titles)")
     parser.add_argument("--kuake-max-length", type=int, default=64)
     parser.add_argument("--pool", type=int, default=20, help="kuake: BM25 top-k added to each query's pool")
     parser.add_argument("--dl19-depth", type=int, default=30)
     parser.add_argument("--dl19-groups-per-query", type=int, default=3)
     parser.add_argument("--dl19-max-length", type=int, default=128)
+    parser.add_argument("--noise", type=float, default=0.3, help="(c): the simulated annotators' noise")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=0)
