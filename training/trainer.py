@@ -119,6 +119,7 @@ class TrainResult:
     metrics: dict
     train_queries: int
     skipped_queries: int
+    resumed_from_step: int = 0   # the checkpoint this run continued from; 0 = started fresh
 
 
 ProgressCallback = Callable[..., None]
@@ -219,7 +220,7 @@ def train(
                                                batch_size=config.eval_batch_size)
     result = TrainResult(
         out_dir=out_dir, steps=state["step"], seconds=time.monotonic() - started, losses=state["losses"],
-        metrics=metrics, train_queries=len(groups), skipped_queries=skipped,
+        metrics=metrics, train_queries=len(groups), skipped_queries=skipped, resumed_from_step=resumed_step,
     )
     save_model(model, tokenizer, out_dir, config=config, train_data=train_data, base_model=base_model, result=result)
     shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
@@ -317,6 +318,7 @@ def save_model(model, tokenizer, out_dir: Path, *, config: TrainConfig, train_da
         "data": train_data.summary(),
         "parameters": asdict(config),
         "steps": result.steps,
+        "resumed_from_step": result.resumed_from_step,
         "seconds": round(result.seconds, 2),
         "train_queries": result.train_queries,
         "queries_without_positive": result.skipped_queries,
@@ -350,6 +352,8 @@ def model_card(info: dict) -> str:
     ]
     lines += [f"- {name}: `{value}`" for name, value in info["parameters"].items()]
     lines += ["", "## Training", f"- {info['steps']} optimiser steps in {info['seconds']} s; final loss {info['final_loss']}"]
+    if info.get("resumed_from_step"):
+        lines.append(f"- resumed from the checkpoint at step {info['resumed_from_step']} (the time is this attempt's)")
     lines += ["", "## Dev metrics"]
     if info["metrics"]:
         lines += ["| model | queries | NDCG@10 | MRR@10 | Recall@10 | MAP |", "|---|---|---|---|---|---|"]

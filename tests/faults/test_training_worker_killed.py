@@ -4,7 +4,9 @@ last checkpoint and finishes -- one ModelVersion, and the promoted model untouch
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -68,6 +70,9 @@ def test_a_run_whose_worker_is_killed_resumes_on_the_next_worker_and_never_touch
     log = second.output()
     assert "training.tasks.recover_lost_runs" in log and "requeued" in log
     assert ModelVersion.objects.filter(run=done).count() == 1
+    # Resumed, not restarted: the model it wrote continued from a checkpoint taken before the kill.
+    info = json.loads((Path(ModelVersion.objects.get(run=done).path) / "training_info.json").read_text())
+    assert 25 <= info["resumed_from_step"] < done.total_steps and info["resumed_from_step"] % 25 == 0
     assert not done.promoted and done.metrics["decision"]["promoted"] is False
     assert registry.promoted_version(collection=collection).pk == promoted.pk
     assert tree_digest(served) == served_digest

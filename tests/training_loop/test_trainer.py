@@ -48,6 +48,10 @@ def test_a_cancelled_run_writes_no_model_and_a_resumed_one_matches_an_uninterrup
 
     resumed = train(config=config, train_data=data, base_model=tiny_model, out_dir=tmp_path / "resumed")
     assert resumed.steps == straight.steps == 24
+    assert (resumed.resumed_from_step, straight.resumed_from_step) == (10, 0)
+    card = (tmp_path / "resumed" / "README.md").read_text()
+    assert "resumed from the checkpoint at step 10" in card
+    assert json.loads((tmp_path / "resumed" / "training_info.json").read_text())["resumed_from_step"] == 10
     np.testing.assert_allclose(resumed.losses, straight.losses, rtol=1e-4, atol=1e-6)
     assert latest_checkpoint(tmp_path / "resumed") is None  # checkpoints go once the model is written
     from safetensors.torch import load_file
