@@ -352,6 +352,7 @@ class EncodedGroups:
     def __init__(self, tokenizer, groups: Sequence[TrainingGroup], *, group_size: int, max_length: int):
         self.tokenizer = tokenizer
         self.group_size = group_size
+        self.max_length = max_length
         queries, docs, self.spans = [], [], []
         for group in groups:
             self.spans.append((len(docs), len(docs) + len(group.docs)))
@@ -365,13 +366,19 @@ class EncodedGroups:
     def __len__(self) -> int:
         return len(self.groups)
 
-    def batch(self, group_indices: Sequence[int], *, chunk_cost: int | None = None) -> dict:
+    def batch(self, group_indices: Sequence[int], *, chunk_cost: int | None = None, in_batch_negatives: int = 0,
+              generator: torch.Generator | None = None) -> dict:
         """Features of every real pair of the groups, plus labels/weights/mask matrices
         [n_groups, group_size] and each pair's (row, column) in them.
 
         ``features`` is a list of padded forward passes: one (``chunk_cost=None``) or the pairs
         sorted by length and cut by :func:`padding_chunks`; ``positions`` follows the pairs in
-        the order the passes' logits are concatenated."""
+        the order the passes' logits are concatenated, as flat indices into the [n_groups,
+        group_size] matrix and, past its end, into a [n_groups, in_batch_negatives] matrix of
+        borrowed negatives: each query paired with other queries' documents
+        (training.losses.pick_in_batch_negatives; ``negative_mask`` marks the ones it got)."""
+        from .losses import pick_in_batch_negatives
+
         rows, positions = [], []
         n, size = len(group_indices), self.group_size
         labels = torch.zeros(n, size)
@@ -386,17 +393,35 @@ class EncodedGroups:
             labels[row, :count] = torch.tensor(group.labels)
             weights[row, :count] = torch.tensor(group.weights)
             mask[row, :count] = True
+        features = {key: [self.encoded[key][r] for r in rows] for key in self.encoded}
+        negative_mask = torch.zeros(n, in_batch_negatives, dtype=torch.bool)
+        if in_batch_negatives:
+            groups = [self.groups[index] for index in group_indices]
+            # A document is known by its text: the same text in two groups is one document.
+            picks = pick_in_batch_negatives([g.docs for g in groups], in_batch_negatives, generator=generator)
+            queries, docs = [], []
+            for row, borrowed in enumerate(picks):
+                for column, (other, position) in enumerate(borrowed):
+                    queries.append(groups[row].query)
+                    docs.append(groups[other].docs[position])
+                    positions.append(n * size + row * in_batch_negatives + column)
+                    negative_mask[row, column] = True
+            if docs:
+                extra = encode_pairs(self.tokenizer, queries, docs, max_length=self.max_length)
+                for key in features:
+                    features[key].extend(extra[key])
         if chunk_cost is None:
-            chunks = [list(range(len(rows)))]
+            chunks = [list(range(len(positions)))]
         else:
-            chunks = padding_chunks([len(self.encoded["input_ids"][row]) for row in rows], chunk_cost=chunk_cost)
+            chunks = padding_chunks([len(ids) for ids in features["input_ids"]], chunk_cost=chunk_cost)
         order = [i for chunk in chunks for i in chunk]
         return {
-            "features": [pad_features(self.tokenizer, self.encoded, [rows[i] for i in chunk]) for chunk in chunks],
+            "features": [pad_features(self.tokenizer, features, chunk) for chunk in chunks],
             "positions": torch.tensor([positions[i] for i in order]),
             "labels": labels,
             "weights": weights,
             "mask": mask,
+            "negative_mask": negative_mask,
         }
 
 

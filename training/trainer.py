@@ -1,11 +1,13 @@
 """Fine-tune a cross-encoder on fixed-size query groups with a ranking loss.
 
 One optimiser step: ``grad_accum`` micro-batches of ``batch_size`` query groups each; every real
-(query, doc) pair of a micro-batch is scored in one forward pass, the logits are scattered into a
-``[n_groups, group_size]`` matrix and handed to the loss (training.losses) with the labels, the
-per-candidate weights and the padding mask. AdamW (no decay on biases and LayerNorm), linear
-warm-up then linear decay to 0, gradient-norm clipping, seeded shuffling and dropout, CUDA with
-bf16 autocast when there is a GPU, CPU otherwise.
+(query, doc) pair of a micro-batch is scored -- in one forward pass, or on the CPU in the
+length-sorted passes that waste least on padding (``chunk_cost``) -- the logits are scattered into
+a ``[n_groups, group_size]`` matrix and handed to the loss (training.losses) with the labels, the
+per-candidate weights and the padding mask. With ``in_batch_negatives`` each query is also scored
+against documents of the micro-batch's other groups, appended to its group as grade 0. AdamW (no
+decay on biases and LayerNorm), linear warm-up then linear decay to 0, gradient-norm clipping,
+seeded shuffling and dropout, CUDA with bf16 autocast when there is a GPU, CPU otherwise.
 
 Checkpoints (``checkpoint_every`` steps) hold the weights, optimiser, scheduler, RNG states and the
 position in the epoch; ``train`` resumes from the latest one in ``out_dir/checkpoints`` and then
@@ -40,7 +42,7 @@ from .data import (
     training_groups,
 )
 from .evaluation import evaluate_model
-from .losses import build_loss
+from .losses import append_negatives, build_loss
 from .scoring import forward_logits, load_cross_encoder, pick_device
 from .vocab import add_tokens_with_distinct_embeddings, missing_cjk_chars
 
@@ -78,11 +80,18 @@ class TrainConfig:
     # its padded tokens. None = by device: CPU_CHUNK_COST on the CPU, where the padded tokens
     # decide the time; one pass on CUDA, where a small model is bound by kernel launches.
     chunk_cost: int | None = None
+    # Borrowed negatives per query group: each query is also scored against this many documents of
+    # the micro-batch's other groups, as grade-0 candidates (training.losses.in_batch). Costs one
+    # forward pair each.
+    in_batch_negatives: int = 0
     # Add the training data's CJK characters missing from the vocabulary as tokens with their own
     # embeddings (training.vocab): for an English base model on Chinese text.
     add_cjk_vocab: bool = False
 
     def check(self) -> None:
+        if isinstance(self.in_batch_negatives, bool) or not isinstance(self.in_batch_negatives, int) \
+                or self.in_batch_negatives < 0:
+            raise ValueError(f"in_batch_negatives must be a non-negative integer, got {self.in_batch_negatives!r}")
         for name in ("epochs", "batch_size", "group_size", "max_length", "grad_accum", "eval_batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -189,7 +198,10 @@ def train(
         batches = bucketed_batches(encoded.lengths, config.batch_size, seed=config.seed * 1000 + epoch)
         first = state["micro_batch"] if epoch == state["epoch"] else 0
         for index in range(first, len(batches)):
-            batch = encoded.batch(batches[index], chunk_cost=chunk_cost)
+            # Borrowed negatives drawn from (seed, epoch, micro-batch): a resumed run draws the same.
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 10_007 + index)
+            batch = encoded.batch(batches[index], chunk_cost=chunk_cost, in_batch_negatives=config.in_batch_negatives,
+                                  generator=generator)
             loss = _micro_batch_loss(model, loss_fn, batch, config.group_size) / config.grad_accum
             loss.backward()
             window.append(loss.item())
@@ -231,11 +243,17 @@ def _micro_batch_loss(model, loss_fn, batch: dict, group_size: int) -> torch.Ten
     logits = torch.cat([forward_logits(model, features).float().reshape(-1) for features in batch["features"]])
     n_groups = batch["labels"].shape[0]
     device = logits.device
+    negative_mask = batch.get("negative_mask")
+    n_negatives = negative_mask.shape[1] if negative_mask is not None else 0
+    own = n_groups * group_size
     # Padding positions get 0 (masked out by the loss); index_put keeps the graph.
-    scores = torch.zeros(n_groups * group_size, device=device).index_put((batch["positions"].to(device),), logits)
-    scores = scores.view(n_groups, group_size)
-    return loss_fn(scores, batch["labels"].to(device), weights=batch["weights"].to(device),
-                   mask=batch["mask"].to(device))
+    flat = torch.zeros(own + n_groups * n_negatives, device=device).index_put((batch["positions"].to(device),), logits)
+    scores = flat[:own].view(n_groups, group_size)
+    labels, weights, mask = batch["labels"].to(device), batch["weights"].to(device), batch["mask"].to(device)
+    if n_negatives:
+        scores, labels, mask, weights = append_negatives(scores, labels, mask, flat[own:].view(n_groups, n_negatives),
+                                                         negative_mask.to(device), weights)
+    return loss_fn(scores, labels, weights=weights, mask=mask)
 
 
 def _parameter_groups(model, weight_decay: float) -> list[dict]:

@@ -50,6 +50,8 @@ def test_none_keeps_the_file_order(tmp_path):
     (["train_reranker", "--train", "{dev}", "--base-model", "{tmp}", "--out", "{tmp}/o"], "not a model directory"),
     (["train_reranker", "--train", "{dev}", "--out", "{tmp}/o", "--epochs", "0"], "epochs must be a positive integer"),
     (["train_reranker", "--train", "{dev}", "--out", "{dev}"], "exists and is not empty"),
+    (["train_reranker", "--train", "{dev}", "--out", "{tmp}/o", "--in-batch-negatives", "-1"],
+     "in_batch_negatives must be a non-negative integer"),
 ])
 def test_bad_arguments_raise_one_line_naming_the_problem(task_files, tmp_path, args, message):
     args = [a.format(dev=task_files[1], tmp=tmp_path) for a in args]

@@ -37,6 +37,8 @@ class Command(BaseCommand):
         parser.add_argument("--lr", type=float, default=2e-5)
         parser.add_argument("--grad-accum", type=int, default=1)
         parser.add_argument("--seed", type=int, default=42)
+        parser.add_argument("--in-batch-negatives", type=int, default=0,
+                            help="other queries' documents each query is also scored against, as grade 0")
         parser.add_argument("--temperature", type=float, default=None, help="listwise loss temperature")
         parser.add_argument("--checkpoint-every", type=int, default=0, help="optimiser steps (0 = none)")
         parser.add_argument("--add-cjk-vocab", action="store_true",
@@ -59,7 +61,7 @@ class Command(BaseCommand):
             batch_size=options["batch_size"], group_size=options["group_size"],
             max_length=options["max_length"], learning_rate=options["lr"], grad_accum=options["grad_accum"],
             seed=options["seed"], checkpoint_every=options["checkpoint_every"],
-            add_cjk_vocab=options["add_cjk_vocab"],
+            add_cjk_vocab=options["add_cjk_vocab"], in_batch_negatives=options["in_batch_negatives"],
         )
         try:
             config.check()
