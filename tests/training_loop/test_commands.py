@@ -28,6 +28,10 @@ def test_train_then_evaluate_prints_json_metrics(tiny_model, task_files, tmp_pat
                           "--base-model", str(tiny_model), "--out", str(tmp_path / "m"), "--epochs", "4",
                           "--batch-size", "4", "--group-size", "6", "--max-length", "32", "--lr", "1e-3")
     assert trained["steps"] == 48 and trained["train_queries"] == 48
+    off = run_command("train_reranker", "--train", str(train_file), "--base-model", str(tiny_model),
+                      "--out", str(tmp_path / "off"), "--no-add-cjk-vocab", "--max-length", "32")
+    assert json.loads((tmp_path / "off" / "training_info.json").read_text())["parameters"]["add_cjk_vocab"] is False
+    assert off["steps"] > 0
     assert trained["dev"]["ndcg@10"] > trained["base"]["ndcg@10"]
     evaluated = run_command("evaluate_reranker", "--model", str(tmp_path / "m"), "--data", str(dev_file), "--json")
     assert tuple(evaluated) == METRIC_KEYS

@@ -61,3 +61,23 @@ def test_training_with_add_cjk_vocab_writes_a_model_that_reads_the_characters(ti
 def test_add_cjk_vocab_must_be_a_boolean():
     with pytest.raises(ValueError, match="add_cjk_vocab must be true or false"):
         TrainConfig(add_cjk_vocab="yes").check()
+
+
+def _vocab_after_training(tiny_model, tmp_path, name, texts, **config):
+    groups = [QueryGroup(query_id=f"q{i}", query=texts[0], doc_ids=[f"q{i}d{j}" for j in range(3)],
+                         docs=list(texts[1:]), labels=[3.0, 0.0, 1.0], weights=[1.0] * 3) for i in range(4)]
+    data = DataFile(path=tmp_path / f"{name}.jsonl", format="listwise", groups=groups, sha256="-")
+    train(config=TrainConfig(epochs=1, batch_size=2, group_size=3, max_length=32, **config), train_data=data,
+          base_model=tiny_model, out_dir=tmp_path / name)
+    model, tokenizer = load_cross_encoder(tmp_path / name)
+    return len(tokenizer), model.get_input_embeddings().weight.shape[0]
+
+
+def test_by_default_chinese_text_gets_its_characters_and_english_text_leaves_the_vocabulary_alone(tiny_model, tmp_path):
+    _, base_tokenizer = load_cross_encoder(tiny_model)
+    base = len(base_tokenizer)
+    assert TrainConfig().add_cjk_vocab is True
+    assert _vocab_after_training(tiny_model, tmp_path, "en", ["query w1", "best w2", "w1 w2", "w3"]) == (base, base)
+    zh = ["糖尿病 query", "糖尿病 best", "w1 w2", "高血压 w3"]
+    assert _vocab_after_training(tiny_model, tmp_path, "zh", zh) == (base + 6, base + 6)  # 糖尿病高血压
+    assert _vocab_after_training(tiny_model, tmp_path, "zh-off", zh, add_cjk_vocab=False) == (base, base)

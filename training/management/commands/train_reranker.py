@@ -8,6 +8,8 @@ run is resumed; one holding anything else is refused.
 """
 from __future__ import annotations
 
+import argparse
+
 import json
 from pathlib import Path
 
@@ -41,8 +43,9 @@ class Command(BaseCommand):
                             help="other queries' documents each query is also scored against, as grade 0")
         parser.add_argument("--temperature", type=float, default=None, help="listwise loss temperature")
         parser.add_argument("--checkpoint-every", type=int, default=0, help="optimiser steps (0 = none)")
-        parser.add_argument("--add-cjk-vocab", action="store_true",
-                            help="add the training data's CJK characters missing from the vocabulary as tokens")
+        parser.add_argument("--add-cjk-vocab", action=argparse.BooleanOptionalAction, default=True,
+                            help="add the training data's CJK characters missing from the vocabulary as tokens "
+                                 "(default: on; nothing is added when none is missing)")
 
     def handle(self, *args, **options):
         base_model = options["base_model"] or settings.BASE_MODEL_DIR
