@@ -166,6 +166,11 @@ def train(
         raise ValueError(
             f"{train_data.path}: no query has a candidate graded >= {config.positive_threshold:g}; nothing to train on"
         )
+    metrics: dict = {}
+    if dev_groups:
+        # The base model as given: before any token is added to it.
+        metrics["base"] = evaluate_model(model, tokenizer, dev_groups, max_length=config.max_length,
+                                         batch_size=config.eval_batch_size)
     if config.add_cjk_vocab:
         # Before any checkpoint is loaded: the same data gives the same tokens, so a resumed run
         # rebuilds the embedding matrix its checkpoint was saved with.
@@ -186,10 +191,6 @@ def train(
     warmup = int(config.warmup_ratio * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _linear_schedule(step, warmup, total_steps))
 
-    metrics: dict = {}
-    if dev_groups:
-        metrics["base"] = evaluate_model(model, tokenizer, dev_groups, max_length=config.max_length,
-                                         batch_size=config.eval_batch_size)
     state = {"step": 0, "epoch": 0, "micro_batch": 0, "losses": []}
     checkpoint = latest_checkpoint(out_dir)
     if checkpoint is not None:

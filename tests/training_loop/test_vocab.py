@@ -81,3 +81,16 @@ def test_by_default_chinese_text_gets_its_characters_and_english_text_leaves_the
     zh = ["糖尿病 query", "糖尿病 best", "w1 w2", "高血压 w3"]
     assert _vocab_after_training(tiny_model, tmp_path, "zh", zh) == (base + 6, base + 6)  # 糖尿病高血压
     assert _vocab_after_training(tiny_model, tmp_path, "zh-off", zh, add_cjk_vocab=False) == (base, base)
+
+
+def test_the_base_row_is_the_model_as_given_before_characters_are_added(tiny_model, tmp_path):
+    from training.evaluation import evaluate_model
+
+    groups = [QueryGroup(query_id=f"q{i}", query=f"糖尿病 query{i % 2}", doc_ids=[f"q{i}d{j}" for j in range(3)],
+                         docs=["糖尿病 best", "w1 w2", "高血压 w3"], labels=[3.0, 0.0, 1.0], weights=[1.0] * 3)
+              for i in range(4)]
+    data = DataFile(path=tmp_path / "zh.jsonl", format="listwise", groups=groups, sha256="-")
+    result = train(config=TrainConfig(epochs=1, batch_size=2, group_size=3, max_length=32), train_data=data,
+                   base_model=tiny_model, out_dir=tmp_path / "out", dev_groups=groups)
+    model, tokenizer = load_cross_encoder(tiny_model)
+    assert result.metrics["base"] == evaluate_model(model, tokenizer, groups, max_length=32)
