@@ -15,9 +15,10 @@ from datetime import timedelta
 
 import redis.exceptions
 from celery import group, shared_task
-from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
+
+from config.celery import enqueue_when_a_worker_starts
 
 from . import liveness, services
 from .models import MiningChunk, MiningJob
@@ -125,6 +126,7 @@ def watch_job(self, job_id: int, token: str) -> str | None:
     return tend(job) if job is not None else None
 
 
+@enqueue_when_a_worker_starts
 @shared_task(bind=True, **RETRY)
 def tend_running_jobs(self) -> int:
     """Beat (every minute) and worker start-up: tend every running job; returns how many."""
@@ -146,11 +148,3 @@ def premine(self) -> list[int]:
 
     return [job.pk for job in premine_collections()]
 
-
-@worker_ready.connect
-def _tend_after_start(sender=None, **kwargs):
-    # A worker that starts (often: replacing one that died) looks for chunks left behind.
-    try:
-        tend_running_jobs.delay()
-    except Exception:  # the broker is not reachable yet: the beat will do it
-        logger.warning("could not enqueue mining.tasks.tend_running_jobs at worker start", exc_info=True)

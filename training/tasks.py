@@ -6,12 +6,9 @@ changes a run only if it is still in the state it was found in).
 """
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
-from celery.signals import worker_ready
 
-logger = logging.getLogger(__name__)
+from config.celery import enqueue_when_a_worker_starts
 
 
 @shared_task(name="training.tasks.train_run", acks_late=True)
@@ -30,6 +27,7 @@ def retrain_collection(collection_id: int) -> int | None:
     return run.pk if run else None
 
 
+@enqueue_when_a_worker_starts
 @shared_task(name="training.tasks.recover_lost_runs", acks_late=True)
 def recover_lost_runs() -> dict[int, str]:
     """Beat (every minute) and worker start-up: runs of dead workers sent again or failed."""
@@ -37,12 +35,3 @@ def recover_lost_runs() -> dict[int, str]:
 
     return recover()
 
-
-@worker_ready.connect
-def _recover_after_start(sender=None, **kwargs):
-    # A worker that starts is often the replacement of one that died mid-run: look at once rather
-    # than at the next beat. Queued, so only a worker of the training queue runs it.
-    try:
-        recover_lost_runs.delay()
-    except Exception:  # the broker is not reachable yet: the beat will do it
-        logger.warning("could not enqueue training.tasks.recover_lost_runs at worker start", exc_info=True)
