@@ -40,6 +40,13 @@ class TrainingRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    @classmethod
+    def owned_by_attempt(cls, pk: int, attempt: int):
+        """The run as long as ``attempt`` still owns it (running, not claimed again since): every
+        write of a worker and of the recovery sweep goes through this, so a superseded attempt
+        changes nothing."""
+        return cls.objects.filter(pk=pk, status=cls.Status.RUNNING, attempts=attempt)
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -82,6 +89,10 @@ class RetrainPolicy(models.Model):
 
     POLICY_PARAMS = ("train", "export")
 
+    def train_params(self) -> dict:
+        """The params of a run this policy starts: its margin, then its ``params["train"]``."""
+        return {"promotion_margin": self.promotion_margin, **self.params.get("train", {})}
+
     def clean(self):
         """``params`` is ``{"train": {...}, "export": {...}}``; the training part is checked as a run
         would check it, so a bad value is refused in the admin form, not at 3 a.m. by the schedule."""
@@ -98,6 +109,6 @@ class RetrainPolicy(models.Model):
             if not isinstance(self.params.get(key, {}), dict):
                 raise ValidationError({"params": f"'{key}' must be a JSON object"})
         try:
-            train_config({"promotion_margin": self.promotion_margin, **self.params.get("train", {})})
+            train_config(self.train_params())
         except TrainingParamsError as error:
             raise ValidationError({"params": f"train {error}"}) from None

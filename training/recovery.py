@@ -74,7 +74,7 @@ def recover_lost_runs(*, now=None) -> dict[int, str]:
 
 
 def _recover(run: TrainingRun, *, gone: bool, last_seen, now) -> str | None:
-    this_attempt = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING, attempts=run.attempts)
+    this_attempt = TrainingRun.owned_by_attempt(run.pk, run.attempts)
     if gone and run.attempts < MAX_ATTEMPTS and not run.cancel_requested:
         if this_attempt.update(status=TrainingRun.Status.PENDING, heartbeat_at=now,
                                error=f"attempt {run.attempts} stopped with its worker; sent again"):

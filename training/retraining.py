@@ -57,7 +57,7 @@ def retrain_collection(*, collection_id: int) -> TrainingRun | None:
         return None
     if new_judgments_since_last_run(collection) < policy.min_new_judgments:
         return None
-    params = {"promotion_margin": policy.promotion_margin, **policy.params.get("train", {})}
+    params = policy.train_params()
     train_config(params)  # a policy with a bad training value fails here, before exporting for nothing
     create_snapshot = export_service()
     snapshot = create_snapshot(collection=collection, format="listwise", params=dict(policy.params.get("export", {})))

@@ -149,7 +149,7 @@ def execute_training_run(*, run_id: int) -> TrainingRun | None:
 
 def _execute(run: TrainingRun) -> TrainingRun:
     out_dir = run_output_dir(run)
-    this_attempt = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING, attempts=run.attempts)
+    this_attempt = TrainingRun.owned_by_attempt(run.pk, run.attempts)
     try:
         outcome = _train_and_evaluate(run, out_dir)
         _record(run, out_dir, outcome)
@@ -220,8 +220,7 @@ def _record(run: TrainingRun, out_dir: Path, outcome: dict) -> None:
 
     # Lock the run row and check that this attempt still owns it: a superseded attempt must neither
     # create a version nor promote (a duplicate of the current attempt waits here, then finds it done).
-    owned = TrainingRun.objects.select_for_update().filter(
-        pk=run.pk, status=TrainingRun.Status.RUNNING, attempts=run.attempts).exists()
+    owned = TrainingRun.owned_by_attempt(run.pk, run.attempts).select_for_update().exists()
     if not owned:
         raise RunTakenOver(run.pk)
     metrics = outcome["metrics"]
@@ -257,8 +256,7 @@ class _ProgressReporter:
         self.run_id, self.every, self.last, self.attempt = run_id, every, 0.0, attempt
 
     def _update(self, **fields) -> None:
-        rows = TrainingRun.objects.filter(pk=self.run_id, status=TrainingRun.Status.RUNNING, attempts=self.attempt
-                                          ).update(heartbeat_at=timezone.now(), **fields)
+        rows = TrainingRun.owned_by_attempt(self.run_id, self.attempt).update(heartbeat_at=timezone.now(), **fields)
         if not rows:
             raise RunTakenOver(self.run_id)
 
