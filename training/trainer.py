@@ -92,13 +92,12 @@ class TrainConfig:
     add_cjk_vocab: bool = True
 
     def check(self) -> None:
-        if isinstance(self.in_batch_negatives, bool) or not isinstance(self.in_batch_negatives, int) \
-                or self.in_batch_negatives < 0:
-            raise ValueError(f"in_batch_negatives must be a non-negative integer, got {self.in_batch_negatives!r}")
         for name in ("epochs", "batch_size", "group_size", "max_length", "grad_accum", "eval_batch_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not _int_at_least(value, 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not _int_at_least(self.in_batch_negatives, 0):
+            raise ValueError(f"in_batch_negatives must be a non-negative integer, got {self.in_batch_negatives!r}")
         if self.group_size < 2:
             raise ValueError(f"group_size must be >= 2, got {self.group_size}")
         if self.max_length < 8:
@@ -107,8 +106,7 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.chunk_cost is not None and (isinstance(self.chunk_cost, bool) or not isinstance(self.chunk_cost, int)
-                                            or self.chunk_cost < 0):
+        if self.chunk_cost is not None and not _int_at_least(self.chunk_cost, 0):
             raise ValueError(f"chunk_cost must be a non-negative integer or null, got {self.chunk_cost!r}")
         if self.device is not None:
             try:
@@ -120,6 +118,11 @@ class TrainConfig:
         if not isinstance(self.add_cjk_vocab, bool):
             raise ValueError(f"add_cjk_vocab must be true or false, got {self.add_cjk_vocab!r}")
         build_loss(self.loss, **self.loss_config)  # unknown loss or bad loss config fails here
+
+
+def _int_at_least(value, low: int) -> bool:
+    # JSON params arrive untyped: true is an int to Python, 2.0 is not one to us.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 @dataclass
@@ -247,8 +250,8 @@ def _micro_batch_loss(model, loss_fn, batch: dict, group_size: int) -> torch.Ten
     logits = torch.cat([forward_logits(model, features).float().reshape(-1) for features in batch["features"]])
     n_groups = batch["labels"].shape[0]
     device = logits.device
-    negative_mask = batch.get("negative_mask")
-    n_negatives = negative_mask.shape[1] if negative_mask is not None else 0
+    negative_mask = batch["negative_mask"]
+    n_negatives = negative_mask.shape[1]
     own = n_groups * group_size
     # Padding positions get 0 (masked out by the loss); index_put keeps the graph.
     flat = torch.zeros(own + n_groups * n_negatives, device=device).index_put((batch["positions"].to(device),), logits)

@@ -1,8 +1,6 @@
 """Reading training files and building fixed-size groups."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from training.data import DataFileError, encode_pairs, padding_chunks, read_data_file, training_groups

@@ -9,7 +9,6 @@ run is resumed; one holding anything else is refused.
 from __future__ import annotations
 
 import argparse
-
 import json
 from pathlib import Path
 
