@@ -97,7 +97,7 @@ def fine_tune(train_groups, base, out, args, *, max_length, add_cjk_vocab=False)
 
 
 def ndcg_of(model_dir, groups, *, max_length, qrels=None):
-    from training.evaluation import metrics_for, model_scores
+    from training.evaluation import model_scores
     from training.scoring import load_cross_encoder
 
     model, tokenizer = load_cross_encoder(model_dir)  # CUDA when there is one
@@ -198,6 +198,13 @@ class KuakeSetup:
         self.fill = args.fill_negatives
         self.skip = args.fill_skip
 
+    @classmethod
+    def of(cls, args) -> KuakeSetup:
+        """One per run: parts (a) and (c) share the split and the BM25 pools (built once)."""
+        if getattr(args, "kuake_setup", None) is None:
+            args.kuake_setup = cls(args)
+        return args.kuake_setup
+
     def fill_docs(self, qid: str) -> list[str]:
         """The unjudged BM25-pool titles a training group of ``qid`` gets as grade 0 (train_groups)."""
         judged = self.qrels[qid]
@@ -217,7 +224,7 @@ class KuakeSetup:
 
 
 def part_a(args, tmp, base) -> dict:
-    kuake = KuakeSetup(args)
+    kuake = KuakeSetup.of(args)
     train_q, protocols = kuake.train_q, kuake.protocols
     rows: dict[str, dict] = {name: {"bm25": kuake.bm25[name]} for name in protocols}
 
@@ -282,16 +289,6 @@ def part_b(args, tmp, base) -> dict:
 
 
 def part_c(args, tmp, base) -> dict:
-    try:
-        from annotate.export.services import create_snapshot  # noqa: F401
-        from annotate.management.commands import simulate_annotators  # noqa: F401
-    except ImportError as error:
-        return {"skipped": f"needs simulate_annotators and the export (issue 6): {error}"}
-    return {"skipped": "run part (c) with --parts c on its own: it needs a scratch database "
-                       "(see run_part_c)"} if not args.part_c_ready else run_part_c(args, tmp, base)
-
-
-def run_part_c(args, tmp, base) -> dict:
     """Import part (a)'s queries, simulate 3 noisy annotators, export, train three ways.
 
     The three training sets differ only in their labels: each group holds the query's judged
@@ -305,7 +302,7 @@ def run_part_c(args, tmp, base) -> dict:
 
     from training.data import read_data_file
 
-    kuake = KuakeSetup(args)
+    kuake = KuakeSetup.of(args)
     corpus, queries, qrels = kuake.corpus, kuake.queries, kuake.qrels
     chosen = kuake.train_q + kuake.dev_q
     docs = sorted({d for q in chosen for d in qrels[q]})
@@ -374,14 +371,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    args.part_c_ready = False
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         if "c" in args.parts:
             # Part (c) writes a collection: a scratch SQLite database and DATA_DIR, set before setup.
             os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
             os.environ["DATA_DIR"] = str(tmp / "data")
-            args.part_c_ready = True
         import django
 
         django.setup()
