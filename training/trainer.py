@@ -35,6 +35,7 @@ import torch
 
 from .data import (
     DEFAULT_POSITIVE_THRESHOLD,
+    MAX_GRADE,
     DataFile,
     EncodedGroups,
     QueryGroup,
@@ -96,8 +97,24 @@ class TrainConfig:
             value = getattr(self, name)
             if not _int_at_least(value, 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not _int_at_least(self.in_batch_negatives, 0):
-            raise ValueError(f"in_batch_negatives must be a non-negative integer, got {self.in_batch_negatives!r}")
+        for name in ("in_batch_negatives", "checkpoint_every"):
+            value = getattr(self, name)
+            if not _int_at_least(value, 0):
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if not _is_int(self.seed):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        for name in ("learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "positive_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        if not 0 < self.positive_threshold <= MAX_GRADE:
+            raise ValueError(f"positive_threshold must be a grade in (0, {MAX_GRADE:g}], got {self.positive_threshold}")
+        if not isinstance(self.loss_config, dict):
+            raise ValueError(f"loss_config must be an object of the loss's options, got {self.loss_config!r}")
         if self.group_size < 2:
             raise ValueError(f"group_size must be >= 2, got {self.group_size}")
         if self.max_length < 8:
@@ -120,9 +137,13 @@ class TrainConfig:
         build_loss(self.loss, **self.loss_config)  # unknown loss or bad loss config fails here
 
 
-def _int_at_least(value, low: int) -> bool:
+def _is_int(value) -> bool:
     # JSON params arrive untyped: true is an int to Python, 2.0 is not one to us.
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_at_least(value, low: int) -> bool:
+    return _is_int(value) and value >= low
 
 
 @dataclass
