@@ -353,24 +353,28 @@ def part_c(args, tmp, base) -> dict:
 
 
 def main() -> None:
+    from _args import fraction, int_at_least, positive_float  # bench/, the script's folder
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--parts", default="abc")
-    parser.add_argument("--kuake-train", type=int, default=800, help="train queries (0 = all)")
-    parser.add_argument("--kuake-dev", type=int, default=200, help="dev queries (0 = all)")
-    parser.add_argument("--fill-negatives", type=int, default=4,
+    parser.add_argument("--kuake-train", type=int_at_least(0), default=800, help="train queries (0 = all)")
+    parser.add_argument("--kuake-dev", type=int_at_least(0), default=200, help="dev queries (0 = all)")
+    parser.add_argument("--fill-negatives", type=int_at_least(0), default=4,
                         help="kuake: unjudged BM25-pool titles added to each training group as grade 0")
-    parser.add_argument("--fill-skip", type=int, default=5,
+    parser.add_argument("--fill-skip", type=int_at_least(0), default=5,
                         help="kuake: pool ranks skipped before those (likely unjudged relevant titles)")
-    parser.add_argument("--kuake-max-length", type=int, default=64)
-    parser.add_argument("--pool", type=int, default=20, help="kuake: BM25 top-k added to each query's pool")
-    parser.add_argument("--dl19-depth", type=int, default=30)
-    parser.add_argument("--dl19-groups-per-query", type=int, default=3)
-    parser.add_argument("--dl19-max-length", type=int, default=128)
-    parser.add_argument("--noise", type=float, default=0.3, help="(c): the simulated annotators' noise")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--kuake-max-length", type=int_at_least(8), default=64)
+    parser.add_argument("--pool", type=int_at_least(1), default=20, help="kuake: BM25 top-k added to each query's pool")
+    parser.add_argument("--dl19-depth", type=int_at_least(1), default=30)
+    parser.add_argument("--dl19-groups-per-query", type=int_at_least(1), default=3)
+    parser.add_argument("--dl19-max-length", type=int_at_least(8), default=128)
+    parser.add_argument("--noise", type=fraction, default=0.3, help="(c): the simulated annotators' noise")
+    parser.add_argument("--epochs", type=int_at_least(1), default=1)
+    parser.add_argument("--lr", type=positive_float, default=5e-5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if not args.parts or set(args.parts) - set("abc"):
+        parser.error(f"argument --parts: {args.parts!r}: give one or more of a, b, c")
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         if "c" in args.parts:

@@ -201,16 +201,18 @@ def padding_figures(pairs, model_dir: Path, args) -> dict:
 
 
 def main() -> None:
+    from _args import int_at_least  # bench/, the script's folder
+
     parser = argparse.ArgumentParser()
-    parser.add_argument("--groups", type=int, default=24, help="training query groups (x8 pairs)")
-    parser.add_argument("--pairs", type=int, default=256, help="pairs for inference")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=4, help="query groups per training step")
-    parser.add_argument("--infer-batch-size", type=int, default=64)
-    parser.add_argument("--infer-rounds", type=int, default=6, help="timed inference rounds per side per repeat")
-    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--groups", type=int_at_least(1), default=24, help="training query groups (x8 pairs)")
+    parser.add_argument("--pairs", type=int_at_least(1), default=256, help="pairs for inference")
+    parser.add_argument("--repeats", type=int_at_least(1), default=3)
+    parser.add_argument("--batch-size", type=int_at_least(1), default=4, help="query groups per training step")
+    parser.add_argument("--infer-batch-size", type=int_at_least(1), default=64)
+    parser.add_argument("--infer-rounds", type=int_at_least(1), default=6, help="timed inference rounds per side per repeat")
+    parser.add_argument("--max-length", type=int_at_least(8), default=128)
     parser.add_argument("--infer-only", action="store_true", help="skip the training comparison")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when there is one)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when there is one")
     args = parser.parse_args()
     if not DATASET.is_dir():
         sys.exit(f"{DATASET}: dataset not found")
