@@ -11,10 +11,11 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.http import Http404
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from . import assignment
 from .guidelines import language_for
-from .highlight import highlight, query_terms
+from mining.text.highlight import highlight, query_terms
 from .models import Candidate, Collection, GuidelineAcknowledgement, Judgment, Lease, Membership
 
 
@@ -113,9 +114,9 @@ def task_payload(lease: Lease, *, language: str | None = None) -> dict:
             "id": candidate_id,
             "position": position + 1,
             "title": document.title,
-            "title_html": highlight(document.title, terms),
+            "title_html": mark_safe(highlight(document.title, terms)),  # noqa: S308 - escaped there
             "text": document.text,
-            "text_html": highlight(document.text, terms),
+            "text_html": mark_safe(highlight(document.text, terms)),  # noqa: S308 - escaped there
             "grade": judgment.grade if standing else None,
             "skipped": bool(standing and judgment.skipped),
             "skip_reason": judgment.skip_reason if standing else "",

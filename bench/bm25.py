@@ -1,10 +1,10 @@
-"""BM25 speed: mining.bm25 against rank_bm25 (the reference scores) and bm25s, in one run.
+"""BM25 speed: mining.text.bm25 against rank_bm25 (the reference scores) and bm25s, in one run.
 
 Corpora:
 - synthetic: 100,000 documents of Poisson(60) tokens drawn from a Zipf(s=1) law over 50,000
   words, and 200 queries of 4 tokens drawn from the same law (so queries contain common words,
   like real ones: on average ~100k postings a query), seeded;
-- trec-dl19: its 4,297 passages and 43 queries (mining.tokenize, method auto), when present.
+- trec-dl19: its 4,297 passages and 43 queries (mining.text.tokenize, method auto), when present.
 
 For each implementation: index time (best of repeats), peak memory of building the index
 (tracemalloc peak in a separate, traced build: numpy/scipy buffers included), and ms/query of
@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 import bm25s  # noqa: E402
 from rank_bm25 import BM25Okapi  # noqa: E402
 
-from mining.bm25 import BM25Index  # noqa: E402
-from mining.tokenize import tokenize_many  # noqa: E402
+from mining.text.bm25 import BM25Index  # noqa: E402
+from mining.text.tokenize import tokenize_many  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 K = 10

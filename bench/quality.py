@@ -3,7 +3,7 @@
 (a) kuake-qtr-train, queries split by annotate.splits.split_for (train -> train; dev and test ->
     dev). Two dev protocols: "judged" reranks each query's human-graded titles (queries whose
     titles differ in grade); "pooled" adds the BM25 top ``--pool`` titles of the whole corpus
-    (mining.bm25 + mining.tokenize) with unjudged = grade 0. Rows: BM25 (scores from the index of
+    (mining.text.bm25 + mining.text.tokenize) with unjudged = grade 0. Rows: BM25 (scores from the index of
     the whole corpus), base (MiniLM with a fresh head), fine-tuned, and fine-tuned with the
     training data's CJK characters missing from MiniLM's vocabulary added as tokens
     (TrainConfig.add_cjk_vocab: embeddings resized, each new row the old rows' mean plus noise of
@@ -120,8 +120,8 @@ def mean(per_query: dict) -> float:
 
 
 def bm25_pools(corpus, queries, qids, depth):
-    from mining.bm25 import BM25Index
-    from mining.tokenize import tokenize, tokenize_many
+    from mining.text.bm25 import BM25Index
+    from mining.text.tokenize import tokenize, tokenize_many
 
     doc_ids = list(corpus)
     index = BM25Index.build(tokenize_many([corpus[d] for d in doc_ids]))
@@ -166,7 +166,7 @@ class KuakeSetup:
 
     def __init__(self, args):
         from annotate.splits import split_for
-        from mining.tokenize import tokenize
+        from mining.text.tokenize import tokenize
 
         self.corpus, self.queries, self.qrels = read_beir("kuake-qtr-train")
         rng = random.Random(args.seed)

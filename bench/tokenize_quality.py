@@ -1,6 +1,6 @@
 """Which tokeniser should BM25 use? Retrieval quality of each variant on the shared datasets.
 
-Every query is scored against the whole corpus with mining.bm25 (exact BM25Okapi, k1=1.5,
+Every query is scored against the whole corpus with mining.text.bm25 (exact BM25Okapi, k1=1.5,
 b=0.75, eps=0.25). NDCG@10: linear gain (the grade), log2 discount, ideal ranking from the
 query's judged pairs (unjudged retrieved documents gain 0). recall@100: share of the documents
 judged >= 2 that reach the top 100. Queries without a document judged >= 1 (NDCG) / >= 2
@@ -23,8 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mining import tokenize as tk  # noqa: E402
-from mining.bm25 import BM25Index  # noqa: E402
+from mining.text import tokenize as tk  # noqa: E402
+from mining.text.bm25 import BM25Index  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 
@@ -38,7 +38,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def jieba_search_with_unique_chars(run: str) -> list[str]:
-    return list(run) + [word for word in tk._cjk_jieba_search(run) if len(word) > 1]
+    return list(run) + [word for word in tk.jieba_search_words(run) if len(word) > 1]
 
 
 def without_stop_chars(cut):
@@ -53,9 +53,9 @@ VARIANTS = {
     "bigram": variant(tk._cjk_bigrams),
     "bigram + unigrams": variant(tk._cjk_chars_and_bigrams),
     "jieba precise": variant(tk._cjk_jieba_precise),
-    "jieba search mode": variant(tk._cjk_jieba_search),
+    "jieba search mode": variant(tk.jieba_search_words),
     "jieba precise + unigrams": variant(tk._cjk_chars_and_jieba),
-    "jieba search + unigrams": variant(lambda run: list(run) + tk._cjk_jieba_search(run)),
+    "jieba search + unigrams": variant(lambda run: list(run) + tk.jieba_search_words(run)),
     "jieba search + uniq unigrams": variant(jieba_search_with_unique_chars),
     "bigram + unigrams - zh stop": variant(without_stop_chars(tk._cjk_chars_and_bigrams)),
     "jieba prec + uni - zh stop": variant(without_stop_chars(tk._cjk_chars_and_jieba)),

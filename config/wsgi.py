@@ -9,7 +9,7 @@ application = get_wsgi_application()
 def _warm_up() -> None:
     """Load the tokeniser (jieba's dictionary) now, not in the first annotator's request."""
     try:
-        from mining.tokenize import tokenize
+        from mining.text.tokenize import tokenize
 
         tokenize("预热 warm up", method="auto")
     except Exception:  # never stop the web process over a warm-up

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from .bm25 import BM25Index, BM25Params
-from .tokenize import tokenize_many
+from .text.bm25 import BM25Index, BM25Params
+from .text.tokenize import tokenize_many
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import numpy as np
 from . import dense as dense_retrieval
 from .fusion import DEFAULT_K, reciprocal_rank_fusion
 from .negatives import NegativeSettings, Scored, max_similarity_to_positives, select_negatives
-from .tokenize import tokenize, tokenize_many
+from .text.tokenize import tokenize, tokenize_many
 
 METHODS = ("bm25", "dense", "hybrid")
 # Keys a job's params (or the collection's mining_settings) may set, beside depth and negatives.

@@ -1,6 +1,6 @@
 """Rerank each query's candidates of a listwise file and score the ranking (training.metrics).
 
-Rankers: a cross-encoder directory, BM25 (mining.bm25 over the file's documents -- every distinct
+Rankers: a cross-encoder directory, BM25 (mining.text.bm25 over the file's documents -- every distinct
 document of the file is the corpus, so idf has more than a handful of documents to count), or the
 file's own order. All report ``{"queries", "ndcg@10", "mrr@10", "recall@10", "map"}``.
 """
@@ -33,8 +33,8 @@ def file_order_scores(groups: Sequence[QueryGroup]) -> list[np.ndarray]:
 
 
 def bm25_scores(groups: Sequence[QueryGroup], *, method: str = "auto") -> list[np.ndarray]:
-    from mining.bm25 import BM25Index
-    from mining.tokenize import tokenize, tokenize_many
+    from mining.text.bm25 import BM25Index
+    from mining.text.tokenize import tokenize, tokenize_many
 
     position: dict[str, int] = {}
     for group in groups:

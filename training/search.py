@@ -1,6 +1,6 @@
 """BM25 recall over a collection's documents for the search preview.
 
-The index (mining.bm25 over mining.tokenize with the collection's tokenizer) is built once per
+The index (mining.text.bm25 over mining.text.tokenize with the collection's tokenizer) is built once per
 corpus version and kept under ``DATA_DIR/search/<collection id>/v<corpus_version>-<tokenizer>``
 (documents are addressed by position; their ids sit beside the index), and once per process in
 memory. A new corpus version (documents added or changed) means a new index.
@@ -24,8 +24,8 @@ def index_dir(collection) -> Path:
 def collection_index(collection):
     """(BM25Index, document ids by position), or None for a collection without documents."""
     from annotate.models import Document
-    from mining.bm25 import BM25Index
-    from mining.tokenize import tokenize
+    from mining.text.bm25 import BM25Index
+    from mining.text.tokenize import tokenize
 
     key = (collection.pk, collection.corpus_version, collection.tokenizer, str(settings.DATA_DIR))
     with _lock:
@@ -53,7 +53,7 @@ def collection_index(collection):
 
 def bm25_search(collection, query: str, *, k: int = 100) -> list[tuple[int, float]]:
     """(document pk, BM25 score) of the k best matches, best first; documents scoring 0 left out."""
-    from mining.tokenize import tokenize
+    from mining.text.tokenize import tokenize
 
     found = collection_index(collection)
     if found is None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from annotate import assignment
-from annotate.highlight import highlight
+from mining.text.highlight import highlight
 from annotate.models import Document, GuidelineAcknowledgement, Judgment
 
 from ..workbench.factories import make_annotators, make_collection

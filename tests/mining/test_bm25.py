@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from mining.bm25 import BM25Index
-from mining.tokenize import tokenize_many
+from mining.text.bm25 import BM25Index
+from mining.text.tokenize import tokenize_many
 
 
 def assert_matches_rank_bm25(index, reference, queries, ks=(10,)):

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from mining.tokenize import METHODS, normalize, tokenize, tokenize_many
+from mining.text.tokenize import METHODS, normalize, tokenize, tokenize_many
 
 
 def test_normalisation_folds_full_width_and_case():
@@ -59,7 +59,7 @@ def test_unknown_method_is_refused_by_name():
 
 def test_jieba_loads_quietly(tmp_path):
     # A fresh interpreter: jieba's first use must print nothing and cache under DATA_DIR.
-    code = "from mining.tokenize import tokenize; print(tokenize('南京旅游', method='jieba'))"
+    code = "from mining.text.tokenize import tokenize; print(tokenize('南京旅游', method='jieba'))"
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -6,8 +6,8 @@ import pytest
 
 from annotate.importing import import_files
 from mining import index_store
-from mining.bm25 import BM25Index
-from mining.tokenize import tokenize_many
+from mining.text.bm25 import BM25Index
+from mining.text.tokenize import tokenize_many
 
 from .conftest import write_beir
 

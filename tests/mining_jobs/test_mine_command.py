@@ -64,7 +64,7 @@ def test_judged_pairs_are_not_offered_again_but_their_sources_are_updated(tiny_c
 def test_positives_are_never_offered_and_margins_keep_negatives_below_them(tiny_collection):
     mine("tiny", "--method", "bm25", "--negatives", "10", "--params", '{"margin": 0.05, "dedup": null}')
     from mining import index_store
-    from mining.tokenize import tokenize
+    from mining.text.tokenize import tokenize
 
     index = index_store.collection_index(tiny_collection)
     for judgment in Judgment.objects.filter(collection=tiny_collection, grade__gte=2).select_related("candidate__query"):

@@ -1,4 +1,4 @@
-from annotate.highlight import highlight, query_terms
+from mining.text.highlight import highlight, query_terms
 
 
 def test_english_terms_are_marked_as_whole_words_and_text_is_escaped():

@@ -1,7 +1,7 @@
 """`python manage.py evaluate_reranker --model DIR|bm25|none --data F --json`: rerank each query's
 candidates of a listwise file and print ``{"queries","ndcg@10","mrr@10","recall@10","map"}``.
 
-``none`` keeps the file's order; ``bm25`` scores candidates with mining.bm25 over the file's
+``none`` keeps the file's order; ``bm25`` scores candidates with mining.text.bm25 over the file's
 documents (training/evaluation.py). A bad argument or file ends with a non-zero exit and one line.
 """
 from __future__ import annotations

@@ -95,7 +95,7 @@ class BM25Index:
         b: float = 0.75,
         epsilon: float = 0.25,
     ) -> BM25Index:
-        """Index documents given as token lists (from mining.tokenize)."""
+        """Index documents given as token lists (from mining.text.tokenize)."""
         if k1 < 0 or not 0 <= b <= 1:
             raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
         n_docs = len(tokenized_docs)

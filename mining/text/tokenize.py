@@ -17,7 +17,7 @@ Methods (the `Collection.tokenizer` choices in annotate/models.py):
 English gets a deliberately simple analyser: maximal runs of letters and digits (``don't`` ->
 ``don``, ``t``; ``covid-19`` -> ``covid``, ``19``), no stemming.
 
-Measured with bench/tokenize_quality.py: BM25Okapi (k1=1.5, b=0.75, eps=0.25, mining/bm25.py),
+Measured with bench/tokenize_quality.py: BM25Okapi (k1=1.5, b=0.75, eps=0.25, mining/text/bm25.py),
 every query against the whole corpus; NDCG@10 with linear gain over the judged pairs,
 recall@100 of the documents judged >= 2.
 
@@ -142,7 +142,8 @@ def _cjk_jieba_precise(run: str) -> list[str]:
     return [word for word in _jieba().lcut(run, HMM=True) if word.strip()]
 
 
-def _cjk_jieba_search(run: str) -> list[str]:
+def jieba_search_words(run: str) -> list[str]:
+    """jieba's search-mode words of one CJK run: 南京旅游 -> 南京, 旅游, 南京旅游."""
     return [word for word in _jieba().cut_for_search(run, HMM=True) if word.strip()]
 
 
@@ -152,6 +153,15 @@ def _cjk_chars_and_jieba(run: str) -> list[str]:
     # apart. A character that jieba keeps as a word on its own (牙, 痛) is emitted twice, as
     # character and as word, which weights it up; measured, that beats de-duplicating it.
     return list(run) + _cjk_jieba_precise(run)
+
+
+_cache_dir: Path | None = None
+
+
+def set_jieba_cache_dir(directory) -> None:
+    """Where jieba's dictionary cache goes (set once by the mining app from DATA_DIR)."""
+    global _cache_dir
+    _cache_dir = Path(directory)
 
 
 def _jieba():
@@ -175,15 +185,9 @@ def _jieba():
 
 def _jieba_cache_dir() -> Path:
     # jieba pickles its prefix dictionary (~1 s to rebuild) into a cache file; keep it with the
-    # project's other derived data when there is a writable DATA_DIR, else in the temp dir.
-    candidates = []
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            candidates.append(Path(settings.DATA_DIR) / "cache" / "jieba")
-    except Exception:  # Django absent or settings incomplete: fall back to the environment
-        pass
+    # project's other derived data when there is a writable DATA_DIR (the Django app names it
+    # through set_jieba_cache_dir), else in the temp dir.
+    candidates = [_cache_dir] if _cache_dir is not None else []
     if os.environ.get("DATA_DIR"):
         candidates.append(Path(os.environ["DATA_DIR"]) / "cache" / "jieba")
     candidates.append(Path(tempfile.gettempdir()) / "relevance-studio-jieba")

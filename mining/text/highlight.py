@@ -1,15 +1,15 @@
 """Query terms highlighted in documents, for Chinese and English alike.
 
-Terms come from the same tokeniser that indexes the collection (mining.tokenize). Single
+Terms come from the same tokeniser that indexes the collection (mining.text.tokenize). Single
 letters, single CJK characters and English stop words are not marked: they would light up every
 line and hide the signal.
 """
 from __future__ import annotations
 
 import re
+from html import escape
 
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
+from .tokenize import jieba_search_words, normalize, tokenize
 
 _STOP = frozenset(
     "a an and are as at be by for from how in is it of on or that the this to was what when where which who why with".split()
@@ -19,10 +19,6 @@ _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
 def _tokens(text: str, method: str) -> list[str]:
-    try:
-        from mining.tokenize import tokenize
-    except ImportError:  # the mining app is optional for rendering; fall back to plain words
-        return re.findall(r"\w+", text.lower())
     return tokenize(text, method=method)
 
 
@@ -32,11 +28,7 @@ def _is_latin_word_char(ch: str) -> bool:
 
 def _cjk_search_words(query: str) -> list[str]:
     """jieba's search-mode words of the query's CJK runs: 南京旅游 -> 南京, 旅游, 南京旅游."""
-    try:
-        from mining.tokenize import _cjk_jieba_search, normalize
-    except ImportError:
-        return []
-    return [word for run in _CJK_RUN.findall(normalize(query)) for word in _cjk_jieba_search(run)]
+    return [word for run in _CJK_RUN.findall(normalize(query)) for word in jieba_search_words(run)]
 
 
 def query_terms(query: str, *, method: str = "auto") -> list[str]:
@@ -58,10 +50,13 @@ def query_terms(query: str, *, method: str = "auto") -> list[str]:
     return sorted(terms, key=lambda t: (-len(t), t))
 
 
-def highlight(text: str, terms: list[str]) -> SafeString:
-    """Escape `text` and wrap every case-insensitive occurrence of a term in <mark>."""
+def highlight(text: str, terms: list[str]) -> str:
+    """Escape `text` and wrap every case-insensitive occurrence of a term in <mark>.
+
+    The result is safe HTML (every piece of the text escaped, quotes included, as Django's
+    ``escape`` does); a template marks it safe before rendering it."""
     if not terms:
-        return mark_safe(escape(text))  # noqa: S308 - escaped above
+        return escape(text)
     # Longest alternatives first: the regex takes the first alternative that matches at a position.
     ordered = sorted(set(terms), key=lambda t: (-len(t), t))
     pattern = re.compile("|".join(re.escape(t) for t in ordered), re.IGNORECASE)
@@ -77,4 +72,4 @@ def highlight(text: str, terms: list[str]) -> SafeString:
         out.append(f"<mark>{escape(match.group())}</mark>")
         last = match.end()
     out.append(escape(text[last:]))
-    return mark_safe("".join(out))  # noqa: S308 - every piece escaped
+    return "".join(out)
