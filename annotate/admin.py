@@ -21,7 +21,6 @@ from django.utils.text import Truncator
 
 from .admin_paging import CappedCountPaginator
 from .export.admin import SimulatedAnnotatorFilter, export_listwise_snapshot
-from .quality.admin_actions import gold_actions
 from .models import (
     AnnotatorProfile,
     Candidate,
@@ -34,6 +33,7 @@ from .models import (
     Membership,
     Query,
 )
+from .quality.admin_actions import gold_actions
 
 
 class BigTableAdmin(admin.ModelAdmin):

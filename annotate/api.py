@@ -2,15 +2,24 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import selectors
+from .access import IsStaff, collections_visible_to
 from .models import ImportJob
-from .serializers import CollectionDetailOutputSerializer, CollectionOutputSerializer, ImportJobOutputSerializer
+from .serializers import (
+    CollectionDetailOutputSerializer,
+    CollectionOutputSerializer,
+    ImportJobOutputSerializer,
+)
 from .services.imports import UploadRejected, start_import
 
 
@@ -19,7 +28,7 @@ class CollectionListApi(generics.ListAPIView):
     serializer_class = CollectionOutputSerializer
 
     def get_queryset(self):
-        return selectors.collections_visible_to(self.request.user).order_by("slug")
+        return collections_visible_to(self.request.user).order_by("slug")
 
     @extend_schema(summary="Collections the caller can see (staff: all; annotators: their own)")
     def get(self, request, *args, **kwargs):
@@ -32,7 +41,7 @@ class CollectionDetailApi(APIView):
     @extend_schema(responses={200: CollectionDetailOutputSerializer, 404: OpenApiResponse(description="not visible")},
                    summary="A collection with its totals")
     def get(self, request, slug: str):
-        collection = get_object_or_404(selectors.collections_visible_to(request.user), slug=slug)
+        collection = get_object_or_404(collections_visible_to(request.user), slug=slug)
         totals = selectors.collection_totals(collection)
         return Response(CollectionDetailOutputSerializer(collection, context={"totals": totals}).data)
 
@@ -40,7 +49,7 @@ class CollectionDetailApi(APIView):
 class ImportStartApi(APIView):
     """Upload files into a collection (created if the slug is new); a worker imports them."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema_serializer(component_name="ImportUpload")
@@ -72,7 +81,7 @@ class ImportStartApi(APIView):
 
 
 class ImportJobApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     @extend_schema(responses={200: ImportJobOutputSerializer}, summary="An import job's status and progress (staff)")
     def get(self, request, job_id: int):

@@ -6,8 +6,8 @@ lock, the same lock assignment takes, so a lease cannot expire half-way through 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -15,7 +15,15 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import assignment, quality_tasks
-from .models import GRADE_MAX, GRADE_MIN, Candidate, Collection, Judgment, JudgmentRevision, Lease
+from .models import (
+    GRADE_MAX,
+    GRADE_MIN,
+    Candidate,
+    Collection,
+    Judgment,
+    JudgmentRevision,
+    Lease,
+)
 
 MAX_NOTE_CHARS = 5000
 MAX_SKIP_REASON_CHARS = 500

@@ -84,9 +84,9 @@ def recompute_report(collection_id: int, min_new: int = 1) -> str:
 @shared_task(name="annotate.quality_tasks.nightly_reports", acks_late=True)
 def nightly_reports() -> list[int]:
     """Queue a report for every active collection whose judgments changed since its last report."""
+    from .export.reports import latest_report
     from .models import Collection
     from .quality.report import human_judgment_count
-    from .export.reports import latest_report
 
     queued = []
     for collection in Collection.objects.filter(is_active=True):

@@ -40,7 +40,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .importing.fastinsert import insert_rows
-from .models import GRADE_MAX, AnnotatorProfile, Candidate, Collection, Judgment, JudgmentRevision, Membership
+from .models import (
+    GRADE_MAX,
+    AnnotatorProfile,
+    Candidate,
+    Collection,
+    Judgment,
+    JudgmentRevision,
+    Membership,
+)
 
 BATCH = 20_000
 _MASK64 = (1 << 64) - 1

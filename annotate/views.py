@@ -2,27 +2,21 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import selectors
+from .access import collections_visible_to, require_staff
 from .forms import ImportForm
 from .models import ImportJob
 from .services.imports import UploadRejected, start_import
 from .totals import totals_by_collection
 
 
-def _require_staff(request) -> None:
-    if not request.user.is_staff:
-        raise PermissionDenied("staff only")
-
-
 @login_required
 @require_GET
 def home(request):
-    collections = list(selectors.collections_visible_to(request.user))
+    collections = list(collections_visible_to(request.user))
     totals = totals_by_collection(collections)
     rows = [{"collection": collection, "totals": totals[collection.pk]} for collection in collections]
     return render(request, "annotate/home.html", {"rows": rows})
@@ -31,7 +25,7 @@ def home(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_new(request):
-    _require_staff(request)
+    require_staff(request.user, "importing")
     form = ImportForm(request.POST or None, request.FILES or None,
                       initial={"collection": request.GET.get("collection", "")})
     if request.method == "POST" and form.is_valid():
@@ -50,7 +44,7 @@ def import_new(request):
 @login_required
 @require_GET
 def import_job(request, job_id: int):
-    _require_staff(request)
+    require_staff(request.user, "importing")
     job = get_object_or_404(ImportJob.objects.select_related("collection", "created_by"), pk=job_id)
     return render(request, "annotate/import_job.html", {
         "job": job, "status_url": reverse("api-import-job", args=[job.pk]),

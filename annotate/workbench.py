@@ -8,36 +8,22 @@ from __future__ import annotations
 import json
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
+from mining.text.highlight import highlight, query_terms
+
 from . import assignment
 from .guidelines import language_for
-from mining.text.highlight import highlight, query_terms
-from .models import Candidate, Collection, GuidelineAcknowledgement, Judgment, Lease, Membership
-
-
-def collection_for_member(user, slug: str) -> Collection:
-    """The collection if the user may judge or manage it; 404 otherwise (no hint that it exists).
-
-    One query: membership and the acknowledgement of the current guideline come along as flags
-    (`is_member`, `guideline_acknowledged`), so the judging API's next-task call reads no more.
-    """
-    collection = (
-        Collection.objects.filter(slug=slug)
-        .annotate(
-            is_member=Exists(Membership.objects.filter(collection=OuterRef("pk"), user_id=user.pk)),
-            guideline_acknowledged=Exists(
-                GuidelineAcknowledgement.objects.filter(user_id=user.pk, version=OuterRef("guideline_version"))
-            ),
-        )
-        .first()
-    )
-    if collection is None or not (user.is_staff or collection.is_member):
-        raise Http404("no such collection")
-    return collection
+from .models import (
+    Candidate,
+    Collection,
+    GuidelineAcknowledgement,
+    Judgment,
+    Lease,
+)
 
 
 def own_lease(user, lease_id) -> Lease:

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import assignment, judging, workbench
+from .access import IsStaff, collection_for_member, is_member
 from .models import GRADE_MAX, GRADE_MIN, Candidate, GuidelineAcknowledgement, Query
 
 TaskSerializer = inline_serializer(
@@ -64,7 +65,7 @@ class NextTaskApi(APIView):
         summary="Get (or resume) the caller's next task in a collection",
     )
     def post(self, request, slug: str):
-        collection = workbench.collection_for_member(request.user, slug)
+        collection = collection_for_member(request.user, slug)
         if workbench.needs_acknowledgement(request.user, collection):
             return _error(
                 f"acknowledge guideline version {collection.guideline_version} before judging "
@@ -82,7 +83,7 @@ class AcknowledgeGuidelineApi(APIView):
     @extend_schema(request=None, responses={200: inline_serializer("Acknowledged", fields={"version": serializers.CharField()})},
                    summary="Acknowledge the collection's current guideline version")
     def post(self, request, slug: str):
-        collection = workbench.collection_for_member(request.user, slug)
+        collection = collection_for_member(request.user, slug)
         GuidelineAcknowledgement.objects.get_or_create(user=request.user, version=collection.guideline_version)
         return Response({"version": collection.guideline_version})
 
@@ -207,7 +208,7 @@ class ReleaseTaskApi(APIView):
 class PinApi(APIView):
     """Staff pin a query to an annotator: it comes first in their queue and does not expire."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     class InputSerializer(serializers.Serializer):
         query = serializers.CharField(help_text="the query's external id")
@@ -217,13 +218,13 @@ class PinApi(APIView):
                                                       400: ErrorSerializer, 404: ErrorSerializer},
                    summary="Pin a query to an annotator (staff)")
     def post(self, request, slug: str):
-        collection = workbench.collection_for_member(request.user, slug)
+        collection = collection_for_member(request.user, slug)
         data = _valid(self.InputSerializer, request.data)
         if isinstance(data, Response):
             return data
         query = get_object_or_404(Query, collection=collection, external_id=data["query"])
         user = get_user_model().objects.filter(username=data["annotator"]).first()
-        if user is None or not (user.is_staff or collection.memberships.filter(user=user).exists()):
+        if user is None or not is_member(user, collection):
             return _error(f"{data['annotator']!r} is not a member of {collection.slug}")
         try:
             lease = assignment.pin_query(query=query, annotator=user)

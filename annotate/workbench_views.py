@@ -7,7 +7,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import assignment, workbench
-from .guidelines import GuidelineMissing, language_for, render as render_guideline
+from .access import collection_for_member
+from .guidelines import GuidelineMissing, language_for
+from .guidelines import render as render_guideline
 from .models import GuidelineAcknowledgement
 
 
@@ -22,7 +24,7 @@ def _guideline_html(collection, request):
 @login_required
 @require_GET
 def judge(request, slug: str):
-    collection = workbench.collection_for_member(request.user, slug)
+    collection = collection_for_member(request.user, slug)
     if workbench.needs_acknowledgement(request.user, collection):
         return redirect(reverse("guidelines", args=[slug]) + "?next=judge")
     lease = assignment.next_task(collection=collection, annotator=request.user)
@@ -39,7 +41,7 @@ def judge(request, slug: str):
 @login_required
 @require_GET
 def guidelines(request, slug: str):
-    collection = workbench.collection_for_member(request.user, slug)
+    collection = collection_for_member(request.user, slug)
     guideline_html, language = _guideline_html(collection, request)
     return render(request, "annotate/guidelines.html", {
         "collection": collection, "guideline_html": guideline_html, "language": language,
@@ -50,6 +52,6 @@ def guidelines(request, slug: str):
 @login_required
 @require_POST
 def acknowledge_guidelines(request, slug: str):
-    collection = workbench.collection_for_member(request.user, slug)
+    collection = collection_for_member(request.user, slug)
     GuidelineAcknowledgement.objects.get_or_create(user=request.user, version=collection.guideline_version)
     return redirect("judge", slug=slug)

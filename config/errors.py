@@ -5,7 +5,11 @@ the `<slug:>` converter refuses) or a crash outside DRF's exception handling rea
 handlers, which render HTML. An API client should get a body it can read either way.
 """
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import (
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import JsonResponse
 from django.views import defaults
 

@@ -4,8 +4,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotate import workbench_urls
-from config.login_throttle import ThrottledLoginView
 from annotate.quality import urls as quality_urls
+from config.login_throttle import ThrottledLoginView
 from training import urls as training_urls
 
 urlpatterns = [

@@ -32,7 +32,12 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from .index_store import cache_root, consistent_corpus, keep_current_and_newer, versioned_dir
+from .index_store import (
+    cache_root,
+    consistent_corpus,
+    keep_current_and_newer,
+    versioned_dir,
+)
 
 logger = logging.getLogger(__name__)
 

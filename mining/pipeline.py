@@ -19,7 +19,12 @@ import numpy as np
 
 from . import dense as dense_retrieval
 from .fusion import DEFAULT_K, reciprocal_rank_fusion
-from .negatives import NegativeSettings, Scored, max_similarity_to_positives, select_negatives
+from .negatives import (
+    NegativeSettings,
+    Scored,
+    max_similarity_to_positives,
+    select_negatives,
+)
 from .text.tokenize import tokenize, tokenize_many
 
 METHODS = ("bm25", "dense", "hybrid")

@@ -26,7 +26,13 @@ from annotate.models import Candidate, Collection, Document, Judgment, Query
 
 from . import pipeline
 from .models import MiningChunk, MiningJob
-from .pipeline import MiningParamsError, MiningSettings, QueryInput, Resources, resolve_settings
+from .pipeline import (
+    MiningParamsError,
+    MiningSettings,
+    QueryInput,
+    Resources,
+    resolve_settings,
+)
 
 logger = logging.getLogger(__name__)
 

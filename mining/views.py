@@ -1,18 +1,15 @@
 """Staff pages for mining jobs: the list, one job's progress (polled), cancel; and the API."""
 from __future__ import annotations
 
-from functools import wraps
-
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotate.access import IsStaff, staff_required
 from annotate.models import Collection
 
 from . import selectors, services
@@ -20,39 +17,27 @@ from .models import MiningJob
 from .pipeline import MiningParamsError
 
 
-def staff_member_required(view):
-    """Logged-in staff only: others are sent to log in, or get 403 (not the admin's login page)."""
-    @login_required
-    @wraps(view)
-    def guarded(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied("mining jobs are for staff")
-        return view(request, *args, **kwargs)
-
-    return guarded
-
-
-@staff_member_required
+@staff_required("mining jobs")
 @require_GET
 def job_list(request):
     return render(request, "mining/jobs.html", {"jobs": selectors.recent_jobs()})
 
 
-@staff_member_required
+@staff_required("mining jobs")
 @require_GET
 def job_detail(request, job_id: int):
     job = get_object_or_404(MiningJob.objects.select_related("collection"), pk=job_id)
     return render(request, "mining/job.html", {"job": job, "progress": selectors.job_progress(job)})
 
 
-@staff_member_required
+@staff_required("mining jobs")
 @require_GET
 def job_progress(request, job_id: int):
     job = get_object_or_404(MiningJob.objects.select_related("collection"), pk=job_id)
     return JsonResponse(selectors.job_progress(job))
 
 
-@staff_member_required
+@staff_required("mining jobs")
 @require_POST
 def job_cancel(request, job_id: int):
     job = get_object_or_404(MiningJob, pk=job_id)
@@ -71,7 +56,7 @@ JobSerializer = inline_serializer("MiningJobProgress", fields={
 class StartMiningApi(APIView):
     """POST {"collection", "method", "depth"?, "negatives"?, "params"?}: start a mining job (staff)."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     class InputSerializer(serializers.Serializer):
         collection = serializers.SlugField()
@@ -99,7 +84,7 @@ class StartMiningApi(APIView):
 class MiningJobApi(APIView):
     """GET a mining job's progress (staff)."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     @extend_schema(responses={200: JobSerializer})
     def get(self, request, job_id: int):
@@ -110,7 +95,7 @@ class MiningJobApi(APIView):
 class CancelMiningJobApi(APIView):
     """POST: cancel a mining job (staff); chunks already stored stay."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     @extend_schema(request=None, responses={200: JobSerializer})
     def post(self, request, job_id: int):

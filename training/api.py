@@ -7,8 +7,8 @@ from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotate.access import IsStaff, collection_for_member
 from annotate.models import ExportSnapshot
-from annotate.workbench import collection_for_member
 
 from . import rerank as rerank_service
 from . import services
@@ -69,7 +69,7 @@ RunSerializer = inline_serializer("TrainingRun", fields={"id": serializers.Integ
 
 
 class TrainingRunApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     @extend_schema(responses={200: RunSerializer}, summary="A training run's status, progress and metrics")
     def get(self, request, run_id: int):
@@ -77,7 +77,7 @@ class TrainingRunApi(APIView):
 
 
 class CancelTrainingRunApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     @extend_schema(request=None, responses={200: RunSerializer}, summary="Cancel a pending or running training run")
     def post(self, request, run_id: int):
@@ -86,7 +86,7 @@ class CancelTrainingRunApi(APIView):
 
 
 class StartTrainingRunApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     class InputSerializer(serializers.Serializer):
         snapshot = serializers.IntegerField(min_value=1)

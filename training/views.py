@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from annotate.models import Collection, Document, Judgment
+from annotate.access import staff_collection
+from annotate.models import Document, Judgment
 
 from . import rerank as rerank_service
 from . import services
@@ -18,16 +18,10 @@ RECALL_DEPTH = 100
 SHOWN = 20
 
 
-def _staff_collection(request, slug: str) -> Collection:
-    if not request.user.is_staff:
-        raise PermissionDenied("staff only")
-    return get_object_or_404(Collection, slug=slug)
-
-
 @login_required
 @require_GET
 def search_preview(request, slug: str):
-    collection = _staff_collection(request, slug)
+    collection = staff_collection(request.user, slug, "training and the search preview")
     query = request.GET.get("q", "").strip()
     context = {"collection": collection, "q": query, "results": [], "note": ""}
     if query:
@@ -71,7 +65,7 @@ def _attach_judgments(collection, query: str, results: list[dict]) -> None:
 @login_required
 @require_GET
 def training_runs(request, slug: str):
-    collection = _staff_collection(request, slug)
+    collection = staff_collection(request.user, slug, "training and the search preview")
     runs = list(TrainingRun.objects.filter(collection=collection).select_related("snapshot")[:50])
     for run in runs:
         run.dev_ndcg = [(run.metrics.get(name) or {}).get("ndcg@10") for name in ("base", "bm25", "promoted", "new")]
@@ -85,6 +79,6 @@ def training_runs(request, slug: str):
 @login_required
 @require_POST
 def cancel_training_run(request, slug: str, run_id: int):
-    collection = _staff_collection(request, slug)
+    collection = staff_collection(request.user, slug, "training and the search preview")
     services.request_cancel(run=get_object_or_404(TrainingRun, pk=run_id, collection=collection))
     return redirect("training-runs", slug=slug)

@@ -8,7 +8,14 @@ Pure numpy; no per-item Python loop on the hot path. Modules: `ratings` (input a
 `alpha` (Krippendorff's alpha and its bootstrap), `kappa` (Fleiss, Cohen), `pairwise` (percent
 agreement, per-pair tables), `report` (everything at once), `ratings_csv` (the CSV form).
 """
-from .alpha import LEVELS, alpha_by_group, bootstrap_alpha, coincidence_matrix, krippendorff_alpha, value_counts
+from .alpha import (
+    LEVELS,
+    alpha_by_group,
+    bootstrap_alpha,
+    coincidence_matrix,
+    krippendorff_alpha,
+    value_counts,
+)
 from .kappa import cohen_kappas, fleiss_kappa
 from .ratings import Ratings, RatingsError, Scale, parse_scale
 from .report import AgreementResult, PairKappa, Support, compute_agreement

@@ -6,10 +6,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .alpha import LEVELS, alpha_with_reason, bootstrap_alpha, coincidence_matrix, pairable, value_counts
+from .alpha import (
+    LEVELS,
+    alpha_with_reason,
+    bootstrap_alpha,
+    coincidence_matrix,
+    pairable,
+    value_counts,
+)
 from .kappa import WEIGHTS, cohen_kappas, fleiss_kappa
 from .pairwise import pair_confusions, pairwise_agreement
-from .ratings import Ratings, Scale, plain_label, as_scale
+from .ratings import Ratings, Scale, as_scale, plain_label
 
 
 @dataclass(frozen=True)

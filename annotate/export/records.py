@@ -41,13 +41,34 @@ from operator import itemgetter
 
 from django.contrib.postgres.aggregates import StringAgg
 from django.db import connection
-from django.db.models import (BooleanField, Case, CharField, Count, F, Func, IntegerField, OuterRef, Q, Subquery,
-                              TextField, Value, When)
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, Collate, Concat
 
 from ..aggregation import aggregate
-from ..models import Adjudication, AnnotatorProfile, Candidate, Collection, Document, Judgment, Query
+from ..models import (
+    Adjudication,
+    AnnotatorProfile,
+    Candidate,
+    Collection,
+    Document,
+    Judgment,
+    Query,
+)
 from .filters import ExportParams
 from .reports import annotator_reliabilities, latest_report, low_alpha_queries
 

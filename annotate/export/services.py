@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ..models import Collection, ExportSnapshot, Judgment
-from .filters import ExportParams, ExportParamsError, check_format, parse_params
+from .filters import ExportParamsError, check_format, parse_params
 from .records import ReadCounts, query_groups
 from .writers import WRITERS, ExportDataError
 

@@ -14,15 +14,15 @@ import zlib
 from collections.abc import Iterable, Iterator
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..access import IsStaff, staff_collection
 from ..models import Collection, ExportSnapshot
 from . import services
 from .filters import FORMATS, ExportParamsError, check_format
@@ -58,9 +58,7 @@ def _closing(inner: Iterator[bytes], outer: Iterator[bytes]) -> Iterator[bytes]:
 @login_required
 @require_GET
 def download(request, slug: str, format: str):
-    if not request.user.is_staff:
-        raise PermissionDenied("exports are for staff only")
-    collection = get_object_or_404(Collection, slug=slug)
+    collection = staff_collection(request.user, slug, "exports")
     params = {key: request.GET.get(key) for key in request.GET if key not in CONTROL_PARAMETERS}
     try:
         check_format(format)
@@ -113,7 +111,7 @@ SnapshotSerializer = inline_serializer("ExportSnapshot", fields={
 
 
 class StartExportApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     class InputSerializer(serializers.Serializer):
         format = serializers.ChoiceField(choices=FORMATS, default="listwise")
@@ -135,7 +133,7 @@ class StartExportApi(APIView):
 
 
 class ExportSnapshotApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     @extend_schema(responses={200: SnapshotSerializer}, summary="An export snapshot: status, counts, sha256")
     def get(self, request, snapshot_id: int):
@@ -144,7 +142,7 @@ class ExportSnapshotApi(APIView):
 
 
 class ExportFileApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes},
                    summary="The snapshot's file (409 until it is done)")

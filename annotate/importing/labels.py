@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ImportFileError, RowError
-from .lines import ByteProgress, external_id, grade_from_json, json_type, read_json_objects, string_field
+from .lines import (
+    ByteProgress,
+    external_id,
+    grade_from_json,
+    json_type,
+    read_json_objects,
+    string_field,
+)
 
 FORMAT_HINT = (
     "expected pointwise {query, doc, label}, pairwise {query, positive, negative} "

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..access import IsStaff
 from ..agreement.scope import AgreementScope, ScopeError
 from ..models import GRADE_MAX, GRADE_MIN, Candidate, Collection, Query
 from . import selectors
@@ -39,7 +40,7 @@ def _report_json(report) -> dict | None:
 class QualityReportApi(APIView):
     """The latest kept report; with any subset filter, that subset's figures computed now (not kept)."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     @extend_schema(parameters=SCOPE_PARAMETERS,
                    responses={200: inline_serializer("QualityReport", fields={"report": serializers.DictField(allow_null=True)}),
@@ -60,7 +61,7 @@ class QualityReportApi(APIView):
 
 
 class AdjudicationQueryApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     @extend_schema(responses={200: inline_serializer("AdjudicationSheet", fields={
         "query": serializers.DictField(), "annotators": serializers.ListField(child=serializers.CharField()),
@@ -97,7 +98,7 @@ def _decision(decision) -> dict | None:
 
 
 class AdjudicationApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     class InputSerializer(serializers.Serializer):
         candidate = serializers.IntegerField()
@@ -125,7 +126,7 @@ class AdjudicationApi(APIView):
 class GoldApi(APIView):
     """Mark (grade 0..3) or unmark (grade null) candidates as gold, named by external ids."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsStaff]
 
     class ItemSerializer(serializers.Serializer):
         query_id = serializers.CharField()

@@ -25,14 +25,21 @@ from dataclasses import asdict
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models import Case, F, FloatField, IntegerField, Value, When
 from django.db.models.functions import Cast, Coalesce
-from django.db.models import FloatField
 
 from ..agreement import Ratings, Scale, alpha_by_group, compute_agreement
 from ..agreement.quality import JudgmentTable, QualityThresholds, annotator_quality
 from ..agreement.scope import AgreementScope
-from ..models import GRADE_MAX, GRADE_MIN, AgreementReport, AnnotatorProfile, Collection, Judgment, Query
+from ..models import (
+    GRADE_MAX,
+    GRADE_MIN,
+    AgreementReport,
+    AnnotatorProfile,
+    Collection,
+    Judgment,
+    Query,
+)
 
 BOOTSTRAP = 1000
 

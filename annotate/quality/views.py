@@ -3,26 +3,26 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ..models import Candidate, Collection, Query
+from ..access import staff_collection
+from ..models import Candidate, Query
 from . import selectors
-from .adjudication import AdjudicationError, adjudicate, disagreements, needs_adjudication, query_sheet
-
-
-def staff_collection(request, slug: str) -> Collection:
-    if not request.user.is_staff:
-        raise PermissionDenied("quality control is for staff")
-    return get_object_or_404(Collection, slug=slug)
+from .adjudication import (
+    AdjudicationError,
+    adjudicate,
+    disagreements,
+    needs_adjudication,
+    query_sheet,
+)
 
 
 @login_required
 @require_GET
 def dashboard(request, slug: str):
-    collection = staff_collection(request, slug)
+    collection = staff_collection(request.user, slug, "quality control")
     return render(request, "annotate/quality.html", {"collection": collection, **selectors.dashboard(collection)})
 
 
@@ -33,7 +33,7 @@ INLINE_REPORT_LIMIT = 100_000
 @login_required
 @require_POST
 def recompute(request, slug: str):
-    collection = staff_collection(request, slug)
+    collection = staff_collection(request.user, slug, "quality control")
     from ..quality_tasks import recompute_report
     from .report import human_judgment_count, store_report
 
@@ -49,7 +49,7 @@ def recompute(request, slug: str):
 @login_required
 @require_GET
 def adjudication_queue(request, slug: str):
-    collection = staff_collection(request, slug)
+    collection = staff_collection(request.user, slug, "quality control")
     return render(request, "annotate/adjudication_queue.html", {
         "collection": collection, "queries": needs_adjudication(collection),
         "disagreements": disagreements(collection),
@@ -59,7 +59,7 @@ def adjudication_queue(request, slug: str):
 @login_required
 @require_http_methods(["GET", "POST"])
 def adjudication_query(request, slug: str, query_id: int):
-    collection = staff_collection(request, slug)
+    collection = staff_collection(request.user, slug, "quality control")
     query = get_object_or_404(Query, pk=query_id, collection=collection)
     if request.method == "POST":
         candidate = get_object_or_404(Candidate, pk=request.POST.get("candidate") or 0, query=query)

@@ -69,7 +69,9 @@ def _as_list(value) -> list[UploadedFile]:
 def _validate(collection_slug: str, files: dict[str, UploadedFile | Sequence[UploadedFile] | None]
               ) -> list[tuple[str, UploadedFile, str]]:
     """Every problem with the request at once; returns (field, upload, stored name) to store."""
-    from annotate.importing.service import check_slug  # the importer's own rule for a collection name
+    from annotate.importing.service import (
+        check_slug,  # the importer's own rule for a collection name
+    )
 
     errors: dict[str, list[str]] = {}
 

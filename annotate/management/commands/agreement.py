@@ -15,7 +15,12 @@ from dataclasses import replace
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from annotate.agreement import AgreementResult, RatingsError, compute_agreement, parse_scale
+from annotate.agreement import (
+    AgreementResult,
+    RatingsError,
+    compute_agreement,
+    parse_scale,
+)
 from annotate.agreement.ratings_csv import RatingsFileError, read_ratings_csv
 from annotate.agreement.scope import AgreementScope, ScopeError
 

@@ -12,7 +12,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from training.data import DataFileError, read_data_file
-from training.evaluation import bm25_scores, file_order_scores, metrics_for, model_scores
+from training.evaluation import (
+    bm25_scores,
+    file_order_scores,
+    metrics_for,
+    model_scores,
+)
 from training.scoring import ModelDirError, load_cross_encoder
 
 

@@ -1,0 +1,108 @@
+"""What is judged: documents, queries (with their split) and candidates (query, document pairs)."""
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from ..splits import SPLITS, split_for
+from .collections import Collection
+from .grades import GRADE_MAX, GRADE_MIN, grade_validators
+
+
+def new_shuffle_key() -> int:
+    """A random 62-bit key: queries are handed out in a stable random order, not import order."""
+    import secrets
+
+    return secrets.randbits(62)
+
+
+class Document(models.Model):
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
+    external_id = models.CharField(max_length=255)
+    title = models.TextField(blank=True)
+    text = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    # sha256 of title+text: lets a re-import tell a real change from a repeat cheaply.
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["collection", "external_id"], name="document_external_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Query(models.Model):
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="queries")
+    external_id = models.CharField(max_length=255)
+    text = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64)
+    split = models.CharField(max_length=8, choices=[(s, s) for s in SPLITS])
+    # Assignment bookkeeping (annotate/assignment.py): how many annotators hold or finished this
+    # query (active + done leases), and a random key for a stable random order among equals.
+    holders = models.PositiveIntegerField(default=0)
+    shuffle_key = models.BigIntegerField(default=new_shuffle_key)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "queries"
+        constraints = [
+            models.UniqueConstraint(fields=["collection", "external_id"], name="query_external_id_unique"),
+            models.CheckConstraint(condition=Q(split__in=SPLITS), name="query_split_valid"),
+        ]
+        indexes = [
+            # The annotator's next task: fewest holders first, then the stable random order.
+            models.Index(fields=["collection", "holders", "shuffle_key"], name="query_next_task"),
+        ]
+
+    def save(self, *args, **kwargs):
+        if not self.split:
+            self.split = split_for(self.external_id)
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Candidate(models.Model):
+    """A (query, document) pair to be judged.
+
+    `sources` maps each retrieval source that proposed the pair to its rank and score there,
+    e.g. {"bm25": {"rank": 3, "score": 12.1}, "run:bm25": {...}, "qrels": {}}.
+    """
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="candidates")
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="candidates")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="candidates")
+    sources = models.JSONField(default=dict, blank=True)
+    is_gold = models.BooleanField(default=False)
+    gold_grade = models.PositiveSmallIntegerField(null=True, blank=True, validators=grade_validators)
+    # How many people judged this pair or hold it in an active lease without having judged it yet.
+    # Kept <= the collection's overlap k by annotate/assignment.py, under a lock on the query row.
+    coverage = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["query", "document"], name="candidate_pair_unique"),
+            models.CheckConstraint(
+                condition=Q(gold_grade__isnull=True) | Q(gold_grade__gte=GRADE_MIN, gold_grade__lte=GRADE_MAX),
+                name="candidate_gold_grade_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_gold=False) | Q(gold_grade__isnull=False), name="candidate_gold_has_grade"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["collection", "query"], name="candidate_collection_query"),
+            models.Index(fields=["query", "coverage"], name="candidate_query_coverage"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.query_id}/{self.document_id}"

@@ -1,0 +1,25 @@
+"""Agreement reports: one computation of a collection's agreement figures each."""
+from __future__ import annotations
+
+from django.db import models
+
+from .collections import Collection
+
+
+class AgreementReport(models.Model):
+    """One computation of a collection's agreement figures, kept so the dashboard shows the trend."""
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="agreement_reports")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # How many human judgments existed when it was computed: the debounce compares against this.
+    n_judgments = models.PositiveIntegerField(default=0)
+    scope = models.JSONField(default=dict, blank=True, help_text="Filters the report was computed over.")
+    overall = models.JSONField(default=dict, blank=True)
+    per_annotator = models.JSONField(default=list, blank=True)
+    per_pair = models.JSONField(default=list, blank=True)
+    per_query = models.JSONField(default=list, blank=True, help_text="Queries below the adjudication threshold.")
+    seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["collection", "-created_at"], name="agreement_report_latest")]
