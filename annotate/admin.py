@@ -86,7 +86,7 @@ class SourceListFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "people":
-            return queryset.filter(annotator__isnull=False)
+            return queryset.by_people()
         if self.value() in ("qrels", "labels"):
             return queryset.filter(annotator__isnull=True, source__startswith=f"{self.value()}:")
         return queryset
@@ -219,7 +219,7 @@ class JudgmentRevisionInline(admin.TabularInline):
 
 @admin.register(Judgment)
 class JudgmentAdmin(ReadOnlyAdmin):
-    """Read-only: a grade changes only through annotate/judging.py, which records its revision."""
+    """Read-only: a grade changes only through annotate/judging/services.py, which records its revision."""
 
     list_display = ("id", "collection", "candidate", "who", "grade", "skipped", "flagged", "withdrawn",
                     "guideline_version", "created_at")
@@ -254,7 +254,7 @@ class JudgmentRevisionAdmin(ReadOnlyAdmin):
 
 @admin.register(Lease)
 class LeaseAdmin(ReadOnlyAdmin):
-    """Read-only: leases move through annotate/assignment.py, which keeps coverage counts right."""
+    """Read-only: leases move through annotate/judging/assignment.py, which keeps coverage counts right."""
 
     list_display = ("id", "collection", "query", "annotator", "status", "pinned", "acquired_at", "expires_at",
                     "finished_at")

@@ -14,13 +14,13 @@ from rest_framework.views import APIView
 
 from . import selectors
 from .access import IsStaff, collections_visible_to
+from .importing import UploadRejected, start_import
 from .models import ImportJob
 from .serializers import (
     CollectionDetailOutputSerializer,
     CollectionOutputSerializer,
     ImportJobOutputSerializer,
 )
-from .services.imports import UploadRejected, start_import
 
 
 class CollectionListApi(generics.ListAPIView):

@@ -39,9 +39,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .grades import GRADE_MAX, GRADE_MIN, GRADES
 from .importing.fastinsert import insert_rows
 from .models import (
-    GRADE_MAX,
     AnnotatorProfile,
     Candidate,
     Collection,
@@ -94,8 +94,7 @@ def source_rank(source: str) -> tuple[int, str]:
 def reference_grades(collection: Collection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(candidate pks, reference grades, 64-bit pair keys) of every candidate with a reference grade."""
     best: dict[int, tuple[tuple[int, str], int]] = {}
-    rows = (Judgment.objects.filter(collection=collection, annotator__isnull=True, grade__isnull=False,
-                                    withdrawn=False)
+    rows = (Judgment.objects.filter(collection=collection, annotator__isnull=True).grades()
             .values_list("candidate_id", "source", "grade").iterator(chunk_size=BATCH))
     for candidate_id, source, grade in rows:
         rank = source_rank(source)
@@ -147,10 +146,11 @@ def simulated_grades(reference: np.ndarray, keys: np.ndarray, *, noise: float, r
     pick = _uniforms(keys, seed, index, 2)
     # A neighbour: up or down by one at random; at the ends of the scale the only neighbour.
     step = np.where(pick < 0.5, -1, 1)
-    step = np.where(reference == 0, 1, np.where(reference == GRADE_MAX, -1, step))
+    step = np.where(reference == GRADE_MIN, 1, np.where(reference == GRADE_MAX, -1, step))
     neighbour = reference + step
-    # Uniform over the other three grades: an offset of 1..3 modulo 4.
-    other = (reference + 1 + np.minimum((pick * 3).astype(np.int64), 2)) % (GRADE_MAX + 1)
+    # Uniform over the other grades (three on 0..3): an offset of 1..others modulo the scale's size.
+    others = len(GRADES) - 1
+    other = (reference + 1 + np.minimum((pick * others).astype(np.int64), others - 1)) % len(GRADES)
     error_grade = np.where(is_random, other, neighbour)
     return np.where(is_error, error_grade, reference).astype(np.int64)
 

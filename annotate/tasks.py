@@ -12,7 +12,7 @@ from .export.tasks import run_export  # noqa: F401
 
 @shared_task(name="annotate.tasks.run_import", acks_late=True)
 def run_import(job_id: int) -> str | None:
-    from .services.imports import execute_import
+    from .importing import execute_import
 
     job = execute_import(job_id=job_id)
     return job.status if job else None
@@ -22,10 +22,10 @@ def run_import(job_id: int) -> str | None:
 @shared_task(name="annotate.tasks.recover_lost_imports", acks_late=True)
 def recover_lost_imports() -> dict[int, str]:
     """Worker start-up: imports of a dead worker sent again or failed, lost messages resent."""
-    from .services.imports import recover_lost_imports as recover
+    from .importing import recover_lost_imports as recover
 
     return recover()
 
 
-# The agreement report tasks (annotate/quality_tasks.py); imported so autodiscovery registers them.
-from .quality_tasks import nightly_reports, recompute_report  # noqa: E402,F401
+# The agreement report tasks (annotate/quality/tasks.py); imported so autodiscovery registers them.
+from .quality.tasks import nightly_reports, recompute_report  # noqa: E402,F401

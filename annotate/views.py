@@ -8,8 +8,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from .access import collections_visible_to, require_staff
 from .forms import ImportForm
+from .importing import UploadRejected, start_import
 from .models import ImportJob
-from .services.imports import UploadRejected, start_import
 from .totals import totals_by_collection
 
 

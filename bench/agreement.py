@@ -71,6 +71,7 @@ def load(n_judgments: int, seed: int = 0) -> tuple[object, np.ndarray, np.ndarra
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from annotate.grades import GRADE_MAX, GRADE_MIN
     from annotate.models import Candidate, Collection, Document, Judgment, Query
     from annotate.splits import split_for
 
@@ -95,7 +96,7 @@ def load(n_judgments: int, seed: int = 0) -> tuple[object, np.ndarray, np.ndarra
         query_pks = np.array([row[0] for row in cursor.fetchall()])
         cursor.execute(f"SELECT id FROM {Document._meta.db_table} WHERE collection_id = %s ORDER BY id", [collection.pk])
         doc_pks = np.array([row[0] for row in cursor.fetchall()])
-        truth = rng.integers(0, 4, n_candidates)
+        truth = rng.integers(GRADE_MIN, GRADE_MAX + 1, n_candidates)
         gold = np.zeros(n_candidates, dtype=bool)
         gold[rng.choice(n_candidates, GOLD, replace=False)] = True
         copy_rows(cursor, Candidate._meta.db_table, "collection_id, query_id, document_id, sources, is_gold, gold_grade, "
@@ -108,7 +109,7 @@ def load(n_judgments: int, seed: int = 0) -> tuple[object, np.ndarray, np.ndarra
         judges = np.argsort(rng.random((n_candidates, ANNOTATORS)), axis=1)[:, :JUDGES]
         grades = truth[:, None] + np.where(rng.random((n_candidates, JUDGES)) < 0.25,
                                            rng.choice([-1, 1], (n_candidates, JUDGES)), 0)
-        grades = np.clip(grades, 0, 3)
+        grades = np.clip(grades, GRADE_MIN, GRADE_MAX)
         seconds = rng.gamma(2.0, 6.0, (n_candidates, JUDGES)).round(2)
         item, annotator, grade = (np.repeat(candidate_pks, JUDGES), user_pks[judges.reshape(-1)], grades.reshape(-1))
         spent = seconds.reshape(-1)

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/rs_fuzz"
 
-from bench.annotate_load import recreate_database  # noqa: E402
+from bench._load_setup import recreate_database  # noqa: E402
 
 
 def main() -> None:

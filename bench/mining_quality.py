@@ -55,10 +55,10 @@ import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from mining import dense  # noqa: E402
-from mining.text.bm25 import BM25Index  # noqa: E402
 from mining.index_store import CollectionIndex  # noqa: E402
 from mining.negatives import NegativeSettings  # noqa: E402
 from mining.pipeline import MiningSettings, QueryInput, Resources, mine_queries  # noqa: E402
+from mining.text.bm25 import BM25Index  # noqa: E402
 from mining.text.tokenize import tokenize_many  # noqa: E402
 from training.metrics import evaluate  # noqa: E402
 

@@ -101,8 +101,9 @@ def prepare_base(tmp: Path) -> Path:
 
 
 def ours_train(groups, base: Path, tmp: Path, args, run: int) -> float:
+    from training.config import TrainConfig
     from training.data import DataFile, QueryGroup
-    from training.trainer import TrainConfig, train
+    from training.trainer import train
 
     data = DataFile(path=Path("bench"), format="listwise", sha256="-", groups=[
         QueryGroup(query_id=str(i), query=g["query"], doc_ids=[f"{i}.{j}" for j in range(GROUP)], docs=g["docs"],
@@ -118,7 +119,10 @@ def ours_train(groups, base: Path, tmp: Path, args, run: int) -> float:
 def st_train(groups, base: Path, tmp: Path, args, run: int) -> float:
     from datasets import Dataset
     from sentence_transformers import CrossEncoder
-    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder import (
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
     from sentence_transformers.cross_encoder.losses import ListNetLoss
 
     # Timed like ours: loading the model, preparing the data, training and saving the model.
@@ -184,7 +188,7 @@ def padding_figures(pairs, model_dir: Path, args) -> dict:
     pairs are sorted by token length (ours) and by character length (sentence-transformers)."""
     from transformers import AutoTokenizer
 
-    from training.data import encode_pairs, length_sorted_batches
+    from training.batching import encode_pairs, length_sorted_batches
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     encoded = encode_pairs(tokenizer, [q for q, _ in pairs], [d for _, d in pairs], max_length=args.max_length)

@@ -1,8 +1,11 @@
-"""Error pages that answer API clients in JSON.
+"""One error body for every API, and error pages that answer API clients in JSON.
 
-DRF renders its own errors as JSON, but a URL that matches no route (e.g. a slug with characters
-the `<slug:>` converter refuses) or a crash outside DRF's exception handling reaches Django's
-handlers, which render HTML. An API client should get a body it can read either way.
+Every API error is ``{"detail": "<one line a person can read>", <field>: [<messages>], ...}``:
+`detail` always, field errors beside it when the problem is in named input fields. DRF's own
+errors are brought to that shape by `api_exception_handler`; views build theirs with `api_error`.
+A URL that matches no route (e.g. a slug with characters the `<slug:>` converter refuses) or a
+crash outside DRF's exception handling reaches Django's handlers below, which answer /api/ in the
+same shape instead of HTML.
 """
 from django.conf import settings
 from django.core.exceptions import (
@@ -12,6 +15,46 @@ from django.core.exceptions import (
 )
 from django.http import JsonResponse
 from django.views import defaults
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+# The body's schema in the OpenAPI document.
+ErrorSerializer = inline_serializer("Error", fields={"detail": serializers.CharField()})
+
+
+def error_body(detail: str, **fields) -> dict:
+    return {"detail": detail, **fields}
+
+
+def api_error(detail: str, code: int = status.HTTP_400_BAD_REQUEST, **fields) -> Response:
+    """An API error response: `detail`, plus field errors (``params=["..."]``) where they apply."""
+    return Response(error_body(detail, **fields), status=code)
+
+
+def _messages(value) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {_messages(inner)}" for key, inner in value.items())
+    if isinstance(value, (list, tuple)):
+        return " ".join(_messages(inner) for inner in value)
+    return str(value)
+
+
+def api_exception_handler(exc, context):
+    """DRF's handler, its body brought to the one shape: a validation error's field errors stay
+    where they were, and `detail` sums them up in one line."""
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(data, dict) and "detail" not in data:
+        detail = "; ".join(_messages(messages) if field == "non_field_errors" else f"{field}: {_messages(messages)}"
+                           for field, messages in data.items())
+        response.data = error_body(detail or "invalid input", **data)
+    elif isinstance(data, list):
+        response.data = error_body(_messages(data) or "invalid input")
+    return response
 
 
 def _is_api(request) -> bool:
@@ -21,7 +64,7 @@ def _is_api(request) -> bool:
 def bad_request(request, exception=None):
     """Django's own 400s (a body too big, too many form fields): name the limit that was passed."""
     if _is_api(request):
-        return JsonResponse({"detail": _limit_message(exception)}, status=400)
+        return JsonResponse(error_body(_limit_message(exception)), status=400)
     return defaults.bad_request(request, exception)
 
 
@@ -39,11 +82,11 @@ def _limit_message(exception) -> str:
 
 def not_found(request, exception=None):
     if _is_api(request):
-        return JsonResponse({"detail": f"No API route matches {request.path!r}."}, status=404)
+        return JsonResponse(error_body(f"No API route matches {request.path!r}."), status=404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request):
     if _is_api(request):
-        return JsonResponse({"detail": "Internal server error; it has been logged."}, status=500)
+        return JsonResponse(error_body("Internal server error; it has been logged."), status=500)
     return defaults.server_error(request)

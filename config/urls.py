@@ -1,12 +1,16 @@
+"""Every URL: the admin, login, the API (one router, config/api_urls.py) and each stage's pages."""
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from annotate import workbench_urls
-from annotate.quality import urls as quality_urls
+from annotate import urls as collections
+from annotate.export import urls as export
+from annotate.judging import urls as judging
+from annotate.quality import urls as quality
 from config.login_throttle import ThrottledLoginView
-from training import urls as training_urls
+from mining import urls as mining
+from training import urls as training
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -14,16 +18,13 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/", include("annotate.api_urls")),
-    path("api/", include(workbench_urls.api)),
-    path("api/", include(training_urls.api_urls)),
-    path("api/", include(quality_urls.api_patterns)),
-    path("", include("annotate.export.urls")),
-    path("", include("annotate.urls")),
-    path("", include(workbench_urls.pages)),
-    path("", include(quality_urls.pages)),
-    path("", include("mining.urls")),
-    path("", include(training_urls.pages)),
+    path("api/", include("config.api_urls")),
+    path("", include(collections.pages)),
+    path("", include(judging.pages)),
+    path("", include(quality.pages)),
+    path("", include(export.pages)),
+    path("", include(mining.pages)),
+    path("", include(training.pages)),
 ]
 
 handler400 = "config.errors.bad_request"

@@ -1,4 +1,4 @@
-"""Reciprocal rank fusion of several rankings, and rescoring a fused pool with the promoted reranker.
+"""Reciprocal rank fusion of several rankings (rescoring with the promoted reranker: mining/rescoring.py).
 
 RRF (Cormack, Clarke & Büttcher, SIGIR 2009): score(d) = sum over sources s of
 weight_s / (k + rank_s(d)), ranks starting at 1, a source that did not retrieve d adding nothing.
@@ -8,13 +8,9 @@ more (mining_settings "fusion": {"k": 60, "weights": {"bm25": 1, "dense": 1, "ru
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Hashable, Mapping, Sequence
 
-logger = logging.getLogger(__name__)
-
 DEFAULT_K = 60
-_RESCORE_BATCH = 1000  # documents per reranker call (training.rerank's MAX_DOCUMENTS)
 
 
 def source_weight(weights: Mapping[str, float] | None, source: str) -> float:
@@ -54,37 +50,3 @@ def reciprocal_rank_fusion(
             fused[document] = fused.get(document, 0.0) + weight / (k + rank)
             best[document] = min(best.get(document, (rank, source_index)), (rank, source_index))
     return sorted(fused.items(), key=lambda item: (-item[1], best[item[0]]))
-
-
-def promoted_reranker(collection):
-    """The collection's promoted ModelVersion, or None."""
-    from training.models import ModelVersion
-
-    return ModelVersion.objects.filter(collection=collection, is_promoted=True).first()
-
-
-def rescore(collection, query_text: str, doc_texts: Sequence[str]) -> list[float] | None:
-    """Scores of (query, doc) pairs by the collection's promoted reranker; None when there is none.
-
-    training.rerank is imported lazily: mining works (without rescoring, with a logged note) on
-    a deployment where the training side is absent or broken. Its `rerank(query=, documents=,
-    collection=)` answers {"scores": [...]} in input order, or raises NoPromotedModel.
-    """
-    if not doc_texts:
-        return []
-    try:
-        from training.rerank import NoPromotedModel, rerank
-    except ImportError as exc:
-        logger.info("no rescoring for %s: training.rerank is unavailable (%s)", collection, exc)
-        return None
-    scores: list[float] = []
-    try:
-        for start in range(0, len(doc_texts), _RESCORE_BATCH):
-            batch = list(doc_texts[start : start + _RESCORE_BATCH])
-            scores.extend(float(s) for s in rerank(query=query_text, documents=batch, collection=collection)["scores"])
-    except NoPromotedModel as exc:
-        logger.info("no rescoring for %s: %s", collection, exc)
-        return None
-    if len(scores) != len(doc_texts):
-        raise ValueError(f"the reranker returned {len(scores)} scores for {len(doc_texts)} documents")
-    return scores

@@ -1,34 +1,23 @@
 """Mining jobs: a collection mined for hard-negative candidates, in chunks, by Celery workers."""
-from django.conf import settings
 from django.db import models
 
+from annotate.models.jobs import Job
 
-class MiningJob(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+
+class MiningJob(Job):
+    """Held by nobody: its chunks carry the liveness (MiningChunk), as many workers share one job."""
 
     collection = models.ForeignKey("annotate.Collection", on_delete=models.CASCADE, related_name="mining_jobs")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     method = models.CharField(max_length=16)
     params = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     queries_total = models.PositiveIntegerField(default=0)
     queries_done = models.PositiveIntegerField(default=0)
     candidates_added = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     # Warnings found while preparing the job (e.g. a tokenizer that cannot read the corpus).
     warnings = models.JSONField(default=list, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(Job.Meta):
         indexes = [models.Index(fields=["collection", "status"], name="mining_job_collection_status")]
 
     def __str__(self) -> str:
@@ -40,7 +29,10 @@ class MiningChunk(models.Model):
 
     The chunk's candidates, its `done` status and the job's counters are written in one
     transaction, so a redelivered or duplicated chunk task finds `done` and changes nothing.
+    Its worker beats a heartbeat while mining it (config/liveness.py): many short tasks share a job.
     """
+
+    LIVENESS = "mining:chunk"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

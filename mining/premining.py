@@ -19,7 +19,7 @@ from django.utils import timezone
 from annotate.models import Candidate, Collection, Lease, Query
 
 from .models import MiningJob
-from .services import ACTIVE, MiningParamsError, start_mining
+from .services import MiningParamsError, start_mining
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ def active_annotators(collection: Collection, *, now=None) -> int:
 
 
 def ready_queries(collection: Collection) -> int:
-    open_candidates = Candidate.objects.filter(query=OuterRef("pk"), coverage__lt=collection.overlap_k)
-    return Query.objects.filter(collection=collection).filter(Exists(open_candidates)).count()
+    return Query.objects.filter(collection=collection).open_for_judging(collection.overlap_k).count()
 
 
 def queries_to_mine(collection: Collection, *, now=None) -> list[int]:
@@ -50,7 +49,7 @@ def queries_to_mine(collection: Collection, *, now=None) -> list[int]:
 
 
 def premine_collection(collection: Collection, *, now=None) -> MiningJob | None:
-    if MiningJob.objects.filter(collection=collection, status__in=ACTIVE).exists():
+    if MiningJob.objects.filter(collection=collection, status__in=MiningJob.ACTIVE).exists():
         return None  # one at a time: the running job may be producing exactly these
     query_ids = queries_to_mine(collection, now=now)
     if not query_ids:

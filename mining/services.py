@@ -7,9 +7,9 @@ merges sources into the existing ones, marks the chunk done and adds to the job'
 rerun, a redelivered message or two workers on the same chunk add nothing twice and count
 nothing twice; the (query, document) unique constraint backs this up against other writers.
 
-Query rows are locked in primary-key order, as annotate/assignment.py locks them, so mining and
-handing out work never deadlock on each other. `coverage` is never written here: a new
-candidate starts at 0 and assignment owns the counter.
+Query rows are locked with Query.objects.lock (primary-key order, as assignment locks them), so
+mining and handing out work never deadlock on each other; Candidate.objects.add_proposed writes the
+candidates (assignment owns their coverage).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from annotate.models import Candidate, Collection, Document, Judgment, Query
+from config import liveness
 
 from . import pipeline
 from .models import MiningChunk, MiningJob
@@ -37,7 +38,6 @@ from .pipeline import (
 logger = logging.getLogger(__name__)
 
 MAX_CHUNK_ATTEMPTS = 5
-ACTIVE = (MiningJob.Status.PENDING, MiningJob.Status.RUNNING)
 
 
 # ---- starting ---------------------------------------------------------------------------------
@@ -110,10 +110,10 @@ def load_resources(collection: Collection, settings: MiningSettings, *, progress
 def prepare_job(job: MiningJob, *, progress=None) -> Resources | None:
     """Build what the job reads, record warnings, mark it running. None if it is no longer active."""
     job.refresh_from_db()
-    if job.status not in ACTIVE or job.cancel_requested:
+    if job.status not in MiningJob.ACTIVE or job.cancel_requested:
         return None
     resources = load_resources(job.collection, job_settings(job), progress=progress)
-    MiningJob.objects.filter(pk=job.pk, status__in=ACTIVE).update(
+    MiningJob.objects.filter(pk=job.pk, status__in=MiningJob.ACTIVE).update(
         status=MiningJob.Status.RUNNING, warnings=resources.warnings,
         started_at=job.started_at or timezone.now(),
     )
@@ -145,7 +145,7 @@ def mine_chunk(chunk: MiningChunk, *, resources: Resources | None = None, worker
         resources = load_resources(collection, settings)
     inputs = query_inputs(collection, chunk.query_ids, positive_grade=settings.positive_grade)
     texts = _DocumentTexts()
-    from .fusion import promoted_reranker, rescore
+    from .rescoring import promoted_reranker, rescore
 
     rescorer = None
     if promoted_reranker(collection) is not None:
@@ -191,7 +191,7 @@ def query_inputs(collection: Collection, query_pks: Sequence[int], *, positive_g
         for source, detail in (sources or {}).items():
             if source.startswith("run:") and isinstance(detail, dict) and isinstance(detail.get("rank"), int):
                 entry.runs.setdefault(source, []).append((detail["rank"], document))
-    judged = Judgment.objects.filter(candidate_id__in=list(by_pk), withdrawn=False).values_list("candidate_id", "grade")
+    judged = Judgment.objects.standing().filter(candidate_id__in=list(by_pk)).values_list("candidate_id", "grade")
     for candidate_id, grade in judged:
         query, document = by_pk[candidate_id]
         inputs[query].never.add(document)  # a judged pair is never offered again
@@ -211,32 +211,16 @@ def store_chunk(chunk: MiningChunk, outcomes: Sequence[pipeline.QueryMining]) ->
         job = MiningJob.objects.only("collection_id", "status", "cancel_requested").get(pk=chunk.job_id)
         if job.status != MiningJob.Status.RUNNING or job.cancel_requested:
             return None
-        query_pks = sorted(chunk.query_ids)
-        list(Query.objects.select_for_update().filter(pk__in=query_pks).order_by("pk").values_list("pk", flat=True))
+        query_pks = Query.objects.lock(chunk.query_ids)
         key_to_pk = dict(Query.objects.filter(pk__in=query_pks).values_list("external_id", "pk"))
-        existing = {
-            (candidate.query_id, candidate.document_id): candidate
-            for candidate in Candidate.objects.filter(query_id__in=query_pks).only("pk", "query_id", "document_id", "sources")
-        }
-        changed, new = [], []
+        sources, new = {}, []
         for outcome in outcomes:
             query_pk = key_to_pk[outcome.key]
-            for document, sources in outcome.sources.items():
-                candidate = existing.get((query_pk, document))
-                if candidate is not None:
-                    merged = {**(candidate.sources or {}), **sources}  # other sources are kept
-                    if merged != candidate.sources:
-                        candidate.sources = merged
-                        changed.append(candidate)
-            for negative in outcome.negatives:
-                if (query_pk, negative.document) not in existing:
-                    new.append(Candidate(collection_id=job.collection_id, query_id=query_pk,
-                                         document_id=negative.document, sources=outcome.sources[negative.document]))
-        if changed:
-            Candidate.objects.bulk_update(changed, ["sources"], batch_size=500)
-        before = Candidate.objects.filter(query_id__in=query_pks).count()
-        Candidate.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
-        added = Candidate.objects.filter(query_id__in=query_pks).count() - before
+            for document, proposed in outcome.sources.items():
+                sources[(query_pk, document)] = proposed
+            new.extend((query_pk, negative.document) for negative in outcome.negatives)
+        added = Candidate.objects.add_proposed(collection_id=job.collection_id, query_pks=query_pks,
+                                               sources=sources, new=new)
         chunk.status = MiningChunk.Status.DONE
         chunk.candidates_added = added
         chunk.finished_at = timezone.now()
@@ -253,14 +237,14 @@ def finish_if_complete(job: MiningJob) -> bool:
     """Mark the job done once every chunk is; True if it is done (now or before)."""
     if MiningChunk.objects.filter(job_id=job.pk).exclude(status=MiningChunk.Status.DONE).exists():
         return False
-    MiningJob.objects.filter(pk=job.pk, status__in=ACTIVE).update(status=MiningJob.Status.DONE,
+    MiningJob.objects.filter(pk=job.pk, status__in=MiningJob.ACTIVE).update(status=MiningJob.Status.DONE,
                                                                   finished_at=timezone.now())
     return MiningJob.objects.filter(pk=job.pk, status=MiningJob.Status.DONE).exists()
 
 
 def fail_job(job: MiningJob, *, error: str) -> None:
     logger.error("mining job %s failed: %s", job.pk, error)
-    MiningJob.objects.filter(pk=job.pk, status__in=ACTIVE).update(
+    MiningJob.objects.filter(pk=job.pk, status__in=MiningJob.ACTIVE).update(
         status=MiningJob.Status.FAILED, error=error[:5000], finished_at=timezone.now(),
     )
 
@@ -268,7 +252,7 @@ def fail_job(job: MiningJob, *, error: str) -> None:
 def cancel_mining(*, job: MiningJob) -> MiningJob:
     """Stop a job: chunks not yet stored are skipped (checked per chunk); stored ones stay."""
     MiningJob.objects.filter(pk=job.pk).update(cancel_requested=True)
-    MiningJob.objects.filter(pk=job.pk, status__in=ACTIVE).update(status=MiningJob.Status.CANCELLED,
+    MiningJob.objects.filter(pk=job.pk, status__in=MiningJob.ACTIVE).update(status=MiningJob.Status.CANCELLED,
                                                                   finished_at=timezone.now())
     job.refresh_from_db()
     return job
@@ -276,11 +260,11 @@ def cancel_mining(*, job: MiningJob) -> MiningJob:
 
 # ---- recovering chunks of dead workers ---------------------------------------------------------
 
-def stalled_chunks(job: MiningJob, *, is_alive: Callable[[MiningChunk], bool], grace: float) -> list[MiningChunk]:
+def stalled_chunks(job: MiningJob, *, grace: float) -> list[MiningChunk]:
     """Running chunks whose worker stopped beating (killed, machine lost) for longer than `grace` s."""
     started_before = timezone.now() - timedelta(seconds=grace)
     running = MiningChunk.objects.filter(job=job, status=MiningChunk.Status.RUNNING, started_at__lt=started_before)
-    return [chunk for chunk in running if not is_alive(chunk)]
+    return [chunk for chunk in running if not liveness.is_alive(MiningChunk.LIVENESS, chunk.pk)]
 
 
 def orphaned_chunks(job: MiningJob, *, grace: float) -> list[MiningChunk]:

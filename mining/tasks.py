@@ -3,7 +3,7 @@
 Flow: `start_job` builds what the job reads (BM25 index, embeddings: once, not per worker) and
 fans the chunks out as a group of `mine_chunk` tasks, which any number of workers share. Each
 chunk task stores its chunk (idempotently, mining/services.py) and then `tend`s the job: gives
-back chunks whose worker died (mining/liveness.py), and marks the job done after the last chunk.
+back chunks whose worker died (config/liveness.py), and marks the job done after the last chunk.
 
 Every task takes ids, is safe to run twice and retries on transient errors (a database or Redis
 connection dropped). Messages are acknowledged after the task ran (acks_late, global).
@@ -11,6 +11,7 @@ connection dropped). Messages are acknowledged after the task ran (acks_late, gl
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 import redis.exceptions
@@ -18,9 +19,11 @@ from celery import group, shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from config import liveness
 from config.celery import enqueue_when_a_worker_starts
+from config.redis_client import redis_client
 
-from . import liveness, services
+from . import services
 from .models import MiningChunk, MiningJob
 
 logger = logging.getLogger(__name__)
@@ -29,7 +32,7 @@ TRANSIENT = (OperationalError, InterfaceError, redis.exceptions.ConnectionError,
 RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True,
          "max_retries": 8}
 # How long after its start a chunk without a heartbeat counts as abandoned.
-STALL_GRACE = liveness.TTL + 5
+STALL_GRACE = liveness.HEARTBEAT_TTL + 5
 WATCH_DELAY = STALL_GRACE + 1  # seconds between a job's watcher runs
 
 
@@ -67,10 +70,11 @@ def mine_chunk(self, chunk_id: int) -> int | None:
     worker = self.request.hostname or ""
     if chunk.status == MiningChunk.Status.DONE:
         return None
-    if chunk.status == MiningChunk.Status.RUNNING and chunk.worker != worker and liveness.is_alive(chunk):
+    if (chunk.status == MiningChunk.Status.RUNNING and chunk.worker != worker
+            and liveness.is_alive(MiningChunk.LIVENESS, chunk.pk)):
         return None  # a duplicate message: another live worker is mining it
     try:
-        with liveness.Heartbeat(chunk.pk, worker):
+        with liveness.hold(MiningChunk.LIVENESS, chunk.pk, worker=worker):
             added = services.mine_chunk(chunk, worker=worker)
     except Exception as exc:
         _fail_unless_retrying(self, chunk.job, exc)
@@ -91,14 +95,14 @@ def tend(job: MiningJob) -> str:
     job.refresh_from_db()
     if job.status != MiningJob.Status.RUNNING:
         return job.status
-    stalled = services.stalled_chunks(job, is_alive=liveness.is_alive, grace=STALL_GRACE)
+    stalled = services.stalled_chunks(job, grace=STALL_GRACE)
     requeued = [chunk for chunk in stalled if services.requeue_chunk(chunk)]
     if requeued:
         logger.warning("mining job %s: chunk(s) %s of a dead worker given back", job.pk,
                        ", ".join(str(c.index) for c in requeued))
         enqueue_chunks(job, requeued)
     orphans = services.orphaned_chunks(job, grace=STALL_GRACE)
-    if orphans and liveness.claim_once(f"resend:{job.pk}", STALL_GRACE):
+    if orphans and _once(f"resend:{job.pk}", STALL_GRACE):
         logger.warning("mining job %s: nothing ran for %s s; chunk(s) %s sent again", job.pk, STALL_GRACE,
                        ", ".join(str(c.index) for c in orphans))
         enqueue_chunks(job, orphans)
@@ -114,13 +118,16 @@ def arm_watcher(job_id: int) -> None:
     The watcher is what tends a job when no chunk task is left to do it (the last chunks died
     with their worker). Its message waits in a worker's memory (countdown), not occupying it.
     """
-    token = liveness.new_watch_token(job_id, ttl=WATCH_DELAY * 4)
+    token = uuid.uuid4().hex
+    # The newest watcher's token; older watchers find it replaced and stop.
+    redis_client().set(f"mining:watch:{job_id}", token, ex=WATCH_DELAY * 4 + 1)
     watch_job.apply_async((job_id, token), countdown=WATCH_DELAY)
 
 
 @shared_task(bind=True, **RETRY)
 def watch_job(self, job_id: int, token: str) -> str | None:
-    if not liveness.is_current_watch_token(job_id, token):
+    current = redis_client().get(f"mining:watch:{job_id}")
+    if current is None or current.decode() != token:
         return None  # superseded by a newer watcher
     job = MiningJob.objects.filter(pk=job_id).first()
     return tend(job) if job is not None else None
@@ -136,9 +143,14 @@ def tend_running_jobs(self) -> int:
     # A job whose start message was lost (e.g. its worker died while building the index).
     lost = timezone.now() - timedelta(minutes=10)
     for job in MiningJob.objects.filter(status=MiningJob.Status.PENDING, cancel_requested=False, created_at__lt=lost):
-        if liveness.claim_once(f"start:{job.pk}", 600):
+        if _once(f"start:{job.pk}", 600):
             start_job.delay(job.pk)
     return len(jobs)
+
+
+def _once(name: str, seconds: int) -> bool:
+    """True for the first caller in `seconds` (a Redis SET NX): an action at most once per period."""
+    return bool(redis_client().set(f"mining:once:{name}", "1", nx=True, ex=seconds))
 
 
 @shared_task(bind=True, **RETRY)

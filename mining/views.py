@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from annotate.access import IsStaff, staff_required
 from annotate.models import Collection
+from config.errors import api_error
 
 from . import selectors, services
 from .models import MiningJob
@@ -77,7 +78,7 @@ class StartMiningApi(APIView):
                 params=data.validated_data.get("params"), created_by=request.user,
             )
         except MiningParamsError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            return api_error(str(exc))
         return Response(selectors.job_progress(job), status=status.HTTP_201_CREATED)
 
 

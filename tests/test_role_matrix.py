@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import URLResolver, get_resolver, reverse
 
-from annotate import assignment
+from annotate.judging import assignment
 from annotate.models import GuidelineAcknowledgement, Membership
 
 from .workbench.factories import make_annotators, make_collection

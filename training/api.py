@@ -9,9 +9,11 @@ from rest_framework.views import APIView
 
 from annotate.access import IsStaff, collection_for_member
 from annotate.models import ExportSnapshot
+from config.errors import api_error
 
 from . import rerank as rerank_service
 from . import services
+from .config import TrainingParamsError
 from .models import TrainingRun
 
 
@@ -50,7 +52,7 @@ class RerankApi(APIView):
             result = rerank_service.rerank(query=values["query"], documents=values["documents"],
                                            top_k=values.get("top_k"), collection=collection)
         except rerank_service.NoPromotedModel as error:
-            return Response({"detail": str(error)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            return api_error(str(error), status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(result)
 
 
@@ -100,15 +102,15 @@ class StartTrainingRunApi(APIView):
         data.is_valid(raise_exception=True)
         snapshot = ExportSnapshot.objects.filter(pk=data.validated_data["snapshot"], collection=collection).first()
         if snapshot is None:
-            return Response({"snapshot": [f"no export snapshot {data.validated_data['snapshot']} in {slug}"]},
-                            status=status.HTTP_400_BAD_REQUEST)
+            missing = f"no export snapshot {data.validated_data['snapshot']} in {slug}"
+            return api_error(f"snapshot: {missing}", snapshot=[missing])
         try:
             run = services.start_training_run(snapshot=snapshot, created_by=request.user,
                                               params=data.validated_data.get("params"))
-        except services.TrainingParamsError as error:
-            return Response({"params": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
+        except TrainingParamsError as error:
+            return api_error(f"params: {error}", params=[str(error)])
         except services.TrainingDataError as error:
-            return Response({"snapshot": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
+            return api_error(f"snapshot: {error}", snapshot=[str(error)])
         except services.RunAlreadyActive as error:
-            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+            return api_error(str(error), status.HTTP_409_CONFLICT)
         return Response(run_payload(run), status=status.HTTP_201_CREATED)

@@ -1,7 +1,7 @@
-"""Training data: JSONL files -> query groups -> fixed-size groups -> tokenised, length-aware batches.
+"""Training data files: JSON lines in a seed format -> query groups (batching is training.batching).
 
-Three file formats are read (DESIGN.md, "Interchange formats"); the format is recognised from the
-first record and every line must follow it:
+Three file formats are read, each record parsed by annotate.formats (ExampleRules); the format is
+recognised from the first record and every line must follow it:
 
 - listwise, one line per query: ``{"query", "candidates": [{"doc", "label"}]}``, optionally the
   export's ``query_id``, ``split`` and, per candidate, ``doc_id``, ``soft_label``, ``weight``;
@@ -13,31 +13,29 @@ first record and every line must follow it:
 
 Labels are grades in [0, 3] (fractional aggregated grades are fine); a candidate's weight is the
 export's confidence in [0, 1] (default 1). A bad line stops reading with ``file:line: reason``.
-
-Groups for training (``training_groups``): each query becomes one fixed-size group of
-``group_size`` candidates: its positives (grade >= ``positive_threshold``, default 2, the TREC DL
-relevance convention also used by the metrics), best grade first, capped at half the group so
-negatives always get room, then its negatives hardest first -- highest grade first (a grade-1
-"marginal" document is closer to the boundary than a grade-0 one), then file order, which is
-retrieval order in an export. A query with no positive teaches a listwise loss nothing and is left
-out (and counted); a query with fewer candidates than the group size is padded and masked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-import torch
+from annotate.formats import (
+    LISTWISE,
+    PAIRWISE,
+    POINTWISE,
+    ExampleRules,
+    FormatError,
+    SeedDoc,
+    SeedRecord,
+)
+from annotate.grades import GRADE_MAX
 
-MAX_GRADE = 3.0
-DEFAULT_POSITIVE_THRESHOLD = 2.0
-FORMATS = ("listwise", "pointwise", "pairwise")
+RULES = ExampleRules()
 
 
 class DataFileError(ValueError):
@@ -76,9 +74,6 @@ class DataFile:
                 "queries": len(self.groups), "pairs": self.n_pairs}
 
 
-# --- reading ------------------------------------------------------------------------------------
-
-
 def read_data_file(path: str | Path) -> DataFile:
     """Read a listwise, pointwise or pairwise JSONL file into query groups."""
     path = Path(path)
@@ -100,115 +95,73 @@ def read_data_file(path: str | Path) -> DataFile:
             records.append((number, record))
     if not records:
         raise DataFileError(f"{path}:1: the file holds no records")
-    file_format = _detect_format(path, *records[0])
-    reader = {"listwise": _listwise, "pointwise": _pointwise, "pairwise": _pairwise}[file_format]
-    groups = reader(path, records)
-    return DataFile(path=path, format=file_format, groups=groups, sha256=digest.hexdigest())
+    try:
+        file_format = RULES.format_of(records[0][1])
+    except FormatError as error:
+        raise DataFileError(f"{path}:{records[0][0]}: {error}") from None
+    group = {LISTWISE: _listwise, POINTWISE: _pointwise, PAIRWISE: _pairwise}[file_format]
+    return DataFile(path=path, format=file_format, groups=group(path, records), sha256=digest.hexdigest())
 
 
-def _detect_format(path: Path, number: int, record: dict) -> str:
-    if "candidates" in record:
-        return "listwise"
-    if "doc" in record and "label" in record:
-        return "pointwise"
-    if "positive" in record and "negative" in record:
-        return "pairwise"
-    raise DataFileError(
-        f"{path}:{number}: unknown format: expected listwise {{query, candidates}}, pointwise "
-        f"{{query, doc, label}} or pairwise {{query, positive, negative}}, got keys {sorted(record)}"
-    )
+def _parsed(path: Path, records: list[tuple[int, dict]], file_format: str, before_docs=None
+            ) -> Iterator[tuple[int, SeedRecord]]:
+    """Each record parsed, lazily: a bad line is reported in file order with the grouping's own
+    faults. ``before_docs(number, record)``: the grouping's check of a record's query."""
+    for number, record in records:
+        check = None if before_docs is None else partial(before_docs, number)
+        try:
+            yield number, RULES.parse(record, file_format, before_docs=check)
+        except FormatError as error:
+            raise DataFileError(f"{path}:{number}: {error}") from None
 
 
-def _text(path, number, record, key, what="") -> str:
-    value = record.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise DataFileError(f"{path}:{number}: {what}{key!r} must be a non-empty string, got {value!r}")
-    return value
+def _query_id(record: SeedRecord) -> str:
+    return record.query_id if record.query_id is not None else record.query
 
 
-def _number(path, number, record, key, *, default=None, low=0.0, high=math.inf, what="") -> float:
-    value = record.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
-        bounds = f"in [{low:g}, {high:g}]" if high != math.inf else f">= {low:g}"
-        raise DataFileError(f"{path}:{number}: {what}{key!r} must be a number {bounds}, got {value!r}")
-    return float(value)
-
-
-def _query_id(path, number, record) -> str:
-    value = record.get("query_id", record.get("qid"))
-    if value is None:
-        return _text(path, number, record, "query")
-    if not isinstance(value, (str, int)) or isinstance(value, bool):
-        raise DataFileError(f"{path}:{number}: 'query_id' must be a string, got {value!r}")
-    return str(value)
-
-
-def _listwise(path: Path, records) -> list[QueryGroup]:
+def _listwise(path: Path, records: list[tuple[int, dict]]) -> list[QueryGroup]:
     groups: list[QueryGroup] = []
     first_line: dict[str, int] = {}
-    for number, record in records:
-        if "candidates" not in record:
-            raise DataFileError(f"{path}:{number}: listwise line without 'candidates'")
-        query = _text(path, number, record, "query")
-        query_id = _query_id(path, number, record)
+
+    def first_time(number: int, record: SeedRecord) -> None:
+        query_id = _query_id(record)
         if query_id in first_line:
             raise DataFileError(f"{path}:{number}: query {query_id!r} repeats line {first_line[query_id]}")
         first_line[query_id] = number
-        candidates = record["candidates"]
-        if not isinstance(candidates, list) or not candidates:
-            raise DataFileError(f"{path}:{number}: 'candidates' must be a non-empty list")
-        split = record.get("split")
-        group = QueryGroup(query_id=query_id, query=query, split=split if isinstance(split, str) else None)
+
+    for number, record in _parsed(path, records, LISTWISE, first_time):
+        query_id = _query_id(record)
+        group = QueryGroup(query_id=query_id, query=record.query, split=record.split)
         seen_ids: set[str] = set()
-        for index, candidate in enumerate(candidates):
-            what = f"candidate {index}: "
-            if not isinstance(candidate, dict):
-                raise DataFileError(f"{path}:{number}: {what}expected an object")
-            doc = _text(path, number, candidate, "doc", what)
-            doc_id = str(candidate.get("doc_id", f"#{index}"))
+        for index, doc in enumerate(record.docs):
+            doc_id = doc.doc_id if doc.doc_id is not None else f"#{index}"
             if doc_id in seen_ids:
-                raise DataFileError(f"{path}:{number}: {what}doc_id {doc_id!r} appears twice in the query")
+                raise DataFileError(f"{path}:{number}: candidate {index}: doc_id {doc_id!r} appears twice in the query")
             seen_ids.add(doc_id)
-            group.doc_ids.append(doc_id)
-            group.docs.append(doc)
-            group.labels.append(_number(path, number, candidate, "label", high=MAX_GRADE, what=what))
-            group.weights.append(_number(path, number, candidate, "weight", default=1.0, high=1.0, what=what))
+            _add(group, doc_id, doc)
         groups.append(group)
     return groups
 
 
-def _pointwise(path: Path, records) -> list[QueryGroup]:
+def _pointwise(path: Path, records: list[tuple[int, dict]]) -> list[QueryGroup]:
     by_query: dict[str, QueryGroup] = {}
-    for number, record in records:
-        if "doc" not in record or "label" not in record:
-            raise DataFileError(f"{path}:{number}: pointwise line needs 'doc' and 'label'")
-        query = _text(path, number, record, "query")
-        query_id = _query_id(path, number, record)
-        group = by_query.setdefault(query_id, QueryGroup(query_id=query_id, query=query))
-        group.doc_ids.append(str(record.get("doc_id", f"#{len(group.docs)}")))
-        group.docs.append(_text(path, number, record, "doc"))
-        group.labels.append(_number(path, number, record, "label", high=MAX_GRADE))
-        group.weights.append(_number(path, number, record, "weight", default=1.0, high=1.0))
+    for _, record in _parsed(path, records, POINTWISE):
+        query_id = _query_id(record)
+        group = by_query.setdefault(query_id, QueryGroup(query_id=query_id, query=record.query))
+        doc = record.docs[0]
+        _add(group, doc.doc_id if doc.doc_id is not None else f"#{len(group.docs)}", doc)
     return list(by_query.values())
 
 
-def _pairwise(path: Path, records) -> list[QueryGroup]:
+def _pairwise(path: Path, records: list[tuple[int, dict]]) -> list[QueryGroup]:
     # per query: doc text -> [wins, losses, weight sum, appearances]
     tallies: dict[str, dict[str, list[float]]] = {}
-    for number, record in records:
-        if "positive" not in record or "negative" not in record:
-            raise DataFileError(f"{path}:{number}: pairwise line needs 'positive' and 'negative'")
-        query = _text(path, number, record, "query")
-        positive = _text(path, number, record, "positive")
-        negative = _text(path, number, record, "negative")
-        if positive == negative:
-            raise DataFileError(f"{path}:{number}: 'positive' and 'negative' are the same document")
-        weight = _number(path, number, record, "weight", default=1.0, high=1.0)
-        docs = tallies.setdefault(query, {})
-        for doc, won in ((positive, True), (negative, False)):
-            tally = docs.setdefault(doc, [0.0, 0.0, 0.0, 0.0])
-            tally[0 if won else 1] += 1
-            tally[2] += weight
+    for _, record in _parsed(path, records, PAIRWISE):
+        docs = tallies.setdefault(record.query, {})
+        for doc in record.docs:
+            tally = docs.setdefault(doc.text, [0.0, 0.0, 0.0, 0.0])
+            tally[0 if doc.role == "positive" else 1] += 1
+            tally[2] += doc.weight
             tally[3] += 1
     groups = []
     for query, docs in tallies.items():
@@ -216,215 +169,14 @@ def _pairwise(path: Path, records) -> list[QueryGroup]:
         for index, (doc, (wins, losses, weight_sum, seen)) in enumerate(docs.items()):
             group.doc_ids.append(f"#{index}")
             group.docs.append(doc)
-            group.labels.append(MAX_GRADE * wins / (wins + losses))
+            group.labels.append(GRADE_MAX * wins / (wins + losses))
             group.weights.append(weight_sum / seen)
         groups.append(group)
     return groups
 
 
-# --- fixed-size groups ---------------------------------------------------------------------------
-
-
-@dataclass
-class TrainingGroup:
-    """A query's fixed-size group: real candidates first, then ``mask`` False padding."""
-
-    query: str
-    docs: list[str]
-    labels: list[float]
-    weights: list[float]
-
-
-def training_groups(
-    groups: Sequence[QueryGroup], *, group_size: int, positive_threshold: float = DEFAULT_POSITIVE_THRESHOLD
-) -> tuple[list[TrainingGroup], int]:
-    """Fixed-size groups (module docstring) and how many queries had no positive."""
-    if group_size < 2:
-        raise ValueError(f"group_size must be >= 2 (a positive and a negative), got {group_size}")
-    selected: list[TrainingGroup] = []
-    without_positive = 0
-    for group in groups:
-        order = range(len(group))
-        positives = sorted((i for i in order if group.labels[i] >= positive_threshold),
-                           key=lambda i: -group.labels[i])
-        if not positives:
-            without_positive += 1
-            continue
-        negatives = sorted((i for i in order if group.labels[i] < positive_threshold),
-                           key=lambda i: -group.labels[i])  # stable: file order among equals
-        positives = positives[: max(1, group_size // 2, group_size - len(negatives))]
-        chosen = (positives + negatives)[:group_size]
-        selected.append(TrainingGroup(
-            query=group.query,
-            docs=[group.docs[i] for i in chosen],
-            labels=[group.labels[i] for i in chosen],
-            weights=[group.weights[i] for i in chosen],
-        ))
-    return selected, without_positive
-
-
-# --- tokenising and batching --------------------------------------------------------------------
-
-
-def encode_pairs(tokenizer, queries: Sequence[str], docs: Sequence[str], *, max_length: int) -> dict:
-    """Token ids of (query, doc) pairs, unpadded. The document is cut, never the query --
-    except a query so long it leaves less than half of ``max_length`` for the document, which is
-    cut too (``longest_first``) instead of failing."""
-    query_lengths = [len(ids) for ids in tokenizer(list(dict.fromkeys(queries)), add_special_tokens=False)["input_ids"]]
-    too_long = {query for query, n in zip(dict.fromkeys(queries), query_lengths) if n > max_length // 2}
-    if not too_long:
-        return tokenizer(list(queries), list(docs), truncation="only_second", max_length=max_length)
-    encoded: dict[str, list] = {}
-    for strategy, keep in (("only_second", False), ("longest_first", True)):
-        index = [i for i, query in enumerate(queries) if (query in too_long) == keep]
-        if not index:
-            continue
-        part = tokenizer([queries[i] for i in index], [docs[i] for i in index],
-                         truncation=strategy, max_length=max_length)
-        for key, values in part.items():
-            column = encoded.setdefault(key, [None] * len(queries))
-            for i, value in zip(index, values):
-                column[i] = value
-    return encoded
-
-
-def pad_features(tokenizer, encoded: dict, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-    """The given rows padded to their longest, as tensors."""
-    features = [{key: encoded[key][row] for key in encoded} for row in rows]
-    return tokenizer.pad(features, padding="longest", return_tensors="pt")
-
-
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices in batches of similar length (longest first), so padding stays small."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-
-
-def padding_chunks(lengths: Sequence[int], *, chunk_cost: int) -> list[list[int]]:
-    """Split rows into forward passes that waste the least compute on padding.
-
-    Rows are sorted by length (longest first) and cut into contiguous runs; a run costs its rows
-    times its longest row in tokens (what the padded forward pass computes) plus ``chunk_cost``
-    tokens for having one more pass (smaller matrix products, one more set of kernel launches).
-    The cut is the exact optimum of that cost (dynamic programming over the sorted lengths, n^2
-    for the tens of pairs of a micro-batch). ``chunk_cost=0`` splits wherever a row is shorter;
-    a huge one keeps a single pass.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    n = len(order)
-    if n == 0:
-        return []
-    sorted_lengths = [lengths[i] for i in order]
-    # best[j] = least cost of the first j rows; cut[j] = where the last run of that optimum starts.
-    best = [0.0] + [math.inf] * n
-    cut = [0] * (n + 1)
-    for end in range(1, n + 1):
-        for start in range(end):
-            cost = best[start] + sorted_lengths[start] * (end - start) + chunk_cost
-            if cost < best[end]:
-                best[end], cut[end] = cost, start
-    chunks, end = [], n
-    while end > 0:
-        chunks.append(order[cut[end]:end])
-        end = cut[end]
-    return chunks[::-1]
-
-
-def bucketed_batches(lengths: Sequence[int], batch_size: int, *, seed: int, bucket_batches: int = 50) -> list[list[int]]:
-    """Training order: shuffle, then sort by length inside buckets of ``bucket_batches`` batches,
-    cut into batches and shuffle the batches. Padding stays small while the order stays random;
-    the same seed gives the same order (resume relies on it)."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    bucket = batch_size * bucket_batches
-    batches = []
-    for start in range(0, len(order), bucket):
-        chunk = sorted(order[start:start + bucket], key=lambda i: -lengths[i])
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
-
-
-class EncodedGroups:
-    """Training groups tokenised once: flat pair encodings plus each group's row range."""
-
-    def __init__(self, tokenizer, groups: Sequence[TrainingGroup], *, group_size: int, max_length: int):
-        self.tokenizer = tokenizer
-        self.group_size = group_size
-        self.max_length = max_length
-        queries, docs, self.spans = [], [], []
-        for group in groups:
-            self.spans.append((len(docs), len(docs) + len(group.docs)))
-            queries.extend([group.query] * len(group.docs))
-            docs.extend(group.docs)
-        self.encoded = encode_pairs(tokenizer, queries, docs, max_length=max_length)
-        self.groups = list(groups)
-        pair_lengths = [len(ids) for ids in self.encoded["input_ids"]]
-        self.lengths = [max(pair_lengths[start:end]) for start, end in self.spans]
-
-    def __len__(self) -> int:
-        return len(self.groups)
-
-    def batch(self, group_indices: Sequence[int], *, chunk_cost: int | None = None, in_batch_negatives: int = 0,
-              generator: torch.Generator | None = None) -> dict:
-        """Features of every real pair of the groups, plus labels/weights/mask matrices
-        [n_groups, group_size] and each pair's (row, column) in them.
-
-        ``features`` is a list of padded forward passes: one (``chunk_cost=None``) or the pairs
-        sorted by length and cut by :func:`padding_chunks`; ``positions`` follows the pairs in
-        the order the passes' logits are concatenated, as flat indices into the [n_groups,
-        group_size] matrix and, past its end, into a [n_groups, in_batch_negatives] matrix of
-        borrowed negatives: each query paired with other queries' documents
-        (training.losses.pick_in_batch_negatives; ``negative_mask`` marks the ones it got)."""
-        from .losses import pick_in_batch_negatives
-
-        rows, positions = [], []
-        n, size = len(group_indices), self.group_size
-        labels = torch.zeros(n, size)
-        weights = torch.zeros(n, size)
-        mask = torch.zeros(n, size, dtype=torch.bool)
-        for row, index in enumerate(group_indices):
-            start, end = self.spans[index]
-            group = self.groups[index]
-            count = end - start
-            rows.extend(range(start, end))
-            positions.extend(row * size + column for column in range(count))
-            labels[row, :count] = torch.tensor(group.labels)
-            weights[row, :count] = torch.tensor(group.weights)
-            mask[row, :count] = True
-        features = {key: [self.encoded[key][r] for r in rows] for key in self.encoded}
-        negative_mask = torch.zeros(n, in_batch_negatives, dtype=torch.bool)
-        if in_batch_negatives:
-            groups = [self.groups[index] for index in group_indices]
-            # A document is known by its text: the same text in two groups is one document.
-            picks = pick_in_batch_negatives([g.docs for g in groups], in_batch_negatives, generator=generator)
-            queries, docs = [], []
-            for row, borrowed in enumerate(picks):
-                for column, (other, position) in enumerate(borrowed):
-                    queries.append(groups[row].query)
-                    docs.append(groups[other].docs[position])
-                    positions.append(n * size + row * in_batch_negatives + column)
-                    negative_mask[row, column] = True
-            if docs:
-                extra = encode_pairs(self.tokenizer, queries, docs, max_length=self.max_length)
-                for key in features:
-                    features[key].extend(extra[key])
-        if chunk_cost is None:
-            chunks = [list(range(len(positions)))]
-        else:
-            chunks = padding_chunks([len(ids) for ids in features["input_ids"]], chunk_cost=chunk_cost)
-        order = [i for chunk in chunks for i in chunk]
-        return {
-            "features": [pad_features(self.tokenizer, features, chunk) for chunk in chunks],
-            "positions": torch.tensor([positions[i] for i in order]),
-            "labels": labels,
-            "weights": weights,
-            "mask": mask,
-            "negative_mask": negative_mask,
-        }
-
-
-def iter_chunks(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _add(group: QueryGroup, doc_id: str, doc: SeedDoc) -> None:
+    group.doc_ids.append(doc_id)
+    group.docs.append(doc.text)
+    group.labels.append(doc.label)
+    group.weights.append(doc.weight)

@@ -1,16 +1,15 @@
 """Training runs, the models they produce, and when a collection retrains by itself."""
-from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from annotate.models.jobs import Job
 
-class TrainingRun(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+from .config import DEFAULT_PROMOTION_MARGIN, TrainingParamsError, train_config
+
+
+class TrainingRun(Job):
+    LIVENESS = "training"
 
     class Trigger(models.TextChoices):
         MANUAL = "manual", "Manual"
@@ -18,11 +17,9 @@ class TrainingRun(models.Model):
 
     collection = models.ForeignKey("annotate.Collection", on_delete=models.CASCADE, related_name="training_runs")
     snapshot = models.ForeignKey("annotate.ExportSnapshot", on_delete=models.PROTECT, related_name="training_runs")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     base_model = models.CharField(max_length=500)
     params = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
     loss = models.FloatField(null=True, blank=True)
@@ -31,30 +28,24 @@ class TrainingRun(models.Model):
     promoted = models.BooleanField(default=False)
     output_dir = models.CharField(max_length=500, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
-    # How many times a worker claimed the run; a write of an older attempt is refused (fencing).
-    attempts = models.PositiveSmallIntegerField(default=0)
-    # Last sign of life: the worker's progress while running, the last (re)sent message while pending.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    @classmethod
-    def owned_by_attempt(cls, pk: int, attempt: int):
-        """The run as long as ``attempt`` still owns it (running, not claimed again since): every
-        write of a worker and of the recovery sweep goes through this, so a superseded attempt
-        changes nothing."""
-        return cls.objects.filter(pk=pk, status=cls.Status.RUNNING, attempts=attempt)
-
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(Job.Meta):
         constraints = [
             # Never two runs of one collection at once.
             models.UniqueConstraint(
                 fields=["collection"], condition=Q(status__in=["pending", "running"]), name="training_one_active_run",
             ),
         ]
+
+
+class ModelVersionQuerySet(models.QuerySet):
+    def promoted(self, collection=None) -> models.QuerySet:
+        """The promoted version (the one that serves and mines), of ``collection`` if given, newest
+        promotion first: at most one per collection (model_one_promoted)."""
+        versions = self.filter(is_promoted=True)
+        if collection is not None:
+            versions = versions.filter(collection=collection)
+        return versions.order_by("-promoted_at", "-pk")
 
 
 class ModelVersion(models.Model):
@@ -67,6 +58,8 @@ class ModelVersion(models.Model):
     is_promoted = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ModelVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -81,7 +74,7 @@ class RetrainPolicy(models.Model):
     collection = models.OneToOneField("annotate.Collection", on_delete=models.CASCADE, related_name="retrain_policy")
     enabled = models.BooleanField(default=True)
     min_new_judgments = models.PositiveIntegerField(default=500)
-    promotion_margin = models.FloatField(default=0.005, help_text="Dev NDCG@10 gain needed to promote.")
+    promotion_margin = models.FloatField(default=DEFAULT_PROMOTION_MARGIN, help_text="Dev NDCG@10 gain needed to promote.")
     params = models.JSONField(default=dict, blank=True)
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
@@ -96,10 +89,6 @@ class RetrainPolicy(models.Model):
     def clean(self):
         """``params`` is ``{"train": {...}, "export": {...}}``; the training part is checked as a run
         would check it, so a bad value is refused in the admin form, not at 3 a.m. by the schedule."""
-        from django.core.exceptions import ValidationError
-
-        from .services import TrainingParamsError, train_config
-
         if not isinstance(self.params, dict):
             raise ValidationError({"params": 'must be a JSON object: {"train": {...}, "export": {...}}'})
         unknown = sorted(set(self.params) - set(self.POLICY_PARAMS))

@@ -20,10 +20,7 @@ def model_versions(*, collection) -> QuerySet[ModelVersion]:
 
 def promoted_version(*, collection=None) -> ModelVersion | None:
     """The collection's promoted version; without a collection, the most recently promoted one."""
-    versions = ModelVersion.objects.filter(is_promoted=True).select_related("collection")
-    if collection is not None:
-        versions = versions.filter(collection=collection)
-    return versions.order_by("-promoted_at", "-pk").first()
+    return ModelVersion.objects.promoted(collection).select_related("collection").first()
 
 
 def promoted_model_dir(*, collection) -> Path | None:
@@ -37,7 +34,7 @@ def promote(*, version: ModelVersion) -> ModelVersion:
     # Lock the collection's versions so two promotions of one collection queue up instead of
     # tripping the one-promoted constraint.
     list(ModelVersion.objects.select_for_update().filter(collection_id=version.collection_id).values_list("pk"))
-    ModelVersion.objects.filter(collection_id=version.collection_id, is_promoted=True).exclude(pk=version.pk).update(
+    ModelVersion.objects.promoted().filter(collection_id=version.collection_id).exclude(pk=version.pk).update(
         is_promoted=False
     )
     now = timezone.now()

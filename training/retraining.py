@@ -2,10 +2,8 @@
 ``training.tasks.retrain_collection``, which exports a listwise snapshot and starts a training run
 once at least ``RetrainPolicy.min_new_judgments`` human judgments arrived since the snapshot of the
 collection's last run. Never two runs of one collection at once (checked here, and guaranteed by
-TrainingRun's one-active-run constraint).
-
-The export is ``annotate.export.services.create_snapshot`` (issue 6), imported when needed: if it
-is not installed the task fails with an error saying so instead of training on nothing.
+TrainingRun's one-active-run constraint). The snapshot and the judgment count are the export's
+(annotate.export.services).
 """
 from __future__ import annotations
 
@@ -13,38 +11,19 @@ import json
 
 from django.db import transaction
 
+from annotate.export.services import create_snapshot, human_judgment_count
+
+from .config import train_config
 from .models import RetrainPolicy, TrainingRun
-from .services import ACTIVE, RunAlreadyActive, start_training_run, train_config
+from .services import RunAlreadyActive, start_training_run
 
 RETRAIN_TASK = "training.tasks.retrain_collection"
 DEFAULT_EVERY_HOURS = 24
 
 
-class RetrainUnavailable(RuntimeError):
-    """Retraining cannot run here (the export service is missing)."""
-
-
-def export_service():
-    try:
-        from annotate.export.services import create_snapshot
-    except ImportError as error:
-        raise RetrainUnavailable(
-            "scheduled retraining needs annotate.export.services.create_snapshot (the export, issue 6), "
-            f"which is not installed: {error}"
-        ) from None
-    return create_snapshot
-
-
-def human_judgments(collection) -> int:
-    from annotate.models import Judgment
-
-    return Judgment.objects.filter(collection=collection, annotator__isnull=False, grade__isnull=False,
-                                   withdrawn=False).count()
-
-
 def new_judgments_since_last_run(collection) -> int:
     last = TrainingRun.objects.filter(collection=collection).select_related("snapshot").order_by("-created_at").first()
-    return human_judgments(collection) - (last.snapshot.n_judgments if last else 0)
+    return human_judgment_count(collection) - (last.snapshot.n_judgments if last else 0)
 
 
 def retrain_collection(*, collection_id: int) -> TrainingRun | None:
@@ -53,13 +32,12 @@ def retrain_collection(*, collection_id: int) -> TrainingRun | None:
     if policy is None or not policy.enabled:
         return None
     collection = policy.collection
-    if TrainingRun.objects.filter(collection=collection, status__in=ACTIVE).exists():
+    if TrainingRun.objects.filter(collection=collection, status__in=TrainingRun.ACTIVE).exists():
         return None
     if new_judgments_since_last_run(collection) < policy.min_new_judgments:
         return None
     params = policy.train_params()
     train_config(params)  # a policy with a bad training value fails here, before exporting for nothing
-    create_snapshot = export_service()
     snapshot = create_snapshot(collection=collection, format="listwise", params=dict(policy.params.get("export", {})))
     try:
         return start_training_run(snapshot=snapshot, params=params, trigger=TrainingRun.Trigger.SCHEDULE)

@@ -1,7 +1,7 @@
 """Loading a cross-encoder from a local directory and scoring (query, document) pairs with it.
 
 Shared by the trainer's dev evaluation, ``evaluate_reranker`` and the rerank service, so the three
-score pairs the same way: the document cut, never the query (training.data.encode_pairs),
+score pairs the same way: the document cut, never the query (training.batching.encode_pairs),
 pairs sorted by length into batches (little padding), ``torch.inference_mode``, bf16 autocast on
 CUDA.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import encode_pairs, length_sorted_batches, pad_features
+from .batching import encode_pairs, length_sorted_batches, pad_features
 
 # Models load only from local directories; nothing is downloaded at run time (DESIGN.md).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -6,7 +6,7 @@ does nothing. Only a run that finished training and evaluation creates a ModelVe
 then may promote it: a failed or cancelled run leaves the promoted model as it was.
 
 A worker that dies mid-run (SIGKILL, OOM) leaves the run "running": while it runs, the task holds
-the run's advisory lock (annotate/services/liveness.py) and beats ``heartbeat_at``; the sweep in
+the run (config/liveness.py, through the job base's claim) and beats ``heartbeat_at``; the sweep in
 training/recovery.py finds the lock free and sends the run again (it resumes from its last
 checkpoint, if any) or fails it. Each claim bumps ``attempts``, and every later write of the task
 is conditional on its own attempt, so a stale attempt can neither overwrite nor promote.
@@ -21,20 +21,21 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import fields
 from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
+from .config import DEFAULT_PROMOTION_MARGIN, train_config
 from .data import DataFile, read_data_file
+from .evaluation import bm25_scores, evaluate_model, metrics_for
 from .models import ModelVersion, RetrainPolicy, TrainingRun
+from .registry import promote, promoted_version
+from .scoring import load_cross_encoder
+from .trainer import TrainingCancelled, train
 
 log = logging.getLogger(__name__)
-DEFAULT_PROMOTION_MARGIN = 0.005
-ACTIVE = (TrainingRun.Status.PENDING, TrainingRun.Status.RUNNING)
 
 
 class RunAlreadyActive(Exception):
@@ -43,36 +44,6 @@ class RunAlreadyActive(Exception):
 
 class TrainingDataError(ValueError):
     """The snapshot cannot be trained on (missing file, no train or dev queries)."""
-
-
-class TrainingParamsError(ValueError):
-    """A run's ``params`` hold a value training would refuse."""
-
-
-# Keys of a run's params that are the run's own rather than the trainer's.
-RUN_PARAMS = frozenset({"promotion_margin"})
-
-
-def train_config(params: dict):
-    """The TrainConfig of a run's ``params`` (keys that are not TrainConfig fields, such as
-    ``promotion_margin``, are the run's own), checked: a bad value is refused when the run is
-    started, not after it has waited in the queue."""
-    from .trainer import TrainConfig
-
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(params) - known - RUN_PARAMS)
-    if unknown:
-        # A misspelt key ("learning-rate") would otherwise train with the default without a word.
-        raise TrainingParamsError(f"params: unknown {', '.join(map(repr, unknown))}; "
-                                  f"known: {', '.join(sorted(known | RUN_PARAMS))}")
-    try:
-        config = TrainConfig(**{key: value for key, value in params.items() if key in known})
-        config.check()
-        if "promotion_margin" in params:
-            float(params["promotion_margin"])
-    except (TypeError, ValueError) as error:
-        raise TrainingParamsError(f"params: {error}") from None
-    return config
 
 
 @transaction.atomic
@@ -128,28 +99,13 @@ class RunTakenOver(Exception):
 
 def execute_training_run(*, run_id: int) -> TrainingRun | None:
     """Train, evaluate and maybe promote; None if the run was not pending (already taken)."""
-    from annotate.services.liveness import WorkerHold
-
-    hold = WorkerHold("training", run_id)
-    try:
-        # The lock first, the claim second: whoever sees the run running and its lock free knows
-        # its worker is gone.
-        if not hold.acquire():
-            return None  # a live worker is on it: this message is a duplicate
-        now = timezone.now()
-        claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.PENDING, cancel_requested=False).update(
-            status=TrainingRun.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1)
-        if not claimed:
-            return None
-        run = TrainingRun.objects.select_related("collection", "snapshot").get(pk=run_id)
-        return _execute(run)
-    finally:
-        hold.release()
+    with TrainingRun.objects.select_related("collection", "snapshot").claim(run_id, cancel_requested=False) as run:
+        return _execute(run) if run is not None else None
 
 
 def _execute(run: TrainingRun) -> TrainingRun:
     out_dir = run_output_dir(run)
-    this_attempt = TrainingRun.owned_by_attempt(run.pk, run.attempts)
+    this_attempt = TrainingRun.objects.owned_by_attempt(run.pk, run.attempts)
     try:
         outcome = _train_and_evaluate(run, out_dir)
         _record(run, out_dir, outcome)
@@ -157,8 +113,6 @@ def _execute(run: TrainingRun) -> TrainingRun:
         # Another attempt owns the run (and its output directory) now: leave both alone.
         log.warning("training run %s: attempt %s was superseded; stopping without writing", run.pk, run.attempts)
     except Exception as error:  # noqa: BLE001 -- any failure ends the run, never the promoted model
-        from .trainer import TrainingCancelled
-
         cancelled = isinstance(error, TrainingCancelled)
         if not cancelled:
             log.exception("training run %s failed", run.pk)
@@ -173,11 +127,6 @@ def _execute(run: TrainingRun) -> TrainingRun:
 
 
 def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
-    from .evaluation import bm25_scores, evaluate_model, metrics_for
-    from .registry import promoted_version
-    from .scoring import load_cross_encoder
-    from .trainer import train
-
     snapshot = run.snapshot
     path = Path(snapshot.file_path)
     data = read_data_file(path)
@@ -216,11 +165,9 @@ def promotion_margin(run: TrainingRun) -> float:
 
 @transaction.atomic
 def _record(run: TrainingRun, out_dir: Path, outcome: dict) -> None:
-    from .registry import promote, promoted_version
-
     # Lock the run row and check that this attempt still owns it: a superseded attempt must neither
     # create a version nor promote (a duplicate of the current attempt waits here, then finds it done).
-    owned = TrainingRun.owned_by_attempt(run.pk, run.attempts).select_for_update().exists()
+    owned = TrainingRun.objects.owned_by_attempt(run.pk, run.attempts).select_for_update().exists()
     if not owned:
         raise RunTakenOver(run.pk)
     metrics = outcome["metrics"]
@@ -256,8 +203,7 @@ class _ProgressReporter:
         self.run_id, self.every, self.last, self.attempt = run_id, every, 0.0, attempt
 
     def _update(self, **fields) -> None:
-        rows = TrainingRun.owned_by_attempt(self.run_id, self.attempt).update(heartbeat_at=timezone.now(), **fields)
-        if not rows:
+        if not TrainingRun.objects.beat(self.run_id, self.attempt, **fields):
             raise RunTakenOver(self.run_id)
 
     def beat(self) -> None:

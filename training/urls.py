@@ -9,7 +9,7 @@ pages = [
     path("c/<slug:slug>/training/<int:run_id>/cancel/", views.cancel_training_run, name="training-run-cancel"),
 ]
 
-api_urls = [
+api = [
     # POST /api/rerank as documented, and /api/rerank/ like the other routes; no redirect for a POST.
     re_path(r"^rerank/?$", api.RerankApi.as_view(), name="api-rerank"),
     path("collections/<slug:slug>/training-runs/", api.StartTrainingRunApi.as_view(), name="api-training-run-start"),

@@ -51,9 +51,8 @@ def _text(document) -> str:
 
 def _attach_judgments(collection, query: str, results: list[dict]) -> None:
     """Grades already given to (this query text, document) candidates, shown beside each result."""
-    judgments = Judgment.objects.filter(
+    judgments = Judgment.objects.grades().filter(
         collection=collection, candidate__query__text=query, candidate__document_id__in=[r["document"].pk for r in results],
-        grade__isnull=False, withdrawn=False,
     ).values_list("candidate__document_id", "grade")
     grades: dict[int, list[int]] = {}
     for document_id, grade in judgments:
@@ -72,7 +71,7 @@ def training_runs(request, slug: str):
     return render(request, "training/runs.html", {
         "collection": collection, "runs": runs, "promoted": promoted_version(collection=collection),
         "versions": model_versions(collection=collection)[:20],
-        "active": any(run.status in services.ACTIVE for run in runs),
+        "active": any(run.status in TrainingRun.ACTIVE for run in runs),
     })
 
 

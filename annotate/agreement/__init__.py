@@ -1,12 +1,15 @@
-"""Inter-annotator agreement for ordered grades on a fixed integer scale (default 0..3).
+"""Inter-annotator agreement for ordered grades on a fixed integer scale (default: annotate/grades.py).
 
     ratings = Ratings.from_arrays(candidate_ids, annotator_ids, grades)      # or Ratings.from_matrix
     result = compute_agreement(ratings, bootstrap=1000, seed=0)
     result.krippendorff_alpha_ordinal, result.alpha_ordinal_ci95, result.fleiss_kappa, ...
 
-Pure numpy; no per-item Python loop on the hot path. Modules: `ratings` (input and checks),
-`alpha` (Krippendorff's alpha and its bootstrap), `kappa` (Fleiss, Cohen), `pairwise` (percent
-agreement, per-pair tables), `report` (everything at once), `ratings_csv` (the CSV form).
+Pure statistics: ratings in, figures out; no Django, no database (annotate/quality/ reads a
+collection's judgments into these inputs and keeps the reports). Pure numpy; no per-item Python loop
+on the hot path. Modules: `ratings` (input and checks), `alpha` (Krippendorff's alpha and its
+bootstrap), `kappa` (Fleiss, Cohen), `pairwise` (percent agreement, per-pair tables), `report`
+(everything at once), `annotators` (per-annotator figures: consensus, gold, speed, drift, flags and
+reliability), `ratings_csv` (the CSV form).
 """
 from .alpha import (
     LEVELS,

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..grades import GRADE_MAX, GRADE_MIN
+
 
 class RatingsError(ValueError):
     """The ratings break a rule: a grade off the scale, a repeated (item, annotator) pair..."""
@@ -19,10 +21,10 @@ class RatingsError(ValueError):
 
 @dataclass(frozen=True)
 class Scale:
-    """A fixed ordinal integer scale low..high (both included), e.g. 0..3 for relevance grades."""
+    """A fixed ordinal integer scale low..high (both included); by default the relevance grades."""
 
-    low: int = 0
-    high: int = 3
+    low: int = GRADE_MIN
+    high: int = GRADE_MAX
 
     def __post_init__(self):
         if int(self.low) != self.low or int(self.high) != self.high:
@@ -97,7 +99,7 @@ class Ratings:
         annotator: Sequence | np.ndarray,
         grade: Sequence | np.ndarray,
         *,
-        scale: Scale | tuple[int, int] | str = (0, 3),
+        scale: Scale | tuple[int, int] | str = (GRADE_MIN, GRADE_MAX),
     ) -> Ratings:
         """Triples of (item id, annotator id, grade); a NaN grade is a missing judgment and dropped.
 
@@ -120,7 +122,7 @@ class Ratings:
         return cls(item_codes, annotator_codes, grade.values, scale, item_ids, annotator_ids)
 
     @classmethod
-    def from_matrix(cls, matrix, *, scale: Scale | tuple[int, int] | str = (0, 3)) -> Ratings:
+    def from_matrix(cls, matrix, *, scale: Scale | tuple[int, int] | str = (GRADE_MIN, GRADE_MAX)) -> Ratings:
         """A reliability-data matrix as `krippendorff.alpha` takes it: one row per annotator, one
         column per item, NaN where the annotator did not judge the item. Labels are row/column numbers."""
         matrix = np.asarray(matrix, dtype=float)

@@ -21,7 +21,7 @@ class RatingsFileError(ValueError):
     """A ratings file that cannot be read; the message is "<file>:<line>: <reason>"."""
 
 
-def read_ratings_csv(path: str | Path, *, scale: Scale = Scale(0, 3)) -> Ratings:
+def read_ratings_csv(path: str | Path, *, scale: Scale = Scale()) -> Ratings:
     path = Path(path)
     try:
         handle = path.open("rb")

@@ -36,7 +36,7 @@ class SimulatedAnnotatorFilter(admin.SimpleListFilter):
         if self.value() == "yes":
             return queryset.filter(annotator_id__in=simulated)
         if self.value() == "no":
-            return queryset.filter(annotator__isnull=False).exclude(annotator_id__in=simulated)
+            return queryset.by_people().exclude(annotator_id__in=simulated)
         return queryset
 
 

@@ -8,7 +8,7 @@ typo must not silently export everything).
 | parameter            | default    | meaning |
 |----------------------|------------|---------|
 | split                | "all"      | train / dev / test / all (Query.split) |
-| method               | "median"   | label: median / mean / majority / adjudicated (annotate/aggregation.py) |
+| method               | "median"   | label: median / mean / majority / adjudicated (annotate/export/aggregation.py) |
 | priors               | "fallback" | imported labels: fallback (only without human grades) / always / never |
 | prior_reliability    | 1.0        | reliability of an imported label, 0..1 |
 | tau                  | 1.0        | evidence scale of the weight formula, > 0 |
@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass, fields
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from ..aggregation import METHODS, PRIOR_MODES, AggregationOptions
 from ..splits import SPLITS
+from .aggregation import METHODS, PRIOR_MODES, AggregationOptions
 
 FORMATS = ("listwise", "pointwise", "pairwise", "qrels", "flagembedding")
 SPLIT_CHOICES = (*SPLITS, "all")

@@ -1,6 +1,7 @@
 """What the export takes from the latest AgreementReport: annotator reliabilities, per-query alpha.
 
-The report is written by the agreement stage (issue 5). The export reads it defensively:
+The report is the collection's latest whole-collection one (`AgreementReport.objects.latest_for`),
+written by the quality stage (annotate/quality/report.py). The export reads it defensively:
 
 - `per_annotator`: a list of objects. The annotator is named by `annotator_id` (user pk) or
   `annotator` (user pk or username); the reliability is the first of `reliability`,
@@ -19,14 +20,10 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 
-from ..models import AgreementReport, Collection
+from ..models import AgreementReport
 
 RELIABILITY_KEYS = ("reliability", "consensus_agreement", "agreement_with_consensus")
 ALPHA_KEYS = ("alpha", "alpha_ordinal", "krippendorff_alpha_ordinal")
-
-
-def latest_report(collection: Collection) -> AgreementReport | None:
-    return AgreementReport.objects.filter(collection=collection).order_by("-created_at", "-pk").first()
 
 
 def _number(entry: dict, keys) -> float | None:

@@ -30,7 +30,8 @@ from django.utils import timezone
 
 from ..models import Collection, ExportSnapshot, Judgment
 from .filters import ExportParamsError, check_format, parse_params
-from .records import ReadCounts, query_groups
+from .reading import query_groups
+from .records import ReadCounts
 from .writers import WRITERS, ExportDataError
 
 CHUNK_BYTES = 256 * 1024  # what a download is sent in
@@ -55,8 +56,7 @@ def snapshot_path(snapshot: ExportSnapshot) -> Path:
 
 def human_judgment_count(collection: Collection) -> int:
     """People's grades in the collection (what retraining compares snapshots by)."""
-    return Judgment.objects.filter(collection=collection, annotator__isnull=False, grade__isnull=False,
-                                   withdrawn=False).count()
+    return Judgment.objects.filter(collection=collection).people_grades().count()
 
 
 def new_snapshot(*, collection: Collection, format: str, params: dict | None, created_by=None,
@@ -94,14 +94,12 @@ def start_export_job(*, collection: Collection, format: str = "listwise", params
 
 def run_export_job(*, snapshot_id: int) -> ExportSnapshot | None:
     """Run a pending snapshot; None if it was not pending (already taken by another worker)."""
-    claimed = ExportSnapshot.objects.filter(pk=snapshot_id, status=ExportSnapshot.Status.PENDING).update(
-        status=ExportSnapshot.Status.RUNNING)
-    if not claimed:
-        return None
-    snapshot = ExportSnapshot.objects.select_related("collection").get(pk=snapshot_id)
-    with contextlib.suppress(ExportFailed):
-        for _ in stream_export(snapshot):
-            pass
+    with ExportSnapshot.objects.select_related("collection").claim(snapshot_id) as snapshot:
+        if snapshot is None:
+            return None
+        with contextlib.suppress(ExportFailed):
+            for _ in stream_export(snapshot):
+                pass
     return snapshot
 
 
@@ -121,7 +119,7 @@ def stream_export(snapshot: ExportSnapshot, *, progress: Callable[[int], None] |
         read_counts = ReadCounts()
         writer = WRITERS[snapshot.format](params)
         # A large buffer: the file gets one write call per FILE_BUFFER_BYTES. Each write releases
-        # the interpreter lock, and on PostgreSQL a reader thread runs beside this one (records.py),
+        # the interpreter lock, and on PostgreSQL a reader thread runs beside this one (postgres.py),
         # so every write could wait a switch interval (5 ms) to get the lock back.
         with open(temporary, "wb", buffering=FILE_BUFFER_BYTES) as out, _consistent_read():
             n_judgments = human_judgment_count(snapshot.collection)
@@ -175,7 +173,7 @@ def _consistent_read():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                # The read is many small lookups by lists of ids (records.py). Given workers, the
+                # The read is many small lookups by lists of ids (reading.py). Given workers, the
                 # planner answers a 5000-id lookup with a parallel scan of the whole judgment table,
                 # and starting workers per statement costs more than the statement.
                 cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")

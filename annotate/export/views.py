@@ -22,6 +22,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import api_error
+
 from ..access import IsStaff, staff_collection
 from ..models import Collection, ExportSnapshot
 from . import services
@@ -127,8 +129,7 @@ class StartExportApi(APIView):
             snapshot = services.start_export_job(collection=collection, format=data.validated_data["format"],
                                                  params=data.validated_data["params"], created_by=request.user)
         except ExportParamsError as error:
-            return Response({"params": {error.name: [error.reason]}, "detail": str(error)},
-                            status=status.HTTP_400_BAD_REQUEST)
+            return api_error(str(error), params={error.name: [error.reason]})
         return Response(snapshot_payload(snapshot, request), status=status.HTTP_202_ACCEPTED)
 
 
@@ -150,7 +151,7 @@ class ExportFileApi(APIView):
         snapshot = get_object_or_404(ExportSnapshot.objects.select_related("collection"), pk=snapshot_id)
         if snapshot.status != ExportSnapshot.Status.DONE:
             detail = f"export snapshot {snapshot.pk} is {snapshot.status}" + (f": {snapshot.error}" if snapshot.error else "")
-            return Response({"detail": detail, "status": snapshot.status}, status=status.HTTP_409_CONFLICT)
+            return api_error(detail, status.HTTP_409_CONFLICT, status=snapshot.status)
         name = f"{snapshot.collection.slug}-{snapshot.pk}.{WRITERS[snapshot.format].extension}"
         response = FileResponse(open(snapshot.file_path, "rb"), as_attachment=True, filename=name)
         response["X-Export-Sha256"] = snapshot.sha256

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ImportFileError, RowError
-from .lines import ByteProgress, external_id, read_json_objects, string_field
+from annotate.formats import FormatError, external_id, string_field
+
+from .errors import ImportFileError
+from .lines import ByteProgress, read_json_objects
 
 
 @dataclass(slots=True)
@@ -27,11 +29,11 @@ def read_beir(path: Path, progress: ByteProgress | None = None, *, with_title: b
     for line, row in read_json_objects(path, progress):
         try:
             if "_id" not in row:
-                raise RowError("missing field '_id'")
+                raise FormatError("missing field '_id'")
             ident = external_id(row["_id"], "_id")
             text = string_field(row, "text")
             title = string_field(row, "title", required=False, allow_null=True) if with_title else None
-        except RowError as error:
+        except FormatError as error:
             raise ImportFileError(path, line, str(error)) from None
         kept = ("_id", "text", "title") if with_title else ("_id", "text")
         metadata = {key: value for key, value in row.items() if key not in kept}

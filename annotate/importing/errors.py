@@ -25,9 +25,5 @@ class ImportFileError(Exception):
         return f"{self.name}:{self.line}: {self.reason}"
 
 
-class RowError(ValueError):
-    """A bad value inside one row; the reader that owns the file turns it into an ImportFileError."""
-
-
 class InvalidCollectionSlug(ValueError):
     """The collection name is not a valid slug (lower-case letters, digits, - and _)."""

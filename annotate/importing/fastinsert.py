@@ -62,7 +62,7 @@ def _insert_postgresql(model, table: str, names: str, fields, columns_values, re
             params.append(("scalar", values[0]))
         else:
             selects.append(f"u.c{len(arrays)}")
-            arrays.append((f"%s::text[]::jsonb[]" if is_json else f"%s::{db_type}[]", values))
+            arrays.append(("%s::text[]::jsonb[]" if is_json else f"%s::{db_type}[]", values))
     # Parameters appear in the SQL in this order: the select list's scalars, then the arrays.
     back = ", ".join(connection.ops.quote_name(model._meta.get_field(n).column) for n in ("id", *returning))
     aliases = ", ".join(f"c{i}" for i in range(len(arrays)))

@@ -7,12 +7,13 @@ not a row); a file without a single non-blank line is refused as empty.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import ImportFileError, RowError
+from annotate.formats import json_type
+
+from .errors import ImportFileError
 
 
 class ByteProgress:
@@ -128,80 +129,3 @@ def _has_nul(value) -> bool:
     if isinstance(value, list):
         return any(_has_nul(v) for v in value)
     return False
-
-
-def json_type(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-# --- field checks shared by the readers; each raises RowError with a reason for the user --------
-
-MAX_ID_LENGTH = 255
-
-
-def external_id(value, field: str) -> str:
-    """Ids are strings; a JSON integer is accepted and turned into its decimal string (many files
-    write numeric ids unquoted). Floats, booleans, empty strings and over-long ids are refused."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise RowError(f"'{field}' must be a string, got {json_type(value)}")
-    text = str(value)
-    if not text.strip():
-        raise RowError(f"'{field}' is empty")
-    if len(text) > MAX_ID_LENGTH:
-        raise RowError(f"'{field}' is longer than {MAX_ID_LENGTH} characters")
-    return text
-
-
-def string_field(row: dict, field: str, *, required: bool = True, allow_null: bool = False) -> str | None:
-    if field not in row:
-        if required:
-            raise RowError(f"missing field '{field}'")
-        return None
-    value = row[field]
-    if value is None and allow_null:
-        return None
-    if not isinstance(value, str):
-        raise RowError(f"'{field}' must be a string, got {json_type(value)}")
-    return value
-
-
-def grade_from_json(value, field: str) -> int:
-    """A grade in a JSON row: an integer (not a boolean, not a string, not 2.0) within 0..3."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RowError(f"'{field}' must be an integer, got {json_type(value)}")
-    return _in_grade_range(value, field)
-
-
-def grade_from_token(token: str, field: str) -> int:
-    """A grade in a TSV/TREC column: an integer token within 0..3."""
-    try:
-        value = int(token)
-    except ValueError:
-        raise RowError(f"{field} '{token}' is not an integer") from None
-    return _in_grade_range(value, field)
-
-
-def _in_grade_range(value: int, field: str) -> int:
-    if not 0 <= value <= 3:
-        raise RowError(f"{field} {value} is outside 0..3")
-    return value
-
-
-def finite_float(token: str, field: str) -> float:
-    try:
-        value = float(token)
-    except ValueError:
-        raise RowError(f"{field} '{token}' is not a number") from None
-    if not math.isfinite(value):
-        raise RowError(f"{field} '{token}' is not a finite number")
-    return value

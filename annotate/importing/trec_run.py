@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ImportFileError, RowError
-from .lines import ByteProgress, finite_float, read_lines
+from annotate.formats import FormatError, parse_run_line
+
+from .errors import ImportFileError
+from .lines import ByteProgress, read_lines
 
 
 @dataclass(slots=True)
@@ -25,18 +27,8 @@ class RunRow:
 
 def read_run(path: Path, progress: ByteProgress | None = None) -> Iterator[RunRow]:
     for line, text in read_lines(path, progress):
-        fields = text.split()
-        if len(fields) != 6:
-            raise ImportFileError(path, line, f"expected 6 columns (qid Q0 docid rank score tag), got {len(fields)}")
-        query_id, _, doc_id, rank, score, tag = fields
         try:
-            rank = int(rank)
-        except ValueError:
-            raise ImportFileError(path, line, f"rank '{rank}' is not an integer") from None
-        if rank < 0:
-            raise ImportFileError(path, line, f"rank {rank} is negative")
-        try:
-            score = finite_float(score, "score")
-        except RowError as error:
+            query_id, doc_id, rank, score, tag = parse_run_line(text.split())
+        except FormatError as error:
             raise ImportFileError(path, line, str(error)) from None
         yield RunRow(line, query_id, doc_id, rank, score, tag)

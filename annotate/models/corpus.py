@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from ..splits import SPLITS, split_for
 from .collections import Collection
@@ -36,6 +36,19 @@ class Document(models.Model):
         return self.external_id
 
 
+class QueryQuerySet(models.QuerySet):
+    def lock(self, pks) -> list[int]:
+        """Take the row locks of these queries, in primary-key order (the order assignment and
+        judging lock one query in), so two writers never deadlock; inside a transaction."""
+        return list(self.select_for_update().filter(pk__in=list(pks)).order_by("pk").values_list("pk", flat=True))
+
+    def open_for_judging(self, k: int):
+        """Queries with work for another annotator: fewer than k holders and a candidate (gold
+        aside) that fewer than k people judge or hold. Assignment hands these out; pre-mining
+        counts them as ready work."""
+        return self.filter(holders__lt=k).filter(Exists(Candidate.objects.needing_judges(k).filter(query=OuterRef("pk"))))
+
+
 class Query(models.Model):
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="queries")
     external_id = models.CharField(max_length=255)
@@ -43,12 +56,14 @@ class Query(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64)
     split = models.CharField(max_length=8, choices=[(s, s) for s in SPLITS])
-    # Assignment bookkeeping (annotate/assignment.py): how many annotators hold or finished this
+    # Assignment bookkeeping (annotate/judging/assignment.py): how many annotators hold or finished this
     # query (active + done leases), and a random key for a stable random order among equals.
     holders = models.PositiveIntegerField(default=0)
     shuffle_key = models.BigIntegerField(default=new_shuffle_key)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = QueryQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "queries"
@@ -70,6 +85,41 @@ class Query(models.Model):
         return self.external_id
 
 
+class CandidateQuerySet(models.QuerySet):
+    def needing_judges(self, k: int):
+        """Ordinary (non-gold) candidates judged or held by fewer than k people."""
+        return self.filter(coverage__lt=k, is_gold=False)
+
+    def add_proposed(self, *, collection_id: int, query_pks, sources: dict, new: list) -> int:
+        """Record what retrieval proposed for some queries (whose rows the caller has locked):
+        ``sources`` maps (query pk, document pk) to {source name: {"rank", "score"}}, merged into an
+        existing candidate's sources (other sources kept); the pairs in ``new`` that are not
+        candidates yet are added. Returns how many were added. `coverage` is never written: a new
+        candidate starts at 0 and assignment owns the counter."""
+        query_pks = list(query_pks)
+        existing = {
+            (candidate.query_id, candidate.document_id): candidate
+            for candidate in self.filter(query_id__in=query_pks).only("pk", "query_id", "document_id", "sources")
+        }
+        changed = []
+        for pair, proposed in sources.items():
+            candidate = existing.get(pair)
+            if candidate is not None:
+                merged = {**(candidate.sources or {}), **proposed}
+                if merged != candidate.sources:
+                    candidate.sources = merged
+                    changed.append(candidate)
+        if changed:
+            self.bulk_update(changed, ["sources"], batch_size=500)
+        additions = [Candidate(collection_id=collection_id, query_id=query_pk, document_id=document,
+                               sources=sources[(query_pk, document)])
+                     for query_pk, document in new if (query_pk, document) not in existing]
+        before = self.filter(query_id__in=query_pks).count()
+        # ignore_conflicts: the (query, document) constraint backs this up against other writers.
+        self.bulk_create(additions, ignore_conflicts=True, batch_size=1000)
+        return self.filter(query_id__in=query_pks).count() - before
+
+
 class Candidate(models.Model):
     """A (query, document) pair to be judged.
 
@@ -84,9 +134,11 @@ class Candidate(models.Model):
     is_gold = models.BooleanField(default=False)
     gold_grade = models.PositiveSmallIntegerField(null=True, blank=True, validators=grade_validators)
     # How many people judged this pair or hold it in an active lease without having judged it yet.
-    # Kept <= the collection's overlap k by annotate/assignment.py, under a lock on the query row.
+    # Kept <= the collection's overlap k by annotate/judging/assignment.py, under a lock on the query row.
     coverage = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CandidateQuerySet.as_manager()
 
     class Meta:
         constraints = [

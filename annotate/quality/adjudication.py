@@ -2,7 +2,7 @@
 
 Each decision is its own Adjudication row (who, when, grade, why), never an edit of anyone's
 judgment; the latest row of a candidate is its final grade and overrides the aggregate in the
-export (annotate/export/records.py reads the latest per candidate). A new decision on the same
+export (annotate/export/labelling.py reads the latest per candidate). A new decision on the same
 candidate adds a row, so the history of decisions stays.
 
 What needs a look (`needs_adjudication`): the queries of the latest report whose ordinal alpha is
@@ -16,8 +16,15 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Count, Exists, F, Max, Min, OuterRef
 
-from ..models import GRADE_MAX, GRADE_MIN, Adjudication, Candidate, Collection, Query
-from .report import people_judgments
+from ..grades import GRADE_MAX, GRADE_MIN
+from ..models import (
+    Adjudication,
+    AgreementReport,
+    Candidate,
+    Collection,
+    Judgment,
+    Query,
+)
 
 DISAGREEMENT_SPREAD = 2
 MAX_REASON_CHARS = 2000
@@ -41,6 +48,11 @@ def adjudicate(*, candidate: Candidate, grade: int, reason: str, decided_by) -> 
         raise AdjudicationError(f"the reason is longer than {MAX_REASON_CHARS} characters")
     return Adjudication.objects.create(collection_id=candidate.collection_id, candidate=candidate, grade=grade,
                                        reason=reason, decided_by=decided_by)
+
+
+def _people_judgments(collection: Collection):
+    """Every person's standing judgment of the collection: graded or skipped, not withdrawn."""
+    return Judgment.objects.filter(collection=collection).by_people().standing()
 
 
 def latest_adjudication(candidate: Candidate) -> Adjudication | None:
@@ -80,7 +92,7 @@ def query_sheet(query: Query) -> tuple[list[str], list[CandidateSheet]]:
 
     Returns the annotators (column order) and one sheet per candidate, most disputed first."""
     candidates = list(Candidate.objects.filter(query=query).select_related("document").order_by("pk"))
-    judgments = (people_judgments(query.collection).filter(candidate__query=query)
+    judgments = (_people_judgments(query.collection).filter(candidate__query=query)
                  .select_related("annotator", "annotator__annotator_profile").order_by("annotator__username"))
     per_candidate: dict[int, list[GradeCell]] = {}
     annotators: list[str] = []
@@ -112,7 +124,7 @@ def query_sheet(query: Query) -> tuple[list[str], list[CandidateSheet]]:
 
 def disagreements(collection: Collection, *, spread: int = DISAGREEMENT_SPREAD, limit: int = 200) -> list[dict]:
     """Candidates whose people's grades lie `spread` or more apart: unsettled first, widest first."""
-    rows = (people_judgments(collection).filter(skipped=False).values("candidate_id")
+    rows = (_people_judgments(collection).filter(skipped=False).values("candidate_id")
             .annotate(low=Min("grade"), high=Max("grade"), n=Count("id"))
             .annotate(width=F("high") - F("low")).filter(width__gte=spread)
             .annotate(settled=Exists(Adjudication.objects.filter(candidate_id=OuterRef("candidate_id"))))
@@ -126,9 +138,7 @@ def disagreements(collection: Collection, *, spread: int = DISAGREEMENT_SPREAD, 
 
 def needs_adjudication(collection: Collection, report=None) -> list[dict]:
     """Low-alpha queries of the latest report, each with how many of its candidates are settled."""
-    from ..export.reports import latest_report
-
-    report = report if report is not None else latest_report(collection)
+    report = report if report is not None else AgreementReport.objects.latest_for(collection)
     if report is None or not isinstance(report.per_query, list):
         return []
     entries = [dict(entry) for entry in report.per_query if isinstance(entry, dict) and "query_id" in entry]

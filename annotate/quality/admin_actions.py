@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from ..models import GRADE_LABELS
+from ..grades import GRADE_LABELS
 from .gold import mark_gold, unmark_gold
 
 

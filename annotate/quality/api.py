@@ -7,13 +7,15 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import api_error
+
 from ..access import IsStaff
-from ..agreement.scope import AgreementScope, ScopeError
-from ..models import GRADE_MAX, GRADE_MIN, Candidate, Collection, Query
-from . import selectors
+from ..grades import GRADE_MAX, GRADE_MIN
+from ..models import AgreementReport, Candidate, Collection, Query
 from .adjudication import MAX_REASON_CHARS, AdjudicationError, adjudicate, query_sheet
 from .gold import mark_gold, unmark_gold
 from .report import compute_report
+from .scope import AgreementScope, ScopeError
 
 ErrorSerializer = inline_serializer("QualityError", fields={"detail": serializers.CharField()})
 SCOPE_PARAMETERS = [
@@ -25,8 +27,6 @@ SCOPE_PARAMETERS = [
 ]
 
 
-def _error(message: str, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
-    return Response({"detail": message}, status=code)
 
 
 def _report_json(report) -> dict | None:
@@ -51,12 +51,12 @@ class QualityReportApi(APIView):
         filters = {name: request.query_params.get(name) for name in
                    ("query", "annotators", "since", "until", "guideline_version") if request.query_params.get(name)}
         if not filters:
-            return Response({"report": _report_json(selectors.latest_report(collection))})
+            return Response({"report": _report_json(AgreementReport.objects.latest_for(collection))})
         try:
             scope = AgreementScope.parse(**filters)
             data = compute_report(collection, scope=scope, bootstrap=200)
         except ScopeError as error:
-            return _error(str(error))
+            return api_error(str(error))
         return Response({"report": {"id": None, **data}})
 
 
@@ -115,11 +115,11 @@ class AdjudicationApi(APIView):
             return data
         candidate = Candidate.objects.filter(pk=data["candidate"], collection=collection).first()
         if candidate is None:
-            return _error(f"candidate {data['candidate']} is not in collection {collection.slug}", status.HTTP_404_NOT_FOUND)
+            return api_error(f"candidate {data['candidate']} is not in collection {collection.slug}", status.HTTP_404_NOT_FOUND)
         try:
             decision = adjudicate(candidate=candidate, grade=data["grade"], reason=data["reason"], decided_by=request.user)
         except AdjudicationError as error:
-            return _error(str(error))
+            return api_error(str(error))
         return Response({"adjudication": _decision(decision)}, status=status.HTTP_201_CREATED)
 
 
@@ -148,7 +148,7 @@ class GoldApi(APIView):
         for number, raw in enumerate(data["items"]):
             item = self.ItemSerializer(data=raw)
             if not item.is_valid():
-                return _error(f"items[{number}]: " + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in item.errors.items()))
+                return api_error(f"items[{number}]: " + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in item.errors.items()))
             items.append(item.validated_data)
         pairs = dict(
             ((q, d), pk) for pk, q, d in Candidate.objects.filter(
@@ -158,7 +158,7 @@ class GoldApi(APIView):
         )
         for number, item in enumerate(items):
             if (item["query_id"], item["doc_id"]) not in pairs:
-                return _error(f"items[{number}]: ({item['query_id']}, {item['doc_id']}) is not a candidate of {collection.slug}")
+                return api_error(f"items[{number}]: ({item['query_id']}, {item['doc_id']}) is not a candidate of {collection.slug}")
         marked = unmarked = 0
         for item in items:
             pk = pairs[(item["query_id"], item["doc_id"])]
@@ -173,4 +173,4 @@ def _valid(serializer_class, data):
     serializer = serializer_class(data=data)
     if serializer.is_valid():
         return serializer.validated_data
-    return _error("; ".join(f"{field}: {' '.join(str(m) for m in msgs)}" for field, msgs in serializer.errors.items()))
+    return api_error("; ".join(f"{field}: {' '.join(str(m) for m in msgs)}" for field, msgs in serializer.errors.items()))

@@ -1,8 +1,8 @@
 """Gold candidates: pairs with a grade staff vouch for, mixed into tasks to score annotators.
 
 Staff mark a candidate gold with a grade (admin action, API, or `import_gold COLLECTION F`), or
-unmark it. Mixing gold into tasks is annotate/assignment.py's job (at Collection.gold_rate);
-scoring it is annotate/agreement/quality.py's (gold accuracy with partial credit).
+unmark it. Mixing gold into tasks is annotate/judging/assignment.py's job (at Collection.gold_rate);
+scoring it is annotate/agreement/annotators.py's (gold accuracy with partial credit).
 
 Import files name pairs by external ids:
 - CSV with the header `query_id,doc_id,grade` (BEIR names `query-id,corpus-id,score` accepted too);
@@ -19,7 +19,8 @@ from pathlib import Path
 
 from django.db import transaction
 
-from ..models import GRADE_MAX, GRADE_MIN, Candidate, Collection
+from ..grades import GRADE_MAX, GRADE_MIN
+from ..models import Candidate, Collection
 
 CSV_HEADERS = (["query_id", "doc_id", "grade"], ["query-id", "corpus-id", "score"])
 

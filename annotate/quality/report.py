@@ -3,7 +3,7 @@
     report = store_report(collection=collection)          # an AgreementReport row
     data = compute_report(collection, scope=AgreementScope.parse(query="q1"))   # plain JSON, not kept
 
-The judgments are read with one SQL statement into numpy arrays (no model instances): person's
+The judgments are read with one SQL statement into numpy arrays (annotate/quality/ratings.py): people's
 judgments that stand (not withdrawn), graded or skipped, with their candidate's query and gold grade.
 
 Report layout (AgreementReport fields; the export reads `per_annotator` and `per_query`):
@@ -24,74 +24,16 @@ from dataclasses import asdict
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
-from django.db.models import Case, F, FloatField, IntegerField, Value, When
-from django.db.models.functions import Cast, Coalesce
+from django.db import transaction
 
 from ..agreement import Ratings, Scale, alpha_by_group, compute_agreement
-from ..agreement.quality import JudgmentTable, QualityThresholds, annotator_quality
-from ..agreement.scope import AgreementScope
-from ..models import (
-    GRADE_MAX,
-    GRADE_MIN,
-    AgreementReport,
-    AnnotatorProfile,
-    Collection,
-    Judgment,
-    Query,
-)
+from ..agreement.annotators import JudgmentTable, annotator_quality
+from ..models import AgreementReport, AnnotatorProfile, Collection, Query
+from .ratings import load_table
+from .scope import AgreementScope
+from .thresholds import QualityThresholds
 
 BOOTSTRAP = 1000
-
-
-def people_judgments(collection: Collection):
-    """Every person's standing judgment of the collection: graded or skipped, not withdrawn."""
-    return Judgment.objects.filter(collection=collection, annotator__isnull=False, withdrawn=False)
-
-
-def human_judgment_count(collection: Collection) -> int:
-    return people_judgments(collection).filter(skipped=False).count()
-
-
-def _rows(collection: Collection, scope: AgreementScope | None) -> np.ndarray:
-    """(judgment order, candidate, annotator, grade or -1, seconds or -1, query, gold grade or -1)."""
-    judgments = people_judgments(collection)
-    if scope is not None:
-        judgments = scope.apply(collection, judgments)
-    rows = judgments.order_by().values_list(
-        "pk", "candidate_id", "annotator_id",
-        Coalesce("grade", Value(-1)),
-        Coalesce(Cast("seconds_spent", FloatField()), Value(-1.0)),
-        F("candidate__query_id"),
-        Case(When(candidate__is_gold=True, then=Coalesce("candidate__gold_grade", Value(-1))),
-             default=Value(-1), output_field=IntegerField()),
-    )
-    sql, params = rows.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    if not fetched:
-        return np.zeros((0, 7))
-    return np.array(fetched, dtype=np.float64)
-
-
-def load_table(collection: Collection, scope: AgreementScope | None = None) -> tuple[JudgmentTable, np.ndarray, np.ndarray]:
-    """The judgment table, each item's query pk (by item code) and each item's candidate pk."""
-    rows = _rows(collection, scope)
-    rows = rows[np.argsort(rows[:, 0], kind="stable")]  # ids grow with time: the order judgments were made
-    candidate = rows[:, 1].astype(np.int64)
-    item_ids, item = np.unique(candidate, return_inverse=True)
-    annotator_ids, annotator = np.unique(rows[:, 2].astype(np.int64), return_inverse=True)
-    seconds = rows[:, 4].copy()
-    seconds[seconds < 0] = np.nan
-    item_query = np.zeros(len(item_ids), dtype=np.int64)
-    item_query[item] = rows[:, 5].astype(np.int64)
-    table = JudgmentTable(
-        item=item.reshape(-1).astype(np.int64), annotator=annotator.reshape(-1).astype(np.int64),
-        grade=rows[:, 3].astype(np.int64), seconds=seconds, gold=rows[:, 6].astype(np.int64),
-        annotator_ids=annotator_ids, n_items=len(item_ids),
-    )
-    return table, item_query, item_ids
 
 
 def compute_report(collection: Collection, *, scope: AgreementScope | None = None, bootstrap: int = BOOTSTRAP,
@@ -143,7 +85,7 @@ def _graded_ratings(table: JudgmentTable) -> tuple[Ratings, np.ndarray]:
     item_codes, item = np.unique(table.item[graded], return_inverse=True)
     annotator_codes, annotator = np.unique(table.annotator[graded], return_inverse=True)
     ratings = Ratings(item.reshape(-1).astype(np.int64), annotator.reshape(-1).astype(np.int64),
-                      table.grade[graded], Scale(GRADE_MIN, GRADE_MAX), item_codes,
+                      table.grade[graded], Scale(), item_codes,
                       table.annotator_ids[annotator_codes])
     return ratings, item_codes
 

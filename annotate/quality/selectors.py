@@ -1,20 +1,22 @@
-"""Reads for the quality dashboard: the latest report, the trend over reports, chart inputs."""
+"""Reads of the quality stage: the latest report, the trend over reports, chart inputs, the grade count."""
 from __future__ import annotations
 
-from ..agreement.quality import FLAG_TEXT
-from ..models import AgreementReport, Collection
+from ..agreement.annotators import FLAG_TEXT
+from ..grades import GRADES
+from ..models import AgreementReport, Collection, Judgment
 from . import svg
 
 TREND_REPORTS = 60
 
 
-def latest_report(collection: Collection) -> AgreementReport | None:
-    return AgreementReport.objects.filter(collection=collection, scope={}).order_by("-created_at", "-pk").first()
+def people_grade_count(collection: Collection) -> int:
+    """People's standing grades in the collection: what a report's `n_judgments` is compared with."""
+    return Judgment.objects.filter(collection=collection).people_grades().count()
 
 
 def trend(collection: Collection, limit: int = TREND_REPORTS) -> list[dict]:
     """Ordinal alpha with its interval over the collection's last reports, oldest first."""
-    rows = (AgreementReport.objects.filter(collection=collection, scope={}).order_by("-created_at", "-pk")
+    rows = (AgreementReport.objects.filter(collection=collection).whole_collection().newest_first()
             .values_list("created_at", "n_judgments", "overall__krippendorff_alpha_ordinal",
                          "overall__alpha_ordinal_ci95")[:limit])
     points = []
@@ -26,7 +28,7 @@ def trend(collection: Collection, limit: int = TREND_REPORTS) -> list[dict]:
 
 def dashboard(collection: Collection) -> dict:
     """Everything the dashboard page shows, with its charts drawn."""
-    report = latest_report(collection)
+    report = AgreementReport.objects.latest_for(collection)
     points = trend(collection)
     context = {
         "report": report,
@@ -55,7 +57,7 @@ def dashboard(collection: Collection) -> dict:
         "queries": report.per_query or [],
         "query_counts": overall.get("queries", {}),
         "heatmap_svg": svg.heatmap(labels, kappas, title="Cohen's kappa (quadratic) per annotator pair"),
-        "grades_svg": svg.grade_bars([(a["username"], a.get("grade_counts", [0, 0, 0, 0])) for a in annotators],
+        "grades_svg": svg.grade_bars([(a["username"], a.get("grade_counts", [0] * len(GRADES))) for a in annotators],
                                      title="Grade distribution per annotator"),
     })
     return context

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
+from config.redis_client import redis_client
+
 log = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT = 0.25
@@ -30,7 +32,6 @@ QUEUED_TTL = 3600
 LOCK_TTL = 1800
 COUNT_TTL = 7 * 24 * 3600  # a collection nobody judges for a week starts counting afresh
 
-_clients: dict[str, object] = {}
 _quiet_until = 0.0
 _missed = False  # judgments went uncounted (Redis was down) since the last report was queued
 
@@ -40,12 +41,7 @@ def key(collection_id: int, name: str) -> str:
 
 
 def client():
-    import redis
-
-    url = settings.REDIS_URL
-    if url not in _clients:
-        _clients[url] = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
-    return _clients[url]
+    return redis_client(timeout=SOCKET_TIMEOUT)
 
 
 def redis_quiet() -> bool:

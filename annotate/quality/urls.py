@@ -10,7 +10,7 @@ pages = [
     path("c/<slug:slug>/adjudication/<int:query_id>/", views.adjudication_query, name="adjudication-query"),
 ]
 
-api_patterns = [
+api = [
     path("collections/<slug:slug>/quality/", api.QualityReportApi.as_view(), name="api-quality-report"),
     path("collections/<slug:slug>/adjudication/queries/<int:query_id>/", api.AdjudicationQueryApi.as_view(),
          name="api-adjudication-query"),

@@ -8,7 +8,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ..access import staff_collection
-from ..models import Candidate, Query
+from ..grades import GRADE_MAX, GRADE_MIN, GRADES
+from ..models import AgreementReport, Candidate, Query
 from . import selectors
 from .adjudication import (
     AdjudicationError,
@@ -17,6 +18,8 @@ from .adjudication import (
     needs_adjudication,
     query_sheet,
 )
+from .report import store_report
+from .tasks import recompute_report
 
 
 @login_required
@@ -34,10 +37,7 @@ INLINE_REPORT_LIMIT = 100_000
 @require_POST
 def recompute(request, slug: str):
     collection = staff_collection(request.user, slug, "quality control")
-    from ..quality_tasks import recompute_report
-    from .report import human_judgment_count, store_report
-
-    if human_judgment_count(collection) <= INLINE_REPORT_LIMIT:
+    if selectors.people_grade_count(collection) <= INLINE_REPORT_LIMIT:
         report = store_report(collection=collection)
         messages.info(request, f"A new agreement report was computed ({report.seconds:.2f} s).")
     else:
@@ -66,7 +66,7 @@ def adjudication_query(request, slug: str, query_id: int):
         try:
             grade = int(request.POST.get("grade", ""))
         except ValueError:
-            messages.error(request, "choose a final grade 0..3")
+            messages.error(request, f"choose a final grade {GRADE_MIN}..{GRADE_MAX}")
         else:
             try:
                 adjudicate(candidate=candidate, grade=grade, reason=request.POST.get("reason", ""),
@@ -76,10 +76,10 @@ def adjudication_query(request, slug: str, query_id: int):
                 messages.error(request, str(error))
         return redirect("adjudication-query", slug=slug, query_id=query.pk)
     annotators, sheets = query_sheet(query)
-    report = selectors.latest_report(collection)
+    report = AgreementReport.objects.latest_for(collection)
     alpha = next((e.get("alpha_ordinal") for e in (report.per_query if report else []) or []
                   if isinstance(e, dict) and e.get("query_id") == query.pk), None)
     return render(request, "annotate/adjudication_query.html", {
         "collection": collection, "query": query, "annotators": annotators, "sheets": sheets, "alpha": alpha,
-        "grades": range(4),
+        "grades": GRADES,
     })

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotate.agreement import Ratings, bootstrap_alpha, coincidence_matrix, compute_agreement, value_counts
+from annotate.agreement import (
+    Ratings,
+    bootstrap_alpha,
+    coincidence_matrix,
+    compute_agreement,
+    value_counts,
+)
 from annotate.agreement.alpha import alpha_from_coincidences
 
 from .conftest import random_matrix

@@ -12,7 +12,12 @@ import krippendorff
 import numpy as np
 import pytest
 
-from annotate.agreement import Ratings, RatingsError, compute_agreement, krippendorff_alpha
+from annotate.agreement import (
+    Ratings,
+    RatingsError,
+    compute_agreement,
+    krippendorff_alpha,
+)
 from annotate.agreement.alpha import NO_PAIRABLE_ITEMS, NO_VARIATION
 
 nan = np.nan

@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotate.agreement import Ratings, compute_agreement, fleiss_kappa, krippendorff_alpha
+from annotate.agreement import (
+    Ratings,
+    compute_agreement,
+    fleiss_kappa,
+    krippendorff_alpha,
+)
 
 nan = np.nan
 

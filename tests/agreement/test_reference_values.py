@@ -13,7 +13,12 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss
 
-from annotate.agreement import Ratings, alpha_by_group, compute_agreement, krippendorff_alpha
+from annotate.agreement import (
+    Ratings,
+    alpha_by_group,
+    compute_agreement,
+    krippendorff_alpha,
+)
 
 from .conftest import equal_judges_matrix, random_matrix
 

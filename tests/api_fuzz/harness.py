@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 import json
-from contextlib import contextmanager
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import hypothesis
-from hypothesis import HealthCheck, Phase, strategies as st
+from hypothesis import HealthCheck, Phase
+from hypothesis import strategies as st
 
 PASSWORD = "fuzz-pass-123456"
 
@@ -55,11 +56,16 @@ def seed_world() -> Seeded:
     """A collection with queries, candidates, a task held by the annotator, and one of every job."""
     from django.contrib.auth import get_user_model
 
-    from annotate import assignment
-    from annotate.models import ExportSnapshot, GuidelineAcknowledgement, ImportJob, Membership
+    from annotate.judging import assignment
+    from annotate.models import (
+        ExportSnapshot,
+        GuidelineAcknowledgement,
+        ImportJob,
+        Membership,
+    )
     from mining.models import MiningJob
-    from training.models import TrainingRun
     from tests.workbench.factories import make_collection
+    from training.models import TrainingRun
 
     User = get_user_model()
     collection = make_collection(slug="fuzz", queries=4, candidates=4, k=2)

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from annotate import assignment
-from annotate.judging import record_judgment
+from annotate.judging import assignment
+from annotate.judging.services import record_judgment
 from annotate.models import GuidelineAcknowledgement, Judgment, JudgmentRevision
 from annotate.quality.adjudication import adjudicate
 

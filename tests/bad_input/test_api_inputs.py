@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from annotate import assignment
-from mining.text.highlight import highlight
+from annotate.judging import assignment
 from annotate.models import Document, GuidelineAcknowledgement, Judgment
+from mining.text.highlight import highlight
 
 from ..workbench.factories import make_annotators, make_collection
 

@@ -1,5 +1,5 @@
 """Acceptance on real data: trec-dl19 with 3 simulated annotators, every format equal to a reference
-computed here from the raw judgments in plain Python (not with annotate/aggregation.py), the same
+computed here from the raw judgments in plain Python (not with annotate/export/aggregation.py), the same
 file twice, and a listwise export that imports back into a new collection."""
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ from django.core.management import call_command
 
 from annotate.export.services import create_snapshot
 from annotate.importing import import_files
-from annotate.models import Adjudication, AgreementReport, Candidate, Collection, Document, Judgment, Query
+from annotate.models import (
+    Adjudication,
+    AgreementReport,
+    Candidate,
+    Collection,
+    Document,
+    Judgment,
+    Query,
+)
 from annotate.simulation import SimulationParams, simulate_annotators
 
 

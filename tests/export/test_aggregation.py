@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from annotate.aggregation import AggregationOptions, aggregate
+from annotate.export.aggregation import AggregationOptions, aggregate
 
 
 def weight(grades, reliabilities=None, **options):

@@ -8,9 +8,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from annotate.export.batches import query_batches as _query_batches
+from annotate.export.batches import query_listing as _query_listing
 from annotate.export.filters import ExportParams
-from annotate.export.records import (CandidateRecord, Judged, QueryGroup, ReadCounts, _Context, _PostgresBatches,
-                                     _query_batches, _query_listing)
+from annotate.export.labelling import ReadContext as _Context
+from annotate.export.postgres import PostgresBatches as _PostgresBatches
+from annotate.export.records import CandidateRecord, Judged, QueryGroup, ReadCounts
 from annotate.export.writers import ListwiseWriter
 from annotate.models import Adjudication, AgreementReport, Candidate, Judgment
 from annotate.simulation import SimulationParams, simulate_annotators

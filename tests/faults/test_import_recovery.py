@@ -9,9 +9,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from annotate.importing import execute_import, recover_lost_imports, start_import
 from annotate.models import Collection, ImportJob
-from annotate.services.imports import execute_import, recover_lost_imports, start_import
-from annotate.services.liveness import WorkerHold
+from config.liveness import WorkerHold
 
 from ..web.conftest import small_upload
 

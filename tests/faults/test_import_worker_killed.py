@@ -9,8 +9,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
+from annotate.importing import start_import
 from annotate.models import Collection, ImportJob
-from annotate.services.imports import start_import
 
 from ..conftest import WorkerProcess, wait_for
 

@@ -10,11 +10,17 @@ from django.db import connection
 from django.utils import timezone
 
 from annotate.models import Collection
-from annotate.services.liveness import WorkerHold
+from config.liveness import WorkerHold
 from training import registry
 from training.models import ModelVersion, TrainingRun
 from training.recovery import recover_lost_runs
-from training.services import RunTakenOver, _ProgressReporter, _record, execute_training_run, run_output_dir
+from training.services import (
+    RunTakenOver,
+    _ProgressReporter,
+    _record,
+    execute_training_run,
+    run_output_dir,
+)
 
 from ..training_loop.conftest import make_snapshot, snapshot_file
 

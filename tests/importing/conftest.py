@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from annotate.models import Candidate, Collection, Document, Judgment, JudgmentRevision, Query
+from annotate.models import (
+    Candidate,
+    Collection,
+    Document,
+    Judgment,
+    JudgmentRevision,
+    Query,
+)
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

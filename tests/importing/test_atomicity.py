@@ -11,7 +11,14 @@ from django.core.management import CommandError, call_command
 from annotate.importing import ImportFileError, InvalidCollectionSlug, import_files
 from annotate.models import Collection
 
-from .conftest import REPO_ROOT, args_for, database_snapshot, import_data, write_jsonl, write_text
+from .conftest import (
+    REPO_ROOT,
+    args_for,
+    database_snapshot,
+    import_data,
+    write_jsonl,
+    write_text,
+)
 
 pytestmark = pytest.mark.django_db
 

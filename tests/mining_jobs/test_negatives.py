@@ -1,7 +1,14 @@
 """Hard-negative selection with hand-made scores: ranks, max_score, margins (negative scores too), dedup, strategies."""
 import pytest
 
-from mining.negatives import NegativeSettings, Scored, jaccard, margin_bar, max_similarity_to_positives, select_negatives
+from mining.negatives import (
+    NegativeSettings,
+    Scored,
+    jaccard,
+    margin_bar,
+    max_similarity_to_positives,
+    select_negatives,
+)
 
 
 def pool_of(scores):

@@ -24,8 +24,8 @@ def test_a_promoted_reranker_rescores_and_orders_the_pool(tiny_collection, tiny_
 
 @pytest.mark.django_db
 def test_without_a_promoted_reranker_nothing_is_rescored(tiny_collection, caplog):
-    from mining.fusion import rescore
+    from mining.rescoring import rescore
 
-    caplog.set_level("INFO", logger="mining.fusion")
+    caplog.set_level("INFO", logger="mining.rescoring")
     assert rescore(tiny_collection, "cat", ["the cat"]) is None
     assert "no rescoring" in caplog.text

@@ -8,7 +8,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from annotate.models import AnnotatorProfile, Candidate, Collection, Document, Judgment, Membership, Query
+from annotate.models import (
+    AnnotatorProfile,
+    Candidate,
+    Collection,
+    Document,
+    Judgment,
+    Membership,
+    Query,
+)
 from annotate.splits import split_for
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 import pytest
 
 from annotate.models import Adjudication, Candidate
-from annotate.quality.adjudication import AdjudicationError, adjudicate, disagreements, needs_adjudication
+from annotate.quality.adjudication import (
+    AdjudicationError,
+    adjudicate,
+    disagreements,
+    needs_adjudication,
+)
 from annotate.quality.report import store_report
 
 from .conftest import add_judgments, build_collection, people
@@ -55,8 +60,8 @@ def test_staff_see_all_grades_and_notes_side_by_side_and_set_a_final_grade(clien
 
 
 def test_each_decision_is_kept_and_the_latest_wins_in_the_export(staff_user, disputed):
-    from annotate.export.records import _Context
     from annotate.export.filters import ExportParams
+    from annotate.export.labelling import ReadContext as _Context
 
     collection, _, q0 = disputed
     adjudicate(candidate=q0[0], grade=1, reason="first look", decided_by=staff_user)

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from annotate.agreement.quality import (
-    JudgmentTable, QualityThresholds, annotator_quality, leave_one_out_consensus,
+from annotate.agreement.annotators import (
+    JudgmentTable,
+    annotator_quality,
+    leave_one_out_consensus,
 )
+from annotate.quality.thresholds import QualityThresholds
 
 
 def table(rows, *, gold=None, seconds=None) -> JudgmentTable:

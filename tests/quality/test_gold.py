@@ -8,7 +8,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotate import assignment, judging, workbench
+from annotate.judging import assignment
+from annotate.judging import selectors as workbench
+from annotate.judging import services as judging
 from annotate.models import Candidate
 from annotate.quality.gold import mark_gold
 from annotate.quality.report import compute_report

@@ -12,10 +12,10 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from annotate.agreement import Ratings, compute_agreement
-from annotate.agreement.scope import AgreementScope, ScopeError
 from annotate.export.reports import annotator_reliabilities, low_alpha_queries
 from annotate.models import AgreementReport, Candidate
 from annotate.quality.report import compute_report, store_report
+from annotate.quality.scope import AgreementScope, ScopeError
 
 from .conftest import add_judgments, build_collection, noisy, people
 

@@ -6,8 +6,10 @@ import time
 import pytest
 import redis as redis_lib
 
-from annotate import assignment, judging, quality_tasks
+from annotate.judging import assignment
+from annotate.judging import services as judging
 from annotate.models import AgreementReport, Candidate, GuidelineAcknowledgement
+from annotate.quality import tasks as quality_tasks
 from annotate.quality import triggers
 
 from ..conftest import wait_for

@@ -108,8 +108,9 @@ FAST_RUN = {"epochs": 4, "batch_size": 4, "group_size": 6, "max_length": 32, "le
 @pytest.fixture(scope="session")
 def trained_model(tiny_model, tmp_path_factory) -> Path:
     """A tiny model fine-tuned on the synthetic task (it ranks best > good > meh > none)."""
+    from training.config import TrainConfig
     from training.data import read_data_file
-    from training.trainer import TrainConfig, train
+    from training.trainer import train
 
     root = tmp_path_factory.mktemp("trained")
     data = read_data_file(write_jsonl(root / "train.jsonl", synthetic_listwise(48, seed=1)))

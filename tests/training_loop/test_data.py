@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.data import DataFileError, encode_pairs, padding_chunks, read_data_file, training_groups
+from training.batching import encode_pairs, padding_chunks, training_groups
+from training.data import DataFileError, read_data_file
 
 from .conftest import write_jsonl
 

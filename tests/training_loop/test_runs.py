@@ -6,10 +6,15 @@ import pytest
 
 from annotate.models import Collection
 from training import registry
+from training.config import TrainingParamsError
 from training.models import ModelVersion, RetrainPolicy, TrainingRun
-from training.retraining import RetrainUnavailable, export_service, retrain_collection, sync_schedule
+from training.retraining import retrain_collection, sync_schedule
 from training.services import (
-    RunAlreadyActive, TrainingDataError, TrainingParamsError, execute_training_run, request_cancel, start_training_run,
+    RunAlreadyActive,
+    TrainingDataError,
+    execute_training_run,
+    request_cancel,
+    start_training_run,
 )
 
 from .conftest import FAST_RUN, make_snapshot, snapshot_file
@@ -110,8 +115,9 @@ def test_bad_training_params_are_refused_when_the_run_is_started(collection, tmp
 
 
 def test_retraining_waits_for_enough_new_judgments_and_needs_the_export(collection, tmp_path):
-    from annotate.models import Candidate, Document, Judgment, Query
     from django.contrib.auth import get_user_model
+
+    from annotate.models import Candidate, Document, Judgment, Query
 
     policy = RetrainPolicy.objects.create(collection=collection, min_new_judgments=2)
     assert retrain_collection(collection_id=collection.pk) is None  # 0 new judgments
@@ -121,11 +127,6 @@ def test_retraining_waits_for_enough_new_judgments_and_needs_the_export(collecti
         document = Document.objects.create(collection=collection, external_id=f"d{i}", text="t", content_hash=str(i))
         candidate = Candidate.objects.create(collection=collection, query=query, document=document)
         Judgment.objects.create(collection=collection, candidate=candidate, annotator=user, grade=i)
-    try:
-        export_service()
-    except RetrainUnavailable:
-        with pytest.raises(RetrainUnavailable, match="annotate.export.services.create_snapshot"):
-            retrain_collection(collection_id=collection.pk)
     policy.enabled = False
     policy.save()
     assert retrain_collection(collection_id=collection.pk) is None

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from training.checkpoints import latest_checkpoint
+from training.config import TrainConfig
 from training.data import read_data_file
-from training.trainer import TrainConfig, TrainingCancelled, latest_checkpoint, train
+from training.trainer import TrainingCancelled, train
 
 FAST = dict(batch_size=4, group_size=6, max_length=32, learning_rate=1e-3, warmup_ratio=0.1)
 
@@ -86,7 +88,7 @@ def test_output_loads_in_transformers_and_sentence_transformers_with_a_model_car
 def test_a_micro_batch_split_into_length_sorted_passes_gives_the_same_loss_and_gradients(tiny_model, task_files):
     """Padding-aware passes (TrainConfig.chunk_cost) change the arithmetic's grouping, not its result:
     every pair's logit lands in its own (group, column) cell either way."""
-    from training.data import EncodedGroups, training_groups
+    from training.batching import EncodedGroups, training_groups
     from training.losses import build_loss
     from training.scoring import load_cross_encoder
     from training.trainer import _micro_batch_loss
@@ -112,7 +114,7 @@ def test_a_micro_batch_split_into_length_sorted_passes_gives_the_same_loss_and_g
 def test_in_batch_negatives_pair_each_query_with_other_groups_documents_as_grade_0(tiny_model, task_files):
     from transformers import AutoTokenizer
 
-    from training.data import EncodedGroups, training_groups
+    from training.batching import EncodedGroups, training_groups
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     groups, _ = training_groups(read_data_file(task_files[0]).groups, group_size=6)

@@ -4,10 +4,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from training.config import TrainConfig
 from training.data import DataFile, QueryGroup
 from training.scoring import load_cross_encoder
-from training.trainer import TrainConfig, train
-from training.vocab import add_tokens_with_distinct_embeddings, is_cjk, missing_cjk_chars
+from training.trainer import train
+from training.vocab import (
+    add_tokens_with_distinct_embeddings,
+    is_cjk,
+    missing_cjk_chars,
+)
 
 
 def test_is_cjk():

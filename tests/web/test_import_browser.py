@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from annotate.importing import execute_import
 from annotate.models import ImportJob
-from annotate.services.imports import execute_import
 
 from ..browser.conftest import login
 from .conftest import CORPUS, QRELS, QUERIES, jsonl, qrels_tsv

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from annotate.importing import execute_import, start_import
+from annotate.importing.uploads import safe_file_name
 from annotate.models import Collection, Document, ImportJob, Judgment
 from annotate.selectors import collection_totals
-from annotate.services.imports import execute_import, safe_file_name, start_import
 
 from .conftest import CORPUS, QRELS, QUERIES, qrels_tsv, small_upload, upload
 

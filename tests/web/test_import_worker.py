@@ -5,9 +5,9 @@ import pytest
 from django.db import connection, transaction
 from django.urls import reverse
 
+from annotate.importing.jobs import ProgressWriter
 from annotate.models import Collection, ImportJob
 from annotate.selectors import collection_totals
-from annotate.services.imports import ProgressWriter
 
 from ..conftest import wait_for
 from .conftest import CORPUS, QRELS, QUERIES, qrels_tsv, small_upload, upload

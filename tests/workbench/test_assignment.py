@@ -8,7 +8,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from annotate import assignment, judging
+from annotate.judging import assignment
+from annotate.judging import services as judging
 from annotate.models import Candidate, Judgment, Lease, Query
 
 from .factories import make_annotators, make_collection

@@ -5,7 +5,8 @@ import threading
 
 import pytest
 
-from annotate import assignment, judging
+from annotate.judging import assignment
+from annotate.judging import services as judging
 from annotate.models import Candidate, Judgment, JudgmentRevision
 
 from .factories import make_annotators, make_collection

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.sessions.models import Session
-from django.test.utils import CaptureQueriesContext
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from .factories import make_annotators, make_collection

@@ -6,7 +6,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-MAX_GRADE = 3.0
+from annotate.grades import GRADE_MAX
+
+MAX_GRADE = float(GRADE_MAX)
 
 
 def check_inputs(

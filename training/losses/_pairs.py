@@ -1,10 +1,27 @@
-"""Candidate pairs with different grades inside each query, shared by the pairwise losses."""
+"""Candidate pairs with different grades inside each query: the body every pairwise loss shares."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor
 
-from ._inputs import candidate_weights
+from ._inputs import candidate_weights, check_inputs, zero_loss
+
+
+def pairwise_loss(
+    loss_name: str, scores: Tensor, labels: Tensor, weights: Tensor | None, mask: Tensor | None, *,
+    max_grade: float, per_pair: Callable[[Tensor], Tensor],
+) -> Tensor:
+    """``sum_pairs weight * per_pair(s_i - s_j) / n_pairs`` over every pair of one query's candidates
+    where i has the higher grade (graded_pairs), after the inputs are checked; 0, still attached to
+    the graph, when no query has two different grades."""
+    scores, labels, weights, mask = check_inputs(loss_name, scores, labels, weights, mask, max_grade=max_grade)
+    differences, pair_weights, is_pair = graded_pairs(scores, labels, weights, mask)
+    n_pairs = is_pair.sum()
+    if n_pairs == 0:
+        return zero_loss(scores)
+    return (pair_weights * per_pair(differences)).masked_fill(~is_pair, 0.0).sum() / n_pairs
 
 
 def graded_pairs(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._inputs import MAX_GRADE, check_inputs, zero_loss
-from ._pairs import graded_pairs
+from ._inputs import MAX_GRADE
+from ._pairs import pairwise_loss
 
 
 class PairwiseHingeLoss(nn.Module):
@@ -42,15 +42,8 @@ class PairwiseHingeLoss(nn.Module):
         weights: Tensor | None = None,
         mask: Tensor | None = None,
     ) -> Tensor:
-        scores, labels, weights, mask = check_inputs(
-            type(self).__name__, scores, labels, weights, mask, max_grade=self.max_grade
-        )
-        differences, pair_weights, is_pair = graded_pairs(scores, labels, weights, mask)
-        n_pairs = is_pair.sum()
-        if n_pairs == 0:
-            return zero_loss(scores)
-        hinge = torch.relu(self.margin - differences)
-        return (pair_weights * hinge).masked_fill(~is_pair, 0.0).sum() / n_pairs
+        return pairwise_loss(type(self).__name__, scores, labels, weights, mask, max_grade=self.max_grade,
+                             per_pair=lambda differences: torch.relu(self.margin - differences))
 
     def get_config_dict(self) -> dict:
         return {"margin": self.margin, "max_grade": self.max_grade}

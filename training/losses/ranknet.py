@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._inputs import MAX_GRADE, check_inputs, zero_loss
-from ._pairs import graded_pairs
+from ._inputs import MAX_GRADE
+from ._pairs import pairwise_loss
 
 
 class RankNetLoss(nn.Module):
@@ -44,15 +44,9 @@ class RankNetLoss(nn.Module):
         weights: Tensor | None = None,
         mask: Tensor | None = None,
     ) -> Tensor:
-        scores, labels, weights, mask = check_inputs(
-            type(self).__name__, scores, labels, weights, mask, max_grade=self.max_grade
-        )
-        differences, pair_weights, is_pair = graded_pairs(scores, labels, weights, mask)
-        n_pairs = is_pair.sum()
-        if n_pairs == 0:
-            return zero_loss(scores)
-        logistic = F.softplus(-self.sigma * differences)
-        return (pair_weights * logistic).masked_fill(~is_pair, 0.0).sum() / n_pairs
+        # softplus(-x) = -log sigmoid(x), stable for large differences
+        return pairwise_loss(type(self).__name__, scores, labels, weights, mask, max_grade=self.max_grade,
+                             per_pair=lambda differences: F.softplus(-self.sigma * differences))
 
     def get_config_dict(self) -> dict:
         return {"sigma": self.sigma, "max_grade": self.max_grade}

@@ -18,11 +18,12 @@ from django.core.management.base import BaseCommand, CommandError
 from annotate.agreement import (
     AgreementResult,
     RatingsError,
+    Scale,
     compute_agreement,
     parse_scale,
 )
 from annotate.agreement.ratings_csv import RatingsFileError, read_ratings_csv
-from annotate.agreement.scope import AgreementScope, ScopeError
+from annotate.quality.scope import AgreementScope, ScopeError
 
 SUBSET = ("query", "annotators", "since", "until", "guideline_version")
 
@@ -37,7 +38,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("collection", nargs="?", help="collection slug (its people's grades)")
         parser.add_argument("--ratings", help="CSV file with the header item,annotator,grade")
-        parser.add_argument("--scale", help="grade scale MIN-MAX for --ratings (default 0-3)")
+        parser.add_argument("--scale", help=f"grade scale MIN-MAX for --ratings (default {Scale()})")
         parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the alpha intervals")
         parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
         parser.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
@@ -56,7 +57,7 @@ class Command(BaseCommand):
         filters = {name: options[name] for name in SUBSET if options.get(name)}
         if collection is not None:
             if scale is not None:
-                raise error("--scale applies to --ratings only; a collection's grades are 0-3")
+                raise error(f"--scale applies to --ratings only; a collection's grades are {Scale()}")
             try:
                 scope = AgreementScope.parse(**filters)
             except ScopeError as failure:
@@ -67,7 +68,7 @@ class Command(BaseCommand):
                 flags = ", ".join("--" + name.replace("_", "-") for name in filters)
                 raise error(f"{flags}: subset filters apply to a COLLECTION, not to --ratings")
             try:
-                grade_scale = parse_scale(scale if scale is not None else "0-3")
+                grade_scale = parse_scale(scale) if scale is not None else Scale()
             except RatingsError as failure:
                 raise error(f"--scale: {failure}") from None
             try:
@@ -78,8 +79,8 @@ class Command(BaseCommand):
         self._print(result, as_json=options["json"])
 
     def _collection_agreement(self, slug: str, bootstrap: int, seed: int, scope: AgreementScope) -> AgreementResult:
-        from annotate.agreement.collection import collection_ratings
         from annotate.models import Collection
+        from annotate.quality.ratings import collection_ratings
 
         try:
             collection = Collection.objects.get(slug=slug)

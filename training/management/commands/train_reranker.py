@@ -15,10 +15,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from training.checkpoints import CHECKPOINTS
+from training.config import TrainConfig
 from training.data import DataFileError, read_data_file
 from training.losses import LOSSES
 from training.scoring import ModelDirError
-from training.trainer import CHECKPOINTS, TrainConfig, train
+from training.trainer import train
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
-"""Aggregation: one query–document pair's judgments -> one training record.
+"""Aggregation: one query–document pair's judgments -> one training record (the export's labels).
 
-`label` is the aggregated grade (0..3), `soft_label` the reliability-weighted mean grade scaled to
+`label` is the aggregated grade (0..3, annotate/grades.py), `soft_label` the reliability-weighted mean grade scaled to
 [0, 1] (for distillation), `weight` the confidence in the label (README, "Weights"):
 
     agreement = sum_j r_j * (1 - |g_j - label| / 3) / sum_j r_j
@@ -27,7 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .models import GRADE_MAX
+from ..grades import GRADE_MAX, GRADES
 
 METHODS = ("median", "mean", "majority", "adjudicated")
 PRIOR_MODES = ("fallback", "always", "never")
@@ -59,14 +59,15 @@ def aggregate(human: Sequence[tuple[int, float]], priors: Sequence[int] = (), *,
 
     human: (grade, reliability) per person's grade; priors: imported grades; adjudicated: the final
     grade set by staff, if any. (On the export's hot path: one pass over the judges into per-grade
-    totals, everything else from those four numbers.)
+    totals, everything else from those totals.)
     """
     if adjudicated is not None:
         return Aggregate(adjudicated, round(adjudicated / GRADE_MAX, DIGITS), 1.0, len(human), True)
     if options.method == "adjudicated":
         return None
-    per_grade = [0.0] * (GRADE_MAX + 1)
-    count = [0] * (GRADE_MAX + 1)
+    # Indexed by grade: the scale starts at 0.
+    per_grade = [0.0] * len(GRADES)
+    count = [0] * len(GRADES)
     for grade, reliability in human:
         per_grade[grade] += reliability
         count[grade] += 1
@@ -74,20 +75,21 @@ def aggregate(human: Sequence[tuple[int, float]], priors: Sequence[int] = (), *,
         for grade in priors:
             per_grade[grade] += options.prior_reliability
             count[grade] += 1
-    n = count[0] + count[1] + count[2] + count[3]
+    n = sum(count)
     if not n:
         return None
-    total = per_grade[0] + per_grade[1] + per_grade[2] + per_grade[3]
+    # sum() adds left to right from 0, as the written-out sum did: the same float, the same file.
+    total = sum(per_grade)
     mass = total
     # All-unreliable judges still say which grade they gave: count them equally for the label,
     # but they give no confidence (evidence 0 -> weight 0).
     if total <= _EPS:
         per_grade = [float(c) for c in count]
         mass = float(n)
-    mean = (per_grade[1] + 2 * per_grade[2] + 3 * per_grade[3]) / mass
+    mean = sum(grade * weight for grade, weight in zip(GRADES, per_grade)) / mass
     label = _label(per_grade, mass, mean, options.method)
     disagreement = 0.0
-    for grade in range(GRADE_MAX + 1):
+    for grade in GRADES:
         if grade != label:
             disagreement += per_grade[grade] * abs(grade - label)
     agreement = 1.0 - disagreement / (GRADE_MAX * mass)

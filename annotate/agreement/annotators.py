@@ -23,7 +23,8 @@ Figures per annotator (None where there is nothing to compute them from):
   so it is computed only from `min_drift_grades` grades per half.
 - `skip_share`: skips / judgments.
 
-Flags (QualityThresholds, overridable with the QUALITY_THRESHOLDS setting): a figure is judged only
+Flags (QualityThresholds; annotate/quality/thresholds.py reads overrides from the QUALITY_THRESHOLDS
+setting): a figure is judged only
 when it rests on enough data (`min_items` consensus items / timed judgments / judgments,
 `min_gold` gold grades, `min_drift_grades` per half):
 
@@ -47,11 +48,15 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-N_GRADES = 4  # grades 0..3
+from ..grades import GRADES
+
+N_GRADES = len(GRADES)  # grades are 0..N_GRADES-1, so a grade is its own column index
 
 
 @dataclass(frozen=True)
 class QualityThresholds:
+    """When a figure raises a flag, and how much data it must rest on first (see the module docstring)."""
+
     min_consensus_kappa: float = 0.4
     min_gold_accuracy: float = 0.7
     min_median_seconds: float = 2.0
@@ -64,20 +69,7 @@ class QualityThresholds:
 
     def __post_init__(self):
         if len(self.gold_credit) != N_GRADES or not all(0.0 <= c <= 1.0 for c in self.gold_credit):
-            raise ValueError(f"gold_credit needs {N_GRADES} credits in 0..1 (by distance 0..3), got {self.gold_credit}")
-
-    @classmethod
-    def from_settings(cls) -> "QualityThresholds":
-        from django.conf import settings
-
-        overrides = dict(getattr(settings, "QUALITY_THRESHOLDS", {}) or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"QUALITY_THRESHOLDS: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        if "gold_credit" in overrides:
-            overrides["gold_credit"] = tuple(overrides["gold_credit"])
-        return cls(**overrides)
+            raise ValueError(f"gold_credit needs {N_GRADES} credits in 0..1 (by distance 0..{N_GRADES - 1}), got {self.gold_credit}")
 
     def as_json(self) -> dict:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}

@@ -6,11 +6,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import assignment, workbench
-from .access import collection_for_member
+from ..access import collection_for_member
+from ..models import GuidelineAcknowledgement
+from . import assignment, selectors
 from .guidelines import GuidelineMissing, language_for
 from .guidelines import render as render_guideline
-from .models import GuidelineAcknowledgement
 
 
 def _guideline_html(collection, request):
@@ -25,12 +25,12 @@ def _guideline_html(collection, request):
 @require_GET
 def judge(request, slug: str):
     collection = collection_for_member(request.user, slug)
-    if workbench.needs_acknowledgement(request.user, collection):
+    if selectors.needs_acknowledgement(request.user, collection):
         return redirect(reverse("guidelines", args=[slug]) + "?next=judge")
     lease = assignment.next_task(collection=collection, annotator=request.user)
     if lease is None:
         return render(request, "annotate/nothing_left.html", {"collection": collection})
-    payload = workbench.task_payload(lease, language=request.GET.get("lang") or request.LANGUAGE_CODE)
+    payload = selectors.task_payload(lease, language=request.GET.get("lang") or request.LANGUAGE_CODE)
     guideline_html, guideline_language = _guideline_html(collection, request)
     return render(request, "annotate/judge.html", {
         "collection": collection, "lease": lease, "task": payload,
@@ -45,7 +45,7 @@ def guidelines(request, slug: str):
     guideline_html, language = _guideline_html(collection, request)
     return render(request, "annotate/guidelines.html", {
         "collection": collection, "guideline_html": guideline_html, "language": language,
-        "acknowledged": not workbench.needs_acknowledgement(request.user, collection),
+        "acknowledged": not selectors.needs_acknowledgement(request.user, collection),
     })
 
 

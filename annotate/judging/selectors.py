@@ -15,15 +15,15 @@ from django.utils.safestring import mark_safe
 
 from mining.text.highlight import highlight, query_terms
 
-from . import assignment
-from .guidelines import language_for
-from .models import (
+from ..models import (
     Candidate,
     Collection,
     GuidelineAcknowledgement,
     Judgment,
     Lease,
 )
+from . import assignment
+from .guidelines import language_for
 
 
 def own_lease(user, lease_id) -> Lease:
@@ -62,7 +62,7 @@ def progress(lease: Lease) -> dict:
     """The annotator's counts in this task, today and overall: two queries, one per table."""
     user_id, collection_id = lease.annotator_id, lease.collection_id
     start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    done = Judgment.objects.filter(collection_id=collection_id, annotator_id=user_id, withdrawn=False).aggregate(
+    done = Judgment.objects.standing().filter(collection_id=collection_id, annotator_id=user_id).aggregate(
         task=Count("pk", filter=Q(candidate_id__in=lease.items)),
         today=Count("pk", filter=Q(updated_at__gte=start_of_day)),
         overall=Count("pk"),

@@ -8,6 +8,9 @@
   one (so a redelivered or duplicated message is a no-op); runs once more when asked while busy.
 - `nightly_reports()`: from beat (the `annotate: nightly agreement reports` PeriodicTask, created by
   migration 0006): queues a report for every active collection with new judgments since its last.
+
+The task names keep their first module's path ("annotate.quality_tasks.*"): beat's PeriodicTask rows
+and messages already queued name them so.
 """
 from __future__ import annotations
 
@@ -15,7 +18,10 @@ import logging
 
 from celery import shared_task
 
-from .quality import triggers
+from ..models import AgreementReport, Collection
+from . import triggers
+from .report import store_report
+from .selectors import people_grade_count
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +32,6 @@ def maybe_schedule_report(collection_id: int, every: int | None = None) -> bool:
         return False
     try:
         if every is None:
-            from .models import Collection
-
             every = Collection.objects.filter(pk=collection_id).values_list("agreement_every", flat=True).first() or 1
         if not triggers.count_judgment(collection_id, every):
             return False
@@ -48,17 +52,14 @@ def maybe_schedule_report(collection_id: int, every: int | None = None) -> bool:
 
 def run_report(collection_id: int, *, min_new: int = 1) -> str:
     """The task's body (callable in-process): 'stored', 'fresh' (nothing new), 'busy' or 'gone'."""
-    from .models import AgreementReport, Collection
-    from .quality.report import human_judgment_count, store_report
-
     collection = Collection.objects.filter(pk=collection_id).first()
     if collection is None:
         triggers.clear_queued(collection_id)
         return "gone"
     try:
         with triggers.report_lock(collection_id):
-            last = AgreementReport.objects.filter(collection=collection).order_by("-created_at", "-pk").first()
-            count = human_judgment_count(collection)
+            last = AgreementReport.objects.latest_for(collection)
+            count = people_grade_count(collection)
             if last is not None and count - last.n_judgments < min_new:
                 outcome = "fresh"
             elif last is None and count == 0 and min_new > 0:
@@ -84,14 +85,10 @@ def recompute_report(collection_id: int, min_new: int = 1) -> str:
 @shared_task(name="annotate.quality_tasks.nightly_reports", acks_late=True)
 def nightly_reports() -> list[int]:
     """Queue a report for every active collection whose judgments changed since its last report."""
-    from .export.reports import latest_report
-    from .models import Collection
-    from .quality.report import human_judgment_count
-
     queued = []
     for collection in Collection.objects.filter(is_active=True):
-        last = latest_report(collection)
-        count = human_judgment_count(collection)
+        last = AgreementReport.objects.latest_for(collection)
+        count = people_grade_count(collection)
         if count and (last is None or count != last.n_judgments) and triggers.mark_queued(collection.pk):
             recompute_report.delay(collection.pk)
             queued.append(collection.pk)

@@ -2,7 +2,7 @@
 
     scope = AgreementScope.parse(query="q7", annotators="ann1,ann2", since="2026-01-01",
                                  until="2026-01-31", guideline_version="v2")
-    judgments = scope.apply(collection, human_judgments(collection))
+    judgments = scope.apply(collection, Judgment.objects.filter(collection=collection).people_grades())
 
 - `query`: one query (its external id): the candidates of that query only.
 - `annotators`: an annotator pair (two usernames): only their judgments, so alpha and kappa are

@@ -8,9 +8,11 @@ from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import assignment, judging, workbench
-from .access import IsStaff, collection_for_member, is_member
-from .models import GRADE_MAX, GRADE_MIN, Candidate, GuidelineAcknowledgement, Query
+from config.errors import ErrorSerializer, api_error
+
+from ..access import IsStaff, collection_for_member, is_member
+from ..models import GRADE_MAX, GRADE_MIN, Candidate, GuidelineAcknowledgement, Query
+from . import assignment, selectors, services
 
 TaskSerializer = inline_serializer(
     "Task",
@@ -26,11 +28,6 @@ TaskSerializer = inline_serializer(
         "language": serializers.CharField(),
     },
 )
-ErrorSerializer = inline_serializer("Error", fields={"detail": serializers.CharField()})
-
-
-def _error(message: str, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
-    return Response({"detail": message}, status=code)
 
 
 def _candidate_state(judgment) -> dict:
@@ -66,15 +63,15 @@ class NextTaskApi(APIView):
     )
     def post(self, request, slug: str):
         collection = collection_for_member(request.user, slug)
-        if workbench.needs_acknowledgement(request.user, collection):
-            return _error(
+        if selectors.needs_acknowledgement(request.user, collection):
+            return api_error(
                 f"acknowledge guideline version {collection.guideline_version} before judging "
                 f"(POST /api/collections/{slug}/guidelines/acknowledge/)", status.HTTP_403_FORBIDDEN,
             )
         lease = assignment.next_task(collection=collection, annotator=request.user)
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(workbench.task_payload(lease, language=request.LANGUAGE_CODE))
+        return Response(selectors.task_payload(lease, language=request.LANGUAGE_CODE))
 
 
 class AcknowledgeGuidelineApi(APIView):
@@ -93,8 +90,8 @@ class TaskApi(APIView):
 
     @extend_schema(responses={200: TaskSerializer, 404: ErrorSerializer}, summary="One of the caller's tasks")
     def get(self, request, task_id: int):
-        lease = workbench.own_lease(request.user, task_id)
-        return Response(workbench.task_payload(lease, language=request.LANGUAGE_CODE))
+        lease = selectors.own_lease(request.user, task_id)
+        return Response(selectors.task_payload(lease, language=request.LANGUAGE_CODE))
 
 
 class JudgmentApi(APIView):
@@ -106,11 +103,11 @@ class JudgmentApi(APIView):
         candidate = serializers.IntegerField()
         grade = serializers.IntegerField(min_value=GRADE_MIN, max_value=GRADE_MAX, allow_null=True, required=False)
         skipped = serializers.BooleanField(required=False, default=False)
-        skip_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=judging.MAX_SKIP_REASON_CHARS)
-        note = serializers.CharField(required=False, allow_blank=True, max_length=judging.MAX_NOTE_CHARS)
+        skip_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=services.MAX_SKIP_REASON_CHARS)
+        note = serializers.CharField(required=False, allow_blank=True, max_length=services.MAX_NOTE_CHARS)
         flagged = serializers.BooleanField(required=False)
-        seconds_spent = serializers.FloatField(required=False, min_value=0, max_value=judging.MAX_SECONDS_PER_ACTION)
-        idempotency_key = serializers.CharField(max_length=judging.MAX_IDEMPOTENCY_KEY_CHARS)
+        seconds_spent = serializers.FloatField(required=False, min_value=0, max_value=services.MAX_SECONDS_PER_ACTION)
+        idempotency_key = serializers.CharField(max_length=services.MAX_IDEMPOTENCY_KEY_CHARS)
 
     @extend_schema(
         request=InputSerializer,
@@ -125,16 +122,16 @@ class JudgmentApi(APIView):
             return found
         data, candidate = found
         try:
-            recorded = judging.safe_record(
+            recorded = services.safe_record(
                 annotator=request.user, candidate=candidate, grade=data.get("grade"),
                 skipped=data["skipped"], skip_reason=data["skip_reason"], note=data.get("note"),
                 flagged=data.get("flagged"), seconds_spent=data.get("seconds_spent"),
                 idempotency_key=data["idempotency_key"],
             )
-        except judging.NotInTask as exc:
-            return _error(str(exc), status.HTTP_409_CONFLICT)
-        except judging.JudgingError as exc:
-            return _error(str(exc))
+        except services.NotInTask as exc:
+            return api_error(str(exc), status.HTTP_409_CONFLICT)
+        except services.JudgingError as exc:
+            return api_error(str(exc))
         # No progress figures here: saving a grade is the hot path, and the page counts for itself.
         return Response({"judgment": _candidate_state(recorded.judgment), "created": recorded.created})
 
@@ -144,7 +141,7 @@ class AnnotationApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         candidate = serializers.IntegerField()
-        note = serializers.CharField(required=False, allow_blank=True, max_length=judging.MAX_NOTE_CHARS)
+        note = serializers.CharField(required=False, allow_blank=True, max_length=services.MAX_NOTE_CHARS)
         flagged = serializers.BooleanField(required=False)
 
     @extend_schema(request=InputSerializer, responses={200: inline_serializer("Annotated", fields={"judgment": serializers.DictField()}),
@@ -156,10 +153,10 @@ class AnnotationApi(APIView):
             return found
         data, candidate = found
         try:
-            judgment = judging.annotate_candidate(annotator=request.user, candidate=candidate,
+            judgment = services.annotate_candidate(annotator=request.user, candidate=candidate,
                                                   note=data.get("note"), flagged=data.get("flagged"))
-        except judging.JudgingError as exc:
-            return _error(str(exc))
+        except services.JudgingError as exc:
+            return api_error(str(exc))
         return Response({"judgment": _candidate_state(judgment)})
 
 
@@ -167,22 +164,22 @@ class UndoApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     class InputSerializer(serializers.Serializer):
-        idempotency_key = serializers.CharField(max_length=judging.MAX_IDEMPOTENCY_KEY_CHARS)
+        idempotency_key = serializers.CharField(max_length=services.MAX_IDEMPOTENCY_KEY_CHARS)
 
     @extend_schema(request=InputSerializer, responses={200: inline_serializer("Undone", fields={
         "judgment": serializers.DictField(allow_null=True), "progress": serializers.DictField()}), 400: ErrorSerializer, 404: ErrorSerializer},
         summary="Undo the caller's last grade in this task")
     def post(self, request, task_id: int):
-        lease = workbench.own_lease(request.user, task_id)
+        lease = selectors.own_lease(request.user, task_id)
         data = _valid(self.InputSerializer, request.data)
         if isinstance(data, Response):
             return data
         try:
-            judgment = judging.undo_last(annotator=request.user, lease=lease, idempotency_key=data["idempotency_key"])
-        except judging.JudgingError as exc:
-            return _error(str(exc), status.HTTP_409_CONFLICT)
+            judgment = services.undo_last(annotator=request.user, lease=lease, idempotency_key=data["idempotency_key"])
+        except services.JudgingError as exc:
+            return api_error(str(exc), status.HTTP_409_CONFLICT)
         lease.refresh_from_db()
-        return Response({"judgment": _candidate_state(judgment) if judgment else None, "progress": workbench.progress(lease)})
+        return Response({"judgment": _candidate_state(judgment) if judgment else None, "progress": selectors.progress(lease)})
 
 
 class FinishTaskApi(APIView):
@@ -225,34 +222,34 @@ class PinApi(APIView):
         query = get_object_or_404(Query, collection=collection, external_id=data["query"])
         user = get_user_model().objects.filter(username=data["annotator"]).first()
         if user is None or not is_member(user, collection):
-            return _error(f"{data['annotator']!r} is not a member of {collection.slug}")
+            return api_error(f"{data['annotator']!r} is not a member of {collection.slug}")
         try:
             lease = assignment.pin_query(query=query, annotator=user)
         except assignment.AssignmentError as exc:
-            return _error(str(exc))
+            return api_error(str(exc))
         return Response({"task": lease.pk}, status=status.HTTP_201_CREATED)
 
 
 def _task_candidate(request, task_id: int, serializer_class):
     """(validated input, candidate) for a request about one candidate of the caller's task, or the
     error Response: 404 for someone else's task or a candidate outside it, 400 for bad input."""
-    lease = workbench.own_lease_items(request.user, task_id)
+    lease = selectors.own_lease_items(request.user, task_id)
     data = _valid(serializer_class, request.data)
     if isinstance(data, Response):
         return data
     candidate = _candidate_in(lease, data["candidate"])
     if candidate is None:
-        return _error("candidate is not part of this task", status.HTTP_404_NOT_FOUND)
+        return api_error("candidate is not part of this task", status.HTTP_404_NOT_FOUND)
     return data, candidate
 
 
 def _change_task(request, task_id: int, change) -> Response:
     """Finish or release one of the caller's tasks; a refused change is a 409 with the reason."""
-    lease = workbench.own_lease(request.user, task_id)
+    lease = selectors.own_lease(request.user, task_id)
     try:
         lease = change(lease=lease)
     except assignment.AssignmentError as exc:
-        return _error(str(exc), status.HTTP_409_CONFLICT)
+        return api_error(str(exc), status.HTTP_409_CONFLICT)
     return Response({"status": lease.status})
 
 
@@ -263,4 +260,4 @@ def _valid(serializer_class, data):
     reasons = "; ".join(
         f"{field}: {' '.join(str(m) for m in messages)}" for field, messages in serializer.errors.items()
     )
-    return _error(reasons)
+    return api_error(reasons)

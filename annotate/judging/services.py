@@ -1,21 +1,20 @@
 """Recording grades: every grade is saved at once, every change is kept, a repeated request is a no-op.
 
 A person may grade a candidate only while they hold an active lease on its query that hands them
-that candidate (annotate/assignment.py); the check and the write happen under the query's row
+that candidate (annotate/judging/assignment.py); the check and the write happen under the query's row
 lock, the same lock assignment takes, so a lease cannot expire half-way through a grade.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from . import assignment, quality_tasks
-from .models import (
+from ..models import (
     GRADE_MAX,
     GRADE_MIN,
     Candidate,
@@ -24,6 +23,8 @@ from .models import (
     JudgmentRevision,
     Lease,
 )
+from ..quality import tasks as quality_tasks
+from . import assignment
 
 MAX_NOTE_CHARS = 5000
 MAX_SKIP_REASON_CHARS = 500
@@ -84,7 +85,7 @@ class OpenTask:
 
     def expiry(self, now: datetime) -> datetime | None:
         """The renewed expiry: activity keeps a lease alive; a pinned lease never expires."""
-        return None if self.pinned else now + timedelta(minutes=self.lease_minutes)
+        return Lease.expiry(now, lease_minutes=self.lease_minutes, pinned=self.pinned)
 
 
 # Plain SQL on the grade's hot path: the statement is fixed, and building it through the ORM costs
@@ -201,8 +202,7 @@ def _save_with_orm(*, annotator_id: int, candidate: Candidate, task: OpenTask, c
         old_skipped=old_skipped, new_skipped=judgment.skipped, idempotency_key=change.idempotency_key,
         reason=change.reason,
     )
-    if not task.pinned:
-        Lease.objects.filter(pk=task.lease_id, status=Lease.Status.ACTIVE).update(expires_at=task.expiry(now))
+    Lease.objects.renew(task.lease_id, now=now, lease_minutes=task.lease_minutes)
     return judgment, _EDITED if old_grade is not None or old_skipped else _NEW
 
 
@@ -272,7 +272,7 @@ def annotate_candidate(*, annotator, candidate: Candidate, note: str | None = No
     if note is not None and len(note) > MAX_NOTE_CHARS:
         raise JudgingError(f"the note is longer than {MAX_NOTE_CHARS} characters")
     _open_lease_for(annotator=annotator, candidate=candidate)
-    judgment = Judgment.objects.filter(candidate=candidate, annotator=annotator, withdrawn=False).first()
+    judgment = Judgment.objects.standing().filter(candidate=candidate, annotator=annotator).first()
     if judgment is None:
         raise JudgingError("grade or skip the candidate before adding a note or a flag")
     if note is not None:

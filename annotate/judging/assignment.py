@@ -20,18 +20,18 @@ makes up `rate` of what people judge on average; the gold candidates are those o
 annotator has not judged, in their own hashed order. Gold candidates are exempt from the overlap
 k: every annotator may judge them (that is what scores them), so assignment never counts them in
 `coverage` and never hands out a query for its gold alone. In the task they look like any other
-candidate (annotate/workbench.py shows no gold flag).
+candidate (annotate/judging/selectors.py shows no gold flag).
 """
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
-from .models import Candidate, Collection, Judgment, Lease, Query
+from ..models import Candidate, Collection, Judgment, Lease, Query
 
 # How many queries one request may pass over when every remaining candidate of a query turns out
 # to be judged already by the asking annotator (possible after their own lease expired).
@@ -43,7 +43,7 @@ class AssignmentError(Exception):
 
 
 def lease_expiry(collection: Collection, now: datetime) -> datetime:
-    return now + timedelta(minutes=collection.lease_minutes)
+    return Lease.expiry(now, lease_minutes=collection.lease_minutes, pinned=False)
 
 
 def lock_query(query_id: int) -> None:
@@ -57,7 +57,7 @@ def lock_query(query_id: int) -> None:
 def _judged_by(annotator_id: int, candidate_ids) -> set[int]:
     """Candidates this annotator has a standing grade or skip for (an undone grade does not count)."""
     return set(
-        Judgment.objects.filter(annotator_id=annotator_id, candidate_id__in=list(candidate_ids), withdrawn=False)
+        Judgment.objects.standing().filter(annotator_id=annotator_id, candidate_id__in=list(candidate_ids))
         .values_list("candidate_id", flat=True)
     )
 
@@ -97,9 +97,9 @@ def expire_stale_leases(*, collection: Collection, now: datetime | None = None) 
 def _open_items(query: Query, *, annotator_id: int, k: int, gold_rate: float = 0.0) -> list[int]:
     """Candidates of a (locked) query that still need a judge and that this annotator has not judged,
     plus gold candidates at `gold_rate` when there is ordinary work to mix them into."""
-    judged = Judgment.objects.filter(candidate_id=OuterRef("pk"), annotator_id=annotator_id, withdrawn=False)
+    judged = Judgment.objects.standing().filter(candidate_id=OuterRef("pk"), annotator_id=annotator_id)
     ordinary = list(
-        Candidate.objects.filter(query=query, coverage__lt=k, is_gold=False).exclude(Exists(judged))
+        Candidate.objects.filter(query=query).needing_judges(k).exclude(Exists(judged))
         .order_by("pk").values_list("pk", flat=True)
     )
     if not ordinary or gold_rate <= 0:
@@ -161,13 +161,11 @@ def next_task(*, collection: Collection, annotator, now: datetime | None = None)
     k = collection.overlap_k
     passed_over: list[int] = []
     for _ in range(_MAX_CLAIM_ATTEMPTS):
-        candidates_open = Candidate.objects.filter(query=OuterRef("pk"), coverage__lt=k, is_gold=False)
         mine = Lease.objects.filter(
             query=OuterRef("pk"), annotator=annotator, status__in=[Lease.Status.ACTIVE, Lease.Status.DONE]
         )
         query = (
-            Query.objects.filter(collection=collection, holders__lt=k)
-            .filter(Exists(candidates_open))
+            Query.objects.filter(collection=collection).open_for_judging(k)
             .exclude(Exists(mine))
             .exclude(pk__in=passed_over)
             .order_by("holders", "shuffle_key", "pk")
@@ -240,9 +238,8 @@ def renew(lease: Lease, *, now: datetime | None = None) -> None:
     if lease.pinned:
         return
     now = now or timezone.now()
-    expires = lease_expiry(lease.collection, now)
-    Lease.objects.filter(pk=lease.pk, status=Lease.Status.ACTIVE).update(expires_at=expires)
-    lease.expires_at = expires
+    Lease.objects.renew(lease.pk, now=now, lease_minutes=lease.collection.lease_minutes)
+    lease.expires_at = lease_expiry(lease.collection, now)
 
 
 def shuffled(candidate_ids, *, annotator_id: int) -> list[int]:
@@ -261,7 +258,7 @@ def task_candidate_ids(lease: Lease) -> list[int]:
 def coverage_report(collection: Collection) -> dict:
     """Audit figures: candidates by number of human judges, and any pair judged twice by one person.
     Gold candidates are exempt from the overlap k, so they are never counted as over-judged."""
-    human = Judgment.objects.filter(collection=collection, annotator__isnull=False, withdrawn=False)
+    human = Judgment.objects.filter(collection=collection).by_people().standing()
     per_candidate = human.values("candidate_id").annotate(n=Count("id"))
     histogram: dict[int, int] = {}
     for row in per_candidate.values_list("n", flat=True):

@@ -1,0 +1,23 @@
+"""Routes of the judging pages and the judging API."""
+from django.urls import path
+
+from . import api, pages
+
+pages = [
+    path("c/<slug:slug>/judge/", pages.judge, name="judge"),
+    path("c/<slug:slug>/guidelines/", pages.guidelines, name="guidelines"),
+    path("c/<slug:slug>/guidelines/acknowledge/", pages.acknowledge_guidelines, name="acknowledge-guidelines"),
+]
+
+api = [
+    path("collections/<slug:slug>/tasks/next/", api.NextTaskApi.as_view(), name="api-next-task"),
+    path("collections/<slug:slug>/guidelines/acknowledge/", api.AcknowledgeGuidelineApi.as_view(),
+         name="api-acknowledge-guidelines"),
+    path("collections/<slug:slug>/pins/", api.PinApi.as_view(), name="api-pins"),
+    path("tasks/<int:task_id>/", api.TaskApi.as_view(), name="api-task"),
+    path("tasks/<int:task_id>/judgments/", api.JudgmentApi.as_view(), name="api-task-judgments"),
+    path("tasks/<int:task_id>/annotations/", api.AnnotationApi.as_view(), name="api-task-annotations"),
+    path("tasks/<int:task_id>/undo/", api.UndoApi.as_view(), name="api-task-undo"),
+    path("tasks/<int:task_id>/finish/", api.FinishTaskApi.as_view(), name="api-task-finish"),
+    path("tasks/<int:task_id>/release/", api.ReleaseTaskApi.as_view(), name="api-task-release"),
+]

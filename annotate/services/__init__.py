@@ -1,1 +1,0 @@
-"""Services of the annotate app that change state (keyword-only, typed); one module per area."""

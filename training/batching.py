@@ -1,0 +1,222 @@
+"""Query groups -> fixed-size training groups -> tokenised, length-aware batches.
+
+Groups for training (``training_groups``): each query becomes one fixed-size group of
+``group_size`` candidates: its positives (grade >= ``positive_threshold``, default 2, the TREC DL
+relevance convention also used by the metrics), best grade first, capped at half the group so
+negatives always get room, then its negatives hardest first -- highest grade first (a grade-1
+"marginal" document is closer to the boundary than a grade-0 one), then file order, which is
+retrieval order in an export. A query with no positive teaches a listwise loss nothing and is left
+out (and counted); a query with fewer candidates than the group size is padded and masked.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .config import DEFAULT_POSITIVE_THRESHOLD
+from .data import QueryGroup
+from .losses import pick_in_batch_negatives
+
+
+@dataclass
+class TrainingGroup:
+    """A query's fixed-size group: real candidates first, then ``mask`` False padding."""
+
+    query: str
+    docs: list[str]
+    labels: list[float]
+    weights: list[float]
+
+
+def training_groups(
+    groups: Sequence[QueryGroup], *, group_size: int, positive_threshold: float = DEFAULT_POSITIVE_THRESHOLD
+) -> tuple[list[TrainingGroup], int]:
+    """Fixed-size groups (module docstring) and how many queries had no positive."""
+    if group_size < 2:
+        raise ValueError(f"group_size must be >= 2 (a positive and a negative), got {group_size}")
+    selected: list[TrainingGroup] = []
+    without_positive = 0
+    for group in groups:
+        order = range(len(group))
+        positives = sorted((i for i in order if group.labels[i] >= positive_threshold),
+                           key=lambda i: -group.labels[i])
+        if not positives:
+            without_positive += 1
+            continue
+        negatives = sorted((i for i in order if group.labels[i] < positive_threshold),
+                           key=lambda i: -group.labels[i])  # stable: file order among equals
+        positives = positives[: max(1, group_size // 2, group_size - len(negatives))]
+        chosen = (positives + negatives)[:group_size]
+        selected.append(TrainingGroup(
+            query=group.query,
+            docs=[group.docs[i] for i in chosen],
+            labels=[group.labels[i] for i in chosen],
+            weights=[group.weights[i] for i in chosen],
+        ))
+    return selected, without_positive
+
+
+# --- tokenising and batching --------------------------------------------------------------------
+
+
+def encode_pairs(tokenizer, queries: Sequence[str], docs: Sequence[str], *, max_length: int) -> dict:
+    """Token ids of (query, doc) pairs, unpadded. The document is cut, never the query --
+    except a query so long it leaves less than half of ``max_length`` for the document, which is
+    cut too (``longest_first``) instead of failing."""
+    query_lengths = [len(ids) for ids in tokenizer(list(dict.fromkeys(queries)), add_special_tokens=False)["input_ids"]]
+    too_long = {query for query, n in zip(dict.fromkeys(queries), query_lengths) if n > max_length // 2}
+    if not too_long:
+        return tokenizer(list(queries), list(docs), truncation="only_second", max_length=max_length)
+    encoded: dict[str, list] = {}
+    for strategy, keep in (("only_second", False), ("longest_first", True)):
+        index = [i for i, query in enumerate(queries) if (query in too_long) == keep]
+        if not index:
+            continue
+        part = tokenizer([queries[i] for i in index], [docs[i] for i in index],
+                         truncation=strategy, max_length=max_length)
+        for key, values in part.items():
+            column = encoded.setdefault(key, [None] * len(queries))
+            for i, value in zip(index, values):
+                column[i] = value
+    return encoded
+
+
+def pad_features(tokenizer, encoded: dict, rows: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The given rows padded to their longest, as tensors."""
+    features = [{key: encoded[key][row] for key in encoded} for row in rows]
+    return tokenizer.pad(features, padding="longest", return_tensors="pt")
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices in batches of similar length (longest first), so padding stays small."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def padding_chunks(lengths: Sequence[int], *, chunk_cost: int) -> list[list[int]]:
+    """Split rows into forward passes that waste the least compute on padding.
+
+    Rows are sorted by length (longest first) and cut into contiguous runs; a run costs its rows
+    times its longest row in tokens (what the padded forward pass computes) plus ``chunk_cost``
+    tokens for having one more pass (smaller matrix products, one more set of kernel launches).
+    The cut is the exact optimum of that cost (dynamic programming over the sorted lengths, n^2
+    for the tens of pairs of a micro-batch). ``chunk_cost=0`` splits wherever a row is shorter;
+    a huge one keeps a single pass.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    n = len(order)
+    if n == 0:
+        return []
+    sorted_lengths = [lengths[i] for i in order]
+    # best[j] = least cost of the first j rows; cut[j] = where the last run of that optimum starts.
+    best = [0.0] + [math.inf] * n
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(end):
+            cost = best[start] + sorted_lengths[start] * (end - start) + chunk_cost
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    chunks, end = [], n
+    while end > 0:
+        chunks.append(order[cut[end]:end])
+        end = cut[end]
+    return chunks[::-1]
+
+
+def bucketed_batches(lengths: Sequence[int], batch_size: int, *, seed: int, bucket_batches: int = 50) -> list[list[int]]:
+    """Training order: shuffle, then sort by length inside buckets of ``bucket_batches`` batches,
+    cut into batches and shuffle the batches. Padding stays small while the order stays random;
+    the same seed gives the same order (resume relies on it)."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    bucket = batch_size * bucket_batches
+    batches = []
+    for start in range(0, len(order), bucket):
+        chunk = sorted(order[start:start + bucket], key=lambda i: -lengths[i])
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+class EncodedGroups:
+    """Training groups tokenised once: flat pair encodings plus each group's row range."""
+
+    def __init__(self, tokenizer, groups: Sequence[TrainingGroup], *, group_size: int, max_length: int):
+        self.tokenizer = tokenizer
+        self.group_size = group_size
+        self.max_length = max_length
+        queries, docs, self.spans = [], [], []
+        for group in groups:
+            self.spans.append((len(docs), len(docs) + len(group.docs)))
+            queries.extend([group.query] * len(group.docs))
+            docs.extend(group.docs)
+        self.encoded = encode_pairs(tokenizer, queries, docs, max_length=max_length)
+        self.groups = list(groups)
+        pair_lengths = [len(ids) for ids in self.encoded["input_ids"]]
+        self.lengths = [max(pair_lengths[start:end]) for start, end in self.spans]
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def batch(self, group_indices: Sequence[int], *, chunk_cost: int | None = None, in_batch_negatives: int = 0,
+              generator: torch.Generator | None = None) -> dict:
+        """Features of every real pair of the groups, plus labels/weights/mask matrices
+        [n_groups, group_size] and each pair's (row, column) in them.
+
+        ``features`` is a list of padded forward passes: one (``chunk_cost=None``) or the pairs
+        sorted by length and cut by :func:`padding_chunks`; ``positions`` follows the pairs in
+        the order the passes' logits are concatenated, as flat indices into the [n_groups,
+        group_size] matrix and, past its end, into a [n_groups, in_batch_negatives] matrix of
+        borrowed negatives: each query paired with other queries' documents
+        (training.losses.pick_in_batch_negatives; ``negative_mask`` marks the ones it got)."""
+        rows, positions = [], []
+        n, size = len(group_indices), self.group_size
+        labels = torch.zeros(n, size)
+        weights = torch.zeros(n, size)
+        mask = torch.zeros(n, size, dtype=torch.bool)
+        for row, index in enumerate(group_indices):
+            start, end = self.spans[index]
+            group = self.groups[index]
+            count = end - start
+            rows.extend(range(start, end))
+            positions.extend(row * size + column for column in range(count))
+            labels[row, :count] = torch.tensor(group.labels)
+            weights[row, :count] = torch.tensor(group.weights)
+            mask[row, :count] = True
+        features = {key: [self.encoded[key][r] for r in rows] for key in self.encoded}
+        negative_mask = torch.zeros(n, in_batch_negatives, dtype=torch.bool)
+        if in_batch_negatives:
+            groups = [self.groups[index] for index in group_indices]
+            # A document is known by its text: the same text in two groups is one document.
+            picks = pick_in_batch_negatives([g.docs for g in groups], in_batch_negatives, generator=generator)
+            queries, docs = [], []
+            for row, borrowed in enumerate(picks):
+                for column, (other, position) in enumerate(borrowed):
+                    queries.append(groups[row].query)
+                    docs.append(groups[other].docs[position])
+                    positions.append(n * size + row * in_batch_negatives + column)
+                    negative_mask[row, column] = True
+            if docs:
+                extra = encode_pairs(self.tokenizer, queries, docs, max_length=self.max_length)
+                for key in features:
+                    features[key].extend(extra[key])
+        if chunk_cost is None:
+            chunks = [list(range(len(positions)))]
+        else:
+            chunks = padding_chunks([len(ids) for ids in features["input_ids"]], chunk_cost=chunk_cost)
+        order = [i for chunk in chunks for i in chunk]
+        return {
+            "features": [pad_features(self.tokenizer, features, chunk) for chunk in chunks],
+            "positions": torch.tensor([positions[i] for i in order]),
+            "labels": labels,
+            "weights": weights,
+            "mask": mask,
+            "negative_mask": negative_mask,
+        }
+

@@ -1,0 +1,145 @@
+"""What a training run may be told: TrainConfig with its checks, a run's ``params`` read into one,
+and the defaults every caller shares (positive threshold, promotion margin).
+
+Plain data and checks: models.py reads this module to validate a retrain policy, so it imports
+neither the loop nor torch at module level.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+from annotate.grades import GRADE_MAX
+
+# A candidate graded at least this is a positive (TREC DL's relevance convention, also the metrics').
+DEFAULT_POSITIVE_THRESHOLD = 2.0
+# Dev NDCG@10 gain a new model needs over what serves before it is promoted (run params and
+# RetrainPolicy default).
+DEFAULT_PROMOTION_MARGIN = 0.005
+# Tokens' worth of compute one more forward pass costs on the CPU (TrainConfig.chunk_cost).
+# Measured on MiniLM, 2 cores, trec-dl19 groups at max_length 128: forward+backward of an epoch
+# 30 s in one pass per micro-batch, 23-24 s with 64-512 (2-3 passes), 30 s with 0 (27 passes).
+CPU_CHUNK_COST = 256
+# Keys of a run's params that are the run's own rather than the trainer's.
+RUN_PARAMS = frozenset({"promotion_margin"})
+
+
+class TrainingParamsError(ValueError):
+    """A run's ``params`` hold a value training would refuse."""
+
+
+@dataclass
+class TrainConfig:
+    loss: str = "listwise"
+    loss_config: dict = field(default_factory=dict)
+    epochs: int = 1
+    batch_size: int = 8          # query groups per micro-batch
+    group_size: int = 8          # candidates per query group
+    max_length: int = 256
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    positive_threshold: float = DEFAULT_POSITIVE_THRESHOLD
+    checkpoint_every: int = 0    # optimiser steps; 0 = no checkpoints
+    eval_batch_size: int = 64
+    device: str | None = None
+    # Each micro-batch's pairs are sorted by length and run in as many forward passes as pay off
+    # (training.batching.padding_chunks): a pass costs this many tokens' worth of compute on top of
+    # its padded tokens. None = by device: CPU_CHUNK_COST on the CPU, where the padded tokens
+    # decide the time; one pass on CUDA, where a small model is bound by kernel launches.
+    chunk_cost: int | None = None
+    # Borrowed negatives per query group: each query is also scored against this many documents of
+    # the micro-batch's other groups, as grade-0 candidates (training.losses.in_batch). Costs one
+    # forward pair each.
+    in_batch_negatives: int = 0
+    # Add the training data's CJK characters missing from the vocabulary as tokens with their own
+    # embeddings (training.vocab). On by default: the default base model is English MiniLM, which
+    # reads most Chinese as [UNK] and then cannot beat BM25 on Chinese (bench/quality.py, kuake:
+    # pooled dev NDCG@10 0.64 without, 0.91 with, BM25 0.88); on text without CJK characters, or a
+    # base model that has them, nothing is added and the model is unchanged.
+    add_cjk_vocab: bool = True
+
+    def check(self) -> None:
+        for name in ("epochs", "batch_size", "group_size", "max_length", "grad_accum", "eval_batch_size"):
+            value = getattr(self, name)
+            if not _int_at_least(value, 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("in_batch_negatives", "checkpoint_every"):
+            value = getattr(self, name)
+            if not _int_at_least(value, 0):
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if not _is_int(self.seed):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        for name in ("learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "positive_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        if not 0 < self.positive_threshold <= GRADE_MAX:
+            raise ValueError(f"positive_threshold must be a grade in (0, {GRADE_MAX}], got {self.positive_threshold}")
+        if not isinstance(self.loss_config, dict):
+            raise ValueError(f"loss_config must be an object of the loss's options, got {self.loss_config!r}")
+        if self.group_size < 2:
+            raise ValueError(f"group_size must be >= 2, got {self.group_size}")
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be >= 8, got {self.max_length}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.chunk_cost is not None and not _int_at_least(self.chunk_cost, 0):
+            raise ValueError(f"chunk_cost must be a non-negative integer or null, got {self.chunk_cost!r}")
+        if self.device is not None:
+            _check_device(self.device)
+        if not isinstance(self.add_cjk_vocab, bool):
+            raise ValueError(f"add_cjk_vocab must be true or false, got {self.add_cjk_vocab!r}")
+        # torch only here: Django loads models.py (and with it this module) in every process.
+        from .losses import build_loss
+
+        build_loss(self.loss, **self.loss_config)  # unknown loss or bad loss config fails here
+
+
+def _check_device(device) -> None:
+    import torch
+
+    try:
+        if not isinstance(device, str):
+            raise TypeError
+        torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be cpu, cuda or cuda:N (or null for the default), got {device!r}") from None
+
+
+def _is_int(value) -> bool:
+    # JSON params arrive untyped: true is an int to Python, 2.0 is not one to us.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_at_least(value, low: int) -> bool:
+    return _is_int(value) and value >= low
+
+
+def train_config(params: dict) -> TrainConfig:
+    """The TrainConfig of a run's ``params`` (keys that are not TrainConfig fields, such as
+    ``promotion_margin``, are the run's own), checked: a bad value is refused when the run is
+    started, not after it has waited in the queue."""
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(params) - known - RUN_PARAMS)
+    if unknown:
+        # A misspelt key ("learning-rate") would otherwise train with the default without a word.
+        raise TrainingParamsError(f"params: unknown {', '.join(map(repr, unknown))}; "
+                                  f"known: {', '.join(sorted(known | RUN_PARAMS))}")
+    try:
+        config = TrainConfig(**{key: value for key, value in params.items() if key in known})
+        config.check()
+        if "promotion_margin" in params:
+            float(params["promotion_margin"])
+    except (TypeError, ValueError) as error:
+        raise TrainingParamsError(f"params: {error}") from None
+    return config
