@@ -166,14 +166,19 @@ class ReadContext:
             return _UNLABELLED
         if not result.adjudicated and (result.n_judgments < params.min_judgments or result.weight < params.min_weight):
             return _FILTERED
-        return result.label, result.soft_label, result.weight, result.n_judgments
+        return result.label, result.soft_label, result.weight, result.n_judgments, None
 
-    def _judged(self, outcome: _Outcome, names_key: str | None) -> Judged:
-        """The Judged of an outcome with the source names of a `sources` JSON object, or of the
-        JSON array of its names."""
+    def _judged(self, outcome: _Outcome, names_key) -> Judged:
+        """The Judged of an outcome with a candidate's source names and best retrieval rank: from
+        its `sources` JSON object (SQLite), or from (JSON array of names, rank) as PostgreSQL's
+        statement returns them."""
         if len(outcome.judged) >= NAMES_PER_OUTCOME:  # on SQLite the key is each candidate's sources
             outcome.judged.clear()
-        judged = outcome.judged[names_key] = Judged(*outcome.result, _source_names(names_key))
+        if isinstance(names_key, tuple):
+            names, rank = _source_names(names_key[0]), names_key[1]
+        else:
+            names, rank = _names_and_rank(names_key)
+        judged = outcome.judged[names_key] = Judged(*outcome.result, names, rank)
         return judged
 
     def _batch_candidates(self, query_pks: list[int]):
@@ -245,16 +250,31 @@ def _chunks(ids: list[int], size: int = IDS_PER_QUERY) -> Iterator[list[int]]:
 _scan_json = json.JSONDecoder().scan_once  # the C scanner, without json.loads' per-call wrapping
 
 
+def _decode(sources: str):
+    try:
+        return _scan_json(sources, 0)[0]
+    except StopIteration:  # leading whitespace or not JSON: let json.loads say what is wrong
+        return json.loads(sources)
+
+
 def _source_names(sources: str | None) -> tuple[str, ...]:
     """The sorted source names of a candidate's `sources` JSON text (as the database returns it):
     the keys of the object, or the items of an array of names."""
+    return tuple(sorted(_decode(sources))) if sources else ()
+
+
+def best_rank(sources) -> int | None:
+    """The best (smallest) integer `rank` among a `sources` object's entries; None when none has one."""
+    ranks = [detail["rank"] for detail in sources.values()
+             if isinstance(detail, dict) and type(detail.get("rank")) is int and detail["rank"] >= 1]
+    return min(ranks) if ranks else None
+
+
+def _names_and_rank(sources: str | None) -> tuple[tuple[str, ...], int | None]:
     if not sources:
-        return ()
-    try:
-        value = _scan_json(sources, 0)[0]
-    except StopIteration:  # leading whitespace or not JSON: let json.loads say what is wrong
-        value = json.loads(sources)
-    return tuple(sorted(value))
+        return (), None
+    value = _decode(sources)
+    return tuple(sorted(value)), best_rank(value) if isinstance(value, dict) else None
 
 
 

@@ -56,6 +56,14 @@ class _SourceNames(Func):
     output_field = TextField()
 
 
+# A candidate's best rank among its sources (labelling.best_rank in SQL): integer ranks >= 1 only.
+_BEST_RANK = RawSQL(
+    f"""CASE WHEN jsonb_typeof({Candidate._meta.db_table}.sources) = 'object' THEN
+        (SELECT min((e.value->>'rank')::bigint) FROM jsonb_each({Candidate._meta.db_table}.sources) e
+         WHERE jsonb_typeof(e.value->'rank') = 'number' AND (e.value->>'rank') ~ '^[0-9]+$'
+         AND (e.value->>'rank')::bigint >= 1) END""", (), output_field=IntegerField())
+
+
 class _Ids:
     """Stands for a batch's id array in a statement compiled once (see PostgresBatches)."""
 
@@ -84,8 +92,8 @@ class PostgresBatches:
         candidates = _any(Candidate.objects.all(), "query_id")
         if not context.params.include_gold:
             candidates = candidates.filter(is_gold=False)
-        self.candidates = _compiled(candidates.annotate(names=names, final=final)
-                                    .values_list("pk", "query_id", "document_id", "names", "final"))
+        self.candidates = _compiled(candidates.annotate(names=names, final=final, rank=_BEST_RANK)
+                                    .values_list("pk", "query_id", "document_id", "names", "final", "rank"))
         self.documents = _compiled(_any(Document.objects.all(), "pk").values_list("pk", "external_id", "text"))
         judge = Concat(Coalesce(Cast("annotator_id", CharField()), Value("")), Value(":"), Cast("grade", CharField()),
                        output_field=TextField())
@@ -141,9 +149,9 @@ class PostgresBatches:
         for candidate_pk, grade in adjudications:
             adjudicated.setdefault(candidate_pk, grade)  # the latest comes first
         by_query: dict[int, list[tuple]] = {}
-        for pk, query_pk, document_pk, names, final in candidates:
+        for pk, query_pk, document_pk, names, final, rank in candidates:
             _, doc_id, doc = documents[document_pk]
-            row = (doc_id, doc, names, adjudicated.get(pk, final), judges.get(pk))
+            row = (doc_id, doc, (names, rank), adjudicated.get(pk, final), judges.get(pk))
             group = by_query.get(query_pk)
             if group is None:
                 by_query[query_pk] = [row]

@@ -18,7 +18,11 @@ class Judged:
     soft_label: float
     weight: float
     n_judgments: int
+    grade_probs: tuple[float, ...] | None  # the annotator model's posterior over 0..3 (method "model")
     sources: tuple[str, ...]  # sorted
+    # The candidate's best rank among the retrieval sources that ranked it (None: none did), so
+    # training can take a group's hardest negatives first.
+    retrieval_rank: int | None = None
 
 
 @dataclass(slots=True)
@@ -46,6 +50,14 @@ class CandidateRecord:
     @property
     def sources(self) -> tuple[str, ...]:
         return self.judged.sources
+
+    @property
+    def grade_probs(self) -> tuple[float, ...] | None:
+        return self.judged.grade_probs
+
+    @property
+    def retrieval_rank(self) -> int | None:
+        return self.judged.retrieval_rank
 
 
 

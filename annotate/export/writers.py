@@ -97,8 +97,13 @@ class ListwiseWriter(Writer):
 
     def _tail(self, judged: Judged) -> str:
         """`,"label":..,"sources":[..]}`: the candidate object after its texts."""
-        tail = "," + _dumps({"label": judged.label, "soft_label": judged.soft_label, "weight": judged.weight,
-                             "n_judgments": judged.n_judgments, "sources": judged.sources})[1:]
+        fields = {"label": judged.label, "soft_label": judged.soft_label, "weight": judged.weight}
+        if judged.grade_probs is not None:
+            fields["grade_probs"] = judged.grade_probs
+        fields.update(n_judgments=judged.n_judgments, sources=judged.sources)
+        if judged.retrieval_rank is not None:
+            fields["retrieval_rank"] = judged.retrieval_rank
+        tail = "," + _dumps(fields)[1:]
         if len(self.tails) >= TAIL_CACHE_SIZE:
             self.tails.clear()
         self.tails[judged] = tail

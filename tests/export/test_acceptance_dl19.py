@@ -78,7 +78,10 @@ def reference_groups(collection, reliability: dict[int, float]) -> list[dict]:
             agreement = sum(r * (1 - abs(g - label) / 3) for g, r in judges) / total
             record = {"label": label, "soft_label": sum(g * r for g, r in judges) / total / 3,
                       "weight": agreement * (1 - math.exp(-total)), "n_judgments": len(judges)}
-        queries[(qid, qtext, split)].append({"doc_id": did, "doc": dtext, **record, "sources": sorted(sources)})
+        ranks = [detail["rank"] for detail in sources.values()
+                 if isinstance(detail, dict) and type(detail.get("rank")) is int and detail["rank"] >= 1]
+        queries[(qid, qtext, split)].append({"doc_id": did, "doc": dtext, **record, "sources": sorted(sources),
+                                             **({"retrieval_rank": min(ranks)} if ranks else {})})
     return [{"query_id": qid, "query": qtext, "split": split, "candidates": sorted(cands, key=lambda c: c["doc_id"])}
             for (qid, qtext, split), cands in sorted(queries.items())]
 

@@ -28,13 +28,17 @@ def test_the_listwise_line_is_the_json_encoding_of_the_line_dict_byte_for_byte()
     for _ in range(200):
         judged = [Judged(rng.randint(0, 3), round(rng.random(), 6),
                          rng.choice([0.0, 1.0, 1e-06, 5e-05, round(rng.random(), 6)]), rng.randint(0, 5),
-                         tuple(sorted(rng.sample(["bm25", "qrels", "dense", "é"], 2)))) for _ in range(3)]
+                         rng.choice([None, (0.1, 0.2, 0.3, 0.4), (1.0, 0.0, 0.0, 0.0)]),
+                         tuple(sorted(rng.sample(["bm25", "qrels", "dense", "é"], 2))),
+                         rng.choice([None, 1, 57])) for _ in range(3)]
         candidates = [CandidateRecord(rng.choice(ODD_TEXTS) + str(i), rng.choice(ODD_TEXTS), rng.choice(judged))
                       for i in range(rng.randint(1, 4))]
         group = QueryGroup(rng.choice(ODD_TEXTS), rng.choice(ODD_TEXTS), rng.choice(["train", "dev", "test"]), candidates)
         expected = json.dumps({"query_id": group.query_id, "query": group.query, "split": group.split, "candidates": [
             {"doc_id": c.doc_id, "doc": c.doc, "label": c.label, "soft_label": c.soft_label, "weight": c.weight,
-             "n_judgments": c.n_judgments, "sources": list(c.sources)} for c in candidates]},
+             **({"grade_probs": list(c.grade_probs)} if c.grade_probs is not None else {}),
+             "n_judgments": c.n_judgments, "sources": list(c.sources),
+             **({"retrieval_rank": c.retrieval_rank} if c.retrieval_rank is not None else {})} for c in candidates]},
             ensure_ascii=False, separators=(",", ":")) + "\n"
         assert list(writer.group_lines(group)) == [expected]
 
