@@ -1,11 +1,26 @@
 """Simulated annotators: multi-annotator data with a known truth, for demos, benchmarks and tests.
 
-Each simulated annotator judges every candidate that has a *reference grade* — an imported
+Each simulated annotator judges the candidates that have a *reference grade* — an imported
 non-human Judgment (qrels, labelled files). Where a candidate has several such sources, the
 reference is taken from the first in this order: sources starting with "qrels:", then "labels:",
 then any other; ties by source name (so the choice never depends on import order).
 
-Annotator i gives the reference grade with probability 1 - noise. Otherwise (an *error*) it gives,
+Profiles (one per annotator; all "honest" unless `profiles` is given) say how an annotator grades:
+  honest        the noise model below, with `noise` and `random_share`;
+  plus1         reference + 1, capped at 3 (a lenient annotator, always one higher);
+  minus1        reference - 1, floored at 0 (a strict one);
+  random        a grade drawn uniformly from 0..3 (a spammer; right by chance a quarter of the time);
+  constant[:G]  always grade G (default 0: the "everything is irrelevant" clicker);
+  newcomer[:F]  honest, but judging only a share F of the pairs offered to it (default 0.05): an
+                annotator with too little data for its reliability to be known.
+
+Coverage: by default every annotator is offered every reference-graded candidate. With `overlap`
+K, each candidate is offered to K of the N annotators: a uniformly random K-subset, the K whose
+hash of (seed, annotator, query external id, document external id) is lowest. A newcomer offered a
+candidate judges it with probability F, so a candidate whose subset holds a newcomer may end with
+fewer than K grades.
+
+An honest annotator i gives the reference grade with probability 1 - noise. Otherwise (an *error*) it gives,
 with probability 1 - random_share, a neighbouring grade (reference ± 1, one side picked at random,
 the only neighbour at 0 or 3), and with probability random_share a grade drawn uniformly from the
 three grades other than the reference. Every error differs from the reference, so the observed
@@ -15,11 +30,14 @@ Determinism: the random draws of annotator i for a candidate come from a hash of
 external id, document external id) — not from a stream over the candidates — so they are the
 same whatever the order, whatever else the collection holds, on SQLite and on PostgreSQL.
 
-Idempotence: annotator i is the user `sim-<collection>-<i>`; a re-run judges only the candidates it
-has not judged yet (new candidates), so running twice adds nothing. Re-running with a different
-noise, seed or random share for an existing simulated annotator is refused (SimulationError):
-its judgments were drawn with the old parameters and silently mixing two noise levels would make
-the "known truth" wrong. Use another collection, or delete those users first.
+Idempotence: annotator i is the user `sim-<collection>-<i>`; its parameters (profile, noise, seed,
+random share, overlap and, with an overlap, the number of annotators the subsets are drawn from) are
+kept in AnnotatorProfile.simulation. A re-run judges only the candidates it has not judged yet (new
+candidates), so running twice adds nothing. Re-running with different parameters for an existing
+simulated annotator is refused (SimulationError): its judgments were drawn with the old ones, and
+silently mixing two noise levels or two profiles would make the "known truth" wrong. Use another
+collection, or delete those users first. Without an overlap, adding annotators is allowed (the
+existing ones' candidates do not change); with one, it is refused (every subset would change).
 
 Each judgment gets a JudgmentRevision (changed_by = the simulated user, reason "simulated"), like a
 person's first grade, so history and "who changed what" look the same for every judgment. Judgments
@@ -58,12 +76,69 @@ class SimulationError(ValueError):
     """Bad simulation parameters, or parameters that conflict with existing simulated annotators."""
 
 
+NEWCOMER_SHARE = 0.05
+CONSTANT_GRADE = GRADE_MIN
+PROFILE_KINDS = ("honest", "plus1", "minus1", "random", "constant", "newcomer")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one simulated annotator grades (see the module docstring)."""
+
+    kind: str
+    grade: int = CONSTANT_GRADE  # constant: the grade it always gives
+    share: float = 1.0  # newcomer: the share of its offered pairs it judges
+
+    @classmethod
+    def parse(cls, text: str) -> Profile:
+        kind, _, value = text.strip().partition(":")
+        if kind not in PROFILE_KINDS:
+            raise SimulationError(f"--profiles: unknown profile {text.strip()!r} (known: {', '.join(PROFILE_KINDS)})")
+        if value and kind not in ("constant", "newcomer"):
+            raise SimulationError(f"--profiles: profile {kind!r} takes no value, got {text.strip()!r}")
+        if kind == "constant":
+            grade = _number(value, int, text) if value else CONSTANT_GRADE
+            if not GRADE_MIN <= grade <= GRADE_MAX:
+                raise SimulationError(f"--profiles: constant grade must be within {GRADE_MIN}..{GRADE_MAX}, got {text!r}")
+            return cls(kind, grade=grade)
+        if kind == "newcomer":
+            share = _number(value, float, text) if value else NEWCOMER_SHARE
+            if not 0.0 < share <= 1.0:
+                raise SimulationError(f"--profiles: newcomer share must be within (0, 1], got {text!r}")
+            return cls(kind, share=share)
+        return cls(kind)
+
+    @property
+    def spec(self) -> str:
+        """The canonical text, defaults filled in ("constant" and "constant:0" are the same profile)."""
+        if self.kind == "constant":
+            return f"constant:{self.grade}"
+        return f"newcomer:{self.share!r}" if self.kind == "newcomer" else self.kind
+
+
+def _number(value: str, kind: type, text: str):
+    try:
+        return kind(value)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise SimulationError(f"--profiles: {value!r} in {text!r} is not {what}") from None
+
+
+def parse_profiles(text: str) -> tuple[Profile, ...]:
+    """`honest,honest,plus1,constant:0` -> one Profile per annotator."""
+    if not text.strip():
+        raise SimulationError("--profiles: empty list")
+    return tuple(Profile.parse(part) for part in text.split(","))
+
+
 @dataclass(frozen=True)
 class SimulationParams:
     annotators: int
     noise: float
     seed: int = 0
     random_share: float = 0.0
+    profiles: tuple[Profile, ...] | None = None  # None: every annotator honest
+    overlap: int | None = None  # None: every annotator judges every candidate
 
     def check(self) -> None:
         if not isinstance(self.annotators, int) or not 1 <= self.annotators <= 1000:
@@ -74,9 +149,21 @@ class SimulationParams:
             raise SimulationError(f"--random-share must be within 0..1, got {self.random_share!r}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise SimulationError(f"--seed must be a non-negative integer, got {self.seed!r}")
+        if self.profiles is not None and len(self.profiles) != self.annotators:
+            raise SimulationError(f"--annotators ({self.annotators}) must equal the number of --profiles "
+                                  f"({len(self.profiles)})")
+        if self.overlap is not None and not (isinstance(self.overlap, int) and 1 <= self.overlap <= self.annotators):
+            raise SimulationError(f"--overlap must be an integer from 1 to the number of annotators "
+                                  f"({self.annotators}), got {self.overlap!r}")
+
+    def annotator_profile(self, index: int) -> Profile:
+        return self.profiles[index - 1] if self.profiles is not None else Profile("honest")
 
     def profile(self, index: int) -> dict:
-        return {"noise": self.noise, "seed": self.seed, "random_share": self.random_share, "index": index}
+        """What AnnotatorProfile.simulation keeps: everything that shaped annotator `index`'s grades."""
+        return {"profile": self.annotator_profile(index).spec, "noise": self.noise, "seed": self.seed,
+                "random_share": self.random_share, "overlap": self.overlap,
+                "panel": self.annotators if self.overlap is not None else None, "index": index}
 
 
 def simulated_username(collection: Collection, index: int) -> str:
@@ -155,15 +242,50 @@ def simulated_grades(reference: np.ndarray, keys: np.ndarray, *, noise: float, r
     return np.where(is_error, error_grade, reference).astype(np.int64)
 
 
+def profile_grades(profile: Profile, reference: np.ndarray, keys: np.ndarray, *, noise: float,
+                   random_share: float, seed: int, index: int) -> np.ndarray:
+    """Annotator `index`'s grades under its profile, for the pairs with these reference grades and keys."""
+    if profile.kind in ("honest", "newcomer"):
+        return simulated_grades(reference, keys, noise=noise, random_share=random_share, seed=seed, index=index)
+    if profile.kind == "plus1":
+        return np.minimum(reference + 1, GRADE_MAX).astype(np.int64)
+    if profile.kind == "minus1":
+        return np.maximum(reference - 1, GRADE_MIN).astype(np.int64)
+    if profile.kind == "random":
+        draw = (_uniforms(keys, seed, index, 2) * len(GRADES)).astype(np.int64)
+        return GRADE_MIN + np.minimum(draw, len(GRADES) - 1)
+    return np.full(len(reference), profile.grade, dtype=np.int64)
+
+
+def offered(keys: np.ndarray, *, annotators: int, overlap: int | None, seed: int) -> np.ndarray:
+    """(pairs x annotators) booleans: which annotators each pair is offered to (K of them per pair)."""
+    if overlap is None or overlap >= annotators:
+        return np.ones((len(keys), annotators), dtype=bool)
+    # The K lowest of N independent uniform draws are a uniformly random K-subset.
+    draws = np.column_stack([_uniforms(keys, seed, index, 3) for index in range(1, annotators + 1)])
+    chosen = np.argpartition(draws, overlap - 1, axis=1)[:, :overlap]
+    mask = np.zeros((len(keys), annotators), dtype=bool)
+    np.put_along_axis(mask, chosen, True, axis=1)
+    return mask
+
+
+def judges(profile: Profile, keys: np.ndarray, offered_to: np.ndarray, *, seed: int, index: int) -> np.ndarray:
+    """Which of the pairs offered to annotator `index` it judges (a newcomer only a share of them)."""
+    if profile.kind != "newcomer":
+        return offered_to
+    return offered_to & (_uniforms(keys, seed, index, 4) < profile.share)
+
+
 @dataclass
 class SimulationReport:
     annotators: list[str]
     created_annotators: int
     judgments_added: int
     reference_pairs: int
+    profiles: list[str]
 
     def as_dict(self) -> dict:
-        return {"annotators": self.annotators, "created_annotators": self.created_annotators,
+        return {"annotators": self.annotators, "profiles": self.profiles, "created_annotators": self.created_annotators,
                 "judgments_added": self.judgments_added, "reference_pairs": self.reference_pairs}
 
 
@@ -174,20 +296,24 @@ def simulate_annotators(*, collection: Collection, params: SimulationParams,
     params.check()
     users, created = _simulated_users(collection, params)
     pks, reference, keys = reference_grades(collection)
+    panel = offered(keys, annotators=params.annotators, overlap=params.overlap, seed=params.seed)
     added = 0
     for index, user in enumerate(users, start=1):
-        grades = simulated_grades(reference, keys, noise=params.noise, random_share=params.random_share,
-                                  seed=params.seed, index=index)
+        profile = params.annotator_profile(index)
+        grades = profile_grades(profile, reference, keys, noise=params.noise, random_share=params.random_share,
+                                seed=params.seed, index=index)
+        mine = judges(profile, keys, panel[:, index - 1], seed=params.seed, index=index)
         judged = set(Judgment.objects.filter(collection=collection, annotator=user)
                      .values_list("candidate_id", flat=True).iterator(chunk_size=BATCH))
-        todo = [(pk, grade) for pk, grade in zip(pks.tolist(), grades.tolist()) if pk not in judged]
+        todo = [(pk, grade) for pk, grade in zip(pks[mine].tolist(), grades[mine].tolist()) if pk not in judged]
         for start in range(0, len(todo), BATCH):
             batch = todo[start:start + BATCH]
             _insert_judgments(collection, user, batch)
             added += len(batch)
             if progress:
                 progress(len(batch))
-    return SimulationReport([u.username for u in users], created, added, len(pks))
+    profiles = [params.annotator_profile(index).spec for index in range(1, params.annotators + 1)]
+    return SimulationReport([u.username for u in users], created, added, len(pks), profiles)
 
 
 def _simulated_users(collection: Collection, params: SimulationParams) -> tuple[list, int]:
@@ -207,20 +333,25 @@ def _simulated_users(collection: Collection, params: SimulationParams) -> tuple[
         if profile is None or not profile.is_simulated:
             raise SimulationError(f"user '{username}' exists and is not a simulated annotator")
         elif _differs(profile.simulation, wanted):
-            old = profile.simulation
             raise SimulationError(
-                f"simulated annotator '{username}' was made with noise={old.get('noise')}, seed={old.get('seed')}, "
-                f"random_share={old.get('random_share')}; refusing to add judgments with noise={params.noise}, "
-                f"seed={params.seed}, random_share={params.random_share} (use the same parameters, "
-                f"or another collection)"
+                f"simulated annotator '{username}' was made with {_describe(profile.simulation)}; refusing to add "
+                f"judgments with {_describe(wanted)} (use the same parameters, or another collection)"
             )
         Membership.objects.get_or_create(collection=collection, user=user)
         users.append(user)
     return users, created
 
 
+# What shaped a simulated annotator's grades, with the value meant when an older run did not record it.
+_SHAPING = {"profile": "honest", "noise": None, "seed": None, "random_share": None, "overlap": None, "panel": None}
+
+
 def _differs(old: dict, new: dict) -> bool:
-    return any(old.get(key) != new[key] for key in ("noise", "seed", "random_share"))
+    return any(old.get(key, default) != new[key] for key, default in _SHAPING.items())
+
+
+def _describe(simulation: dict) -> str:
+    return ", ".join(f"{key}={simulation.get(key, default)}" for key, default in _SHAPING.items())
 
 
 def _insert_judgments(collection: Collection, user, batch: list[tuple[int, int]]) -> None:

@@ -119,3 +119,53 @@ def _refuse_repeats(item, annotator, line, n_annotators, item_codes, annotator_c
         f"{path}:{line[worst]}: repeated (item, annotator) pair ({item_id!r}, {annotator_id!r}), "
         f"first given on line {line[first]}"
     )
+
+
+GOLD_HEADER = ["item", "grade"]
+
+
+def read_gold_csv(path: str | Path, *, scale: Scale = Scale()) -> dict[str, int]:
+    """Reference grades from a CSV file with the header `item,grade`: {item id: grade on `scale`}.
+
+    Every row needs a grade; an item given twice, a grade off the scale or not an integer, a missing
+    header or an empty file raise RatingsFileError "<file>:<line>: <reason>".
+    """
+    path = Path(path)
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise RatingsFileError(f"{path}: cannot open ({error.strerror or error})") from None
+    with handle:
+        reader = csv.reader(_decoded_lines(handle, path), strict=True)
+        try:
+            return _read_gold(reader, path, scale)
+        except csv.Error as error:
+            raise RatingsFileError(f"{path}:{reader.line_num}: malformed CSV ({error})") from None
+
+
+def _read_gold(reader, path: Path, scale: Scale) -> dict[str, int]:
+    header = next(reader, None)
+    if header is None:
+        raise RatingsFileError(f"{path}:1: empty file; expected the header {','.join(GOLD_HEADER)}")
+    if [name.strip() for name in header] != GOLD_HEADER:
+        raise RatingsFileError(f"{path}:1: header is {','.join(header)!r}; expected exactly {','.join(GOLD_HEADER)}")
+    grades: dict[str, int] = {}
+    first_line: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not row:
+            continue
+        if len(row) != 2:
+            raise RatingsFileError(f"{path}:{line}: expected 2 columns (item,grade), got {len(row)}")
+        item, grade_text = (value.strip() for value in row)
+        if not item:
+            raise RatingsFileError(f"{path}:{line}: empty item id")
+        if grade_text == "":
+            raise RatingsFileError(f"{path}:{line}: empty grade for item {item!r}")
+        if item in grades:
+            raise RatingsFileError(f"{path}:{line}: item {item!r} repeated, first given on line {first_line[item]}")
+        grades[item] = _grade(grade_text, scale, path, line)
+        first_line[item] = line
+    if not grades:
+        raise RatingsFileError(f"{path}:1: no reference grades after the header")
+    return grades

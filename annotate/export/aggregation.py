@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from ..grades import GRADE_MAX, GRADES
 
-METHODS = ("median", "mean", "majority", "adjudicated")
+MODEL = "model"  # the annotator model (annotate/quality/annotator_model.py); the others are computed here
+METHODS = (MODEL, "median", "mean", "majority", "adjudicated")
 PRIOR_MODES = ("fallback", "always", "never")
 DEFAULT_TAU = 1.0
 DIGITS = 6  # rounding of soft_label and weight: files stay byte-stable and readable

@@ -8,7 +8,7 @@ typo must not silently export everything).
 | parameter            | default    | meaning |
 |----------------------|------------|---------|
 | split                | "all"      | train / dev / test / all (Query.split) |
-| method               | "median"   | label: median / mean / majority / adjudicated (annotate/export/aggregation.py) |
+| method               | "model"    | label: the annotator model (annotate/quality/annotator_model.py), or median / mean / majority / adjudicated (aggregation.py) |
 | priors               | "fallback" | imported labels: fallback (only without human grades) / always / never |
 | prior_reliability    | 1.0        | reliability of an imported label, 0..1 |
 | tau                  | 1.0        | evidence scale of the weight formula, > 0 |
@@ -51,7 +51,7 @@ class ExportParamsError(ValueError):
 @dataclass(frozen=True)
 class ExportParams:
     split: str = "all"
-    method: str = "median"
+    method: str = "model"
     priors: str = "fallback"
     prior_reliability: float = 1.0
     tau: float = 1.0

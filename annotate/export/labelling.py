@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import numpy as np
 from django.db import connection
 from django.db.models import BooleanField, Q, Subquery
 from django.db.models.expressions import RawSQL
 
+from ..grades import GRADE_MAX, GRADES
 from ..models import (
     Adjudication,
     AnnotatorProfile,
@@ -24,12 +26,14 @@ from ..models import (
     Document,
     Judgment,
 )
-from .aggregation import aggregate
+from .aggregation import DIGITS, MODEL, aggregate
+from ..quality.annotator_model import SOURCE_MARK, fit_collection_model, judge_key
 from .batches import by_doc_id
 from .filters import ExportParams
 from .records import CandidateRecord, Judged, QueryGroup, ReadCounts
 from .reports import annotator_reliabilities, low_alpha_queries
 
+GRADE_VALUES = np.arange(len(GRADES), dtype=float)
 AGGREGATE_CACHE_SIZE = 100_000
 IDS_PER_QUERY = 5000  # ids in one IN list (SQLite allows 32766 parameters)
 NAMES_PER_OUTCOME = 1000
@@ -61,6 +65,10 @@ class ReadContext:
         self.low_alpha_pks, self.low_alpha_ids = low_alpha_queries(report, params.min_query_alpha)
         self.human_filter = self._human_filter()
         self.any_adjudication = Adjudication.objects.filter(collection=collection).exists()
+        # The annotator model (method "model"): fitted once per export on the judgments it counts.
+        self.annotator_model = (fit_collection_model(self.counted_judgments(), collection=collection,
+                                                     include_sources=params.priors != "never")
+                                if params.method == MODEL else None)
         self.outcomes: dict[tuple, _Outcome] = {}  # by (judgment key, final grade)
         self.canonical: dict[tuple, _Outcome] = {}  # by (sorted judges, final grade)
 
@@ -129,8 +137,7 @@ class ReadContext:
             progress(read)
 
     def _outcome(self, judges: str | None, final: int | None) -> _Outcome:
-        """The outcome of a judgment key: "annotator pk:grade" joined by ",", an empty pk for an
-        imported label, in any order. The judges are put in one canonical order (people by pk,
+        """The outcome of a judgment key: judge_key per judgment joined by ",", in any order. The judges are put in one canonical order (people by pk,
         imported grades by grade) before aggregating, so the floating-point sums, hence the file,
         do not depend on the order the database returned them in; each set of judges is
         aggregated once."""
@@ -139,13 +146,13 @@ class ReadContext:
         outcome = self.canonical.get(same_judges)
         if outcome is None:
             people: list[tuple[int, int]] = []
-            priors: list[int] = []
+            priors: list[tuple[str, int]] = []
             for judge in parts:
-                annotator, _, grade = judge.partition(":")
-                if annotator:
-                    people.append((int(annotator), int(grade)))
+                who, _, grade = judge.rpartition(":")
+                if who.startswith(SOURCE_MARK):
+                    priors.append((who, int(grade)))
                 else:
-                    priors.append(int(grade))
+                    people.append((int(who), int(grade)))
             people.sort()
             priors.sort()
             outcome = _Outcome(len(parts), self._aggregate(people, priors, final))
@@ -157,16 +164,39 @@ class ReadContext:
         self.outcomes[(judges, final)] = outcome
         return outcome
 
-    def _aggregate(self, people: list[tuple[int, int]], priors: list[int], final: int | None):
+    def _aggregate(self, people: list[tuple[int, int]], priors: list[tuple[str, int]], final: int | None):
+        params = self.params
+        if self.annotator_model is not None:
+            return self._from_model(people, priors, final)
         reliability = self.reliability
         human = [(grade, reliability.get(annotator, 1.0)) for annotator, grade in people]
-        result = aggregate(human, priors, adjudicated=final, options=self.options)
-        params = self.params
+        result = aggregate(human, [grade for _, grade in priors], adjudicated=final, options=self.options)
         if result is None:
             return _UNLABELLED
         if not result.adjudicated and (result.n_judgments < params.min_judgments or result.weight < params.min_weight):
             return _FILTERED
         return result.label, result.soft_label, result.weight, result.n_judgments, None
+
+    def _from_model(self, people: list[tuple[int, int]], priors: list[tuple[str, int]], final: int | None):
+        """label = the posterior's most probable grade, soft_label = its expected grade / 3, weight =
+        the posterior probability of the label, grade_probs = the posterior. Imported labels take
+        part as the `priors` mode says (fallback: only where no person graded the pair)."""
+        params = self.params
+        if final is not None:  # adjudicated or gold: the grade is known
+            probs = tuple(1.0 if grade == final else 0.0 for grade in GRADES)
+            return final, round(final / GRADE_MAX, DIGITS), 1.0, len(people), probs
+        judges = [(str(annotator), grade) for annotator, grade in people]
+        if priors and (params.priors == "always" or (params.priors == "fallback" and not people)):
+            judges += priors
+        if not judges:
+            return _UNLABELLED
+        posterior = self.annotator_model.posterior(judges)
+        label = int(posterior.argmax())
+        weight = round(float(posterior[label]), DIGITS)
+        if len(judges) < params.min_judgments or weight < params.min_weight:
+            return _FILTERED
+        soft = round(float(posterior @ GRADE_VALUES) / GRADE_MAX, DIGITS)
+        return label, soft, weight, len(judges), tuple(round(float(p), DIGITS) for p in posterior)
 
     def _judged(self, outcome: _Outcome, names_key) -> Judged:
         """The Judged of an outcome with a candidate's source names and best retrieval rank: from
@@ -212,9 +242,9 @@ class ReadContext:
         judges: dict[int, list[str]] = {}
         for ids in _chunks(candidate_pks):
             rows = (_where_in(self.counted_judgments(), "candidate_id", ids)
-                    .order_by("candidate_id", "pk").values_list("candidate_id", "annotator_id", "grade"))
-            for candidate_pk, annotator_pk, grade in _fetch(rows):
-                judges.setdefault(candidate_pk, []).append(f"{'' if annotator_pk is None else annotator_pk}:{grade}")
+                    .order_by("candidate_id", "pk").values_list("candidate_id", "annotator_id", "source", "grade"))
+            for candidate_pk, annotator_pk, source, grade in _fetch(rows):
+                judges.setdefault(candidate_pk, []).append(judge_key(annotator_pk, source, grade))
         return {pk: ",".join(keys) for pk, keys in judges.items()}
 
     def _adjudications(self, candidate_pks: list[int]) -> dict[int, int]:

@@ -13,7 +13,6 @@ from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
-    CharField,
     F,
     Func,
     IntegerField,
@@ -22,9 +21,10 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models.functions import Cast, Coalesce, Concat, Replace
 
 from ..models import Adjudication, Candidate, Document
+from ..quality.annotator_model import SOURCE_MARK
 from .batches import QUERIES_PER_FETCH, batched, by_doc_id
 from .records import ReadCounts
 
@@ -95,7 +95,10 @@ class PostgresBatches:
         self.candidates = _compiled(candidates.annotate(names=names, final=final, rank=_BEST_RANK)
                                     .values_list("pk", "query_id", "document_id", "names", "final", "rank"))
         self.documents = _compiled(_any(Document.objects.all(), "pk").values_list("pk", "external_id", "text"))
-        judge = Concat(Coalesce(Cast("annotator_id", CharField()), Value("")), Value(":"), Cast("grade", CharField()),
+        # quality/annotator_model.judge_key in SQL: "<annotator pk>:<grade>", "~<source>:<grade>" for an imported label.
+        source = Concat(Value(SOURCE_MARK), Replace("source", Value(","), Value("%2C")), output_field=TextField())
+        judge = Concat(Coalesce(Cast("annotator_id", TextField()), source, output_field=TextField()), Value(":"),
+                       Cast("grade", TextField()),
                        output_field=TextField())
         self.judgments = _compiled(_any(context.counted_judgments(), "candidate_id").order_by().values("candidate_id")
                                    .annotate(key=StringAgg(judge, delimiter=",")).values_list("candidate_id", "key"))

@@ -11,7 +11,13 @@ Report layout (AgreementReport fields; the export reads `per_annotator` and `per
   queries with an alpha and below the adjudication threshold), `skips`, `gold` and `thresholds`.
 - per_annotator: [{annotator_id, username, is_simulated, reliability, reliability_basis,
   consensus_kappa, gold_accuracy, median_seconds, grade_counts, grade_share, drift, skip_share,
-  flags, ...}]
+  flags, confusion, expected_accuracy, ...}]. For the whole collection, `reliability` is the
+  annotator model's (annotate/quality/annotator_model.py): how much a person's grade tells about the
+  true grade (0 constant or random, 1 decisive; a consistently shifted grader is decoded, so is
+  reliable), `confusion` their 4x4 P(reported | true) and `reliability_basis` ["annotator model"];
+  the consensus/gold figure stays as `consensus_reliability`.
+- overall.annotator_model: the class prior, the imported sources' confusions and reliabilities,
+  EM's iterations (whole-collection reports only).
 - per_pair: [{annotator_a_id, annotator_a, annotator_b_id, annotator_b, n_items, kappa,
   kappa_linear, kappa_quadratic, percent_agreement}]
 - per_query: the queries whose ordinal alpha is below the collection's `adjudication_alpha`:
@@ -28,7 +34,8 @@ from django.db import transaction
 
 from ..agreement import Ratings, Scale, alpha_by_group, compute_agreement
 from ..agreement.annotators import JudgmentTable, annotator_quality
-from ..models import AgreementReport, AnnotatorProfile, Collection, Query
+from ..models import AgreementReport, AnnotatorProfile, Collection, Judgment, Query
+from .annotator_model import SOURCE_MARK, fit_collection_model
 from .ratings import load_table
 from .scope import AgreementScope
 from .thresholds import QualityThresholds
@@ -60,11 +67,14 @@ def compute_report(collection: Collection, *, scope: AgreementScope | None = Non
         "flagged_annotators": sum(1 for q in qualities if q.flags),
         "thresholds": thresholds.as_json(),
     })
+    per_annotator = [_annotator_entry(q, users) for q in qualities]
+    if scope is None:
+        overall["annotator_model"] = _with_annotator_model(collection, per_annotator)
     return {
         "n_judgments": int(graded.sum()),
         "scope": scope.as_json() if scope is not None else {},
         "overall": overall,
-        "per_annotator": [_annotator_entry(q, users) for q in qualities],
+        "per_annotator": per_annotator,
         "per_pair": [_pair_entry(pair, users) for pair in agreement.pairs],
         "per_query": per_query,
         "seconds": time.perf_counter() - started,
@@ -102,6 +112,32 @@ def _annotator_entry(quality, users) -> dict:
     pk = int(entry.pop("annotator"))
     username, simulated = users[pk]
     return {"annotator_id": pk, "username": username, "is_simulated": simulated, **entry}
+
+
+def _with_annotator_model(collection: Collection, per_annotator: list[dict]) -> dict:
+    """Fit the annotator model on every standing grade (people's and imported sources'), put each
+    person's confusion and reliability into their entry, and return the rest of the fit."""
+    fitted = fit_collection_model(Judgment.objects.grades(), collection=collection, include_sources=True)
+    if fitted.model is None:
+        return {}
+    model = fitted.model
+    reliability, accuracy = model.reliability, model.expected_accuracy
+
+    def figures(index: int) -> dict:
+        return {"confusion": np.round(model.confusion[index], 3).tolist(),
+                "reliability": round(float(reliability[index]), 4),
+                "expected_accuracy": round(float(accuracy[index]), 4),
+                "model_judgments": int(model.judgments_per_judge[index])}
+
+    for entry in per_annotator:
+        index = fitted.judges.get(str(entry["annotator_id"]))
+        if index is not None:
+            entry["consensus_reliability"] = entry["reliability"]
+            entry.update(figures(index), reliability_basis=["annotator model"])
+    sources = [{"source": name[len(SOURCE_MARK):].replace("%2C", ","), **figures(index)}
+               for name, index in sorted(fitted.judges.items()) if name.startswith(SOURCE_MARK)]
+    return {"class_prior": np.round(model.class_prior, 4).tolist(), "sources": sources,
+            "iterations": model.iterations, "converged": model.converged}
 
 
 def _pair_entry(pair, users) -> dict:

@@ -62,10 +62,15 @@ def test_min_weight_drops_uncertain_pairs(graded_collection, people):
     collection = graded_collection()
     judge(pair(collection), people[0], 3)
     judge(pair(collection), people[1], 0)
+    judge(pair(collection, doc_id="d000-01"), people[0], 2)
+    judge(pair(collection, doc_id="d000-01"), people[1], 2)
     records = exported(collection)
-    assert records[("q000", "d000-00")]["weight"] < 0.5 < records[("q000", "d000-01")]["weight"]
-    assert ("q000", "d000-00") not in exported(collection, min_weight=0.5)
-    assert all(r["weight"] >= 0.5 for r in exported(collection, min_weight=0.5).values())
+    doubtful, sure = records[("q000", "d000-00")]["weight"], records[("q000", "d000-01")]["weight"]
+    assert doubtful < sure  # two people disagreeing are less sure than two agreeing
+    bar = (doubtful + sure) / 2
+    assert ("q000", "d000-00") not in exported(collection, min_weight=bar)
+    assert ("q000", "d000-01") in exported(collection, min_weight=bar)
+    assert all(r["weight"] >= bar for r in exported(collection, min_weight=bar).values())
 
 
 def test_min_query_alpha_drops_queries_the_latest_report_lists_below_it(graded_collection):
