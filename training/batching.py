@@ -3,14 +3,24 @@
 Groups for training (``training_groups``): each query becomes one fixed-size group of
 ``group_size`` candidates: its positives (grade >= ``positive_threshold``, default 2, the TREC DL
 relevance convention also used by the metrics), best grade first, capped at half the group so
-negatives always get room, then its negatives hardest first -- highest grade first (a grade-1
-"marginal" document is closer to the boundary than a grade-0 one), then file order, which is
-retrieval order in an export. A query with no positive teaches a listwise loss nothing and is left
-out (and counted); a query with fewer candidates than the group size is padded and masked.
+negatives always get room, then negatives, hardest first. A negative is harder the better the
+retriever ranked it (the export's ``retrieval_rank``: a document the retriever puts near the top
+but annotators graded below the threshold is what the reranker must learn to push down);
+candidates no source ranked come after the ranked ones; among equals, the higher grade first (a
+grade-1 "marginal" document is closer to the boundary than a grade-0 one), then file order.
+
+When a query has more negatives than room, which ones fill it is drawn anew every epoch
+(``EpochDraw``): without replacement, the i-th hardest (from 1) with weight 1 / i, so the
+hardest are drawn most often but every negative is seen over the epochs. The draw is a function
+of (seed, epoch, query id) alone, so a resumed run draws the same groups. Without a draw the
+group takes the hardest ones. Positives are never drawn away. A query with no positive teaches a
+listwise loss nothing and is left out (and counted); a query with fewer candidates than the group
+size is padded and masked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Sequence
@@ -18,9 +28,11 @@ from dataclasses import dataclass
 
 import torch
 
+from annotate.grades import GRADE_MAX, GRADES
+
 from .config import DEFAULT_POSITIVE_THRESHOLD
 from .data import QueryGroup
-from .losses import pick_in_batch_negatives
+from .losses import grade_probs_from_soft_labels, pick_in_batch_negatives
 
 
 @dataclass
@@ -31,10 +43,26 @@ class TrainingGroup:
     docs: list[str]
     labels: list[float]
     weights: list[float]
+    soft_labels: list[float] | None = None  # None: each label / 3
+    grade_probs: list[tuple[float, ...] | None] | None = None  # None (or an entry): from the soft label
+
+
+@dataclass(frozen=True)
+class EpochDraw:
+    """Which negatives fill the groups of one epoch: drawn from (seed, epoch, query id)."""
+
+    seed: int
+    epoch: int
+
+    def rng(self, query_id: str) -> random.Random:
+        # sha256, not hash(): Python salts str hashes per process, and a resumed run must draw the same.
+        key = hashlib.sha256(f"{self.seed}/{self.epoch}/{query_id}".encode()).digest()
+        return random.Random(int.from_bytes(key[:8], "big"))
 
 
 def training_groups(
-    groups: Sequence[QueryGroup], *, group_size: int, positive_threshold: float = DEFAULT_POSITIVE_THRESHOLD
+    groups: Sequence[QueryGroup], *, group_size: int, positive_threshold: float = DEFAULT_POSITIVE_THRESHOLD,
+    draw: EpochDraw | None = None,
 ) -> tuple[list[TrainingGroup], int]:
     """Fixed-size groups (module docstring) and how many queries had no positive."""
     if group_size < 2:
@@ -48,17 +76,39 @@ def training_groups(
         if not positives:
             without_positive += 1
             continue
-        negatives = sorted((i for i in order if group.labels[i] < positive_threshold),
-                           key=lambda i: -group.labels[i])  # stable: file order among equals
+        negatives = hardest_first(group, [i for i in order if group.labels[i] < positive_threshold])
         positives = positives[: max(1, group_size // 2, group_size - len(negatives))]
+        room = group_size - len(positives)
+        if draw is not None and len(negatives) > room:
+            negatives = _draw_negatives(negatives, room, draw.rng(group.query_id))
         chosen = (positives + negatives)[:group_size]
         selected.append(TrainingGroup(
             query=group.query,
             docs=[group.docs[i] for i in chosen],
             labels=[group.labels[i] for i in chosen],
             weights=[group.weights[i] for i in chosen],
+            soft_labels=[group.soft_label(i) for i in chosen],
+            grade_probs=[group.probs(i) for i in chosen],
         ))
     return selected, without_positive
+
+
+def hardest_first(group: QueryGroup, candidates: Sequence[int]) -> list[int]:
+    """The candidates (indices into ``group``) hardest first: best retrieval rank, unranked after
+    ranked, then the higher grade, then file order."""
+    def hardness(i: int) -> tuple:
+        rank = group.retrieval_rank(i)
+        return rank is None, rank or 0, -group.labels[i], i
+    return sorted(candidates, key=hardness)
+
+
+def _draw_negatives(negatives: list[int], room: int, rng: random.Random) -> list[int]:
+    """``room`` of the hardest-first ``negatives`` without replacement, the i-th (from 1) with
+    weight 1 / i, kept hardest first. Efraimidis and Spirakis' keys: the ``room`` largest
+    ``u ** (1 / weight)``, compared as ``log(u) * i``."""
+    keys = [(math.log(1.0 - rng.random()) * position, position) for position in range(1, len(negatives) + 1)]
+    drawn = sorted(position for _, position in sorted(keys, reverse=True)[:room])
+    return [negatives[position - 1] for position in drawn]
 
 
 # --- tokenising and batching --------------------------------------------------------------------
@@ -144,30 +194,52 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, *, seed: int, buck
     return batches
 
 
-class EncodedGroups:
-    """Training groups tokenised once: flat pair encodings plus each group's row range."""
+class PairEncodings:
+    """Token ids of (query, document) pairs, each pair encoded once however many epochs draw it."""
 
-    def __init__(self, tokenizer, groups: Sequence[TrainingGroup], *, group_size: int, max_length: int):
+    def __init__(self, tokenizer, *, max_length: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.encoded: dict[str, list] = {}
+        self.row_of: dict[tuple[str, str], int] = {}
+
+    def rows(self, queries: Sequence[str], docs: Sequence[str]) -> list[int]:
+        """Each pair's row in ``encoded``, encoding the pairs not seen before."""
+        pairs = list(zip(queries, docs))
+        new = [pair for pair in dict.fromkeys(pairs) if pair not in self.row_of]
+        if new:
+            part = encode_pairs(self.tokenizer, [q for q, _ in new], [d for _, d in new], max_length=self.max_length)
+            start = len(self.row_of)
+            for key, values in part.items():
+                self.encoded.setdefault(key, []).extend(values)
+            self.row_of.update((pair, start + offset) for offset, pair in enumerate(new))
+        return [self.row_of[pair] for pair in pairs]
+
+
+class EncodedGroups:
+    """Training groups tokenised: pair encodings (shared with other epochs' groups through
+    ``pairs``) plus each group's rows in them."""
+
+    def __init__(self, tokenizer, groups: Sequence[TrainingGroup], *, group_size: int, max_length: int,
+                 pairs: PairEncodings | None = None):
         self.tokenizer = tokenizer
         self.group_size = group_size
         self.max_length = max_length
-        queries, docs, self.spans = [], [], []
-        for group in groups:
-            self.spans.append((len(docs), len(docs) + len(group.docs)))
-            queries.extend([group.query] * len(group.docs))
-            docs.extend(group.docs)
-        self.encoded = encode_pairs(tokenizer, queries, docs, max_length=max_length)
+        pairs = pairs if pairs is not None else PairEncodings(tokenizer, max_length=max_length)
+        self.rows = [pairs.rows([group.query] * len(group.docs), group.docs) for group in groups]
+        self.encoded = pairs.encoded
         self.groups = list(groups)
-        pair_lengths = [len(ids) for ids in self.encoded["input_ids"]]
-        self.lengths = [max(pair_lengths[start:end]) for start, end in self.spans]
+        pair_lengths = self.encoded["input_ids"]
+        self.lengths = [max(len(pair_lengths[row]) for row in rows) for rows in self.rows]
 
     def __len__(self) -> int:
         return len(self.groups)
 
     def batch(self, group_indices: Sequence[int], *, chunk_cost: int | None = None, in_batch_negatives: int = 0,
               generator: torch.Generator | None = None) -> dict:
-        """Features of every real pair of the groups, plus labels/weights/mask matrices
-        [n_groups, group_size] and each pair's (row, column) in them.
+        """Features of every real pair of the groups, plus labels/weights/soft_labels/mask matrices
+        [n_groups, group_size], grade_probs [n_groups, group_size, 4] (given, or from the soft
+        label) and each pair's (row, column) in them.
 
         ``features`` is a list of padded forward passes: one (``chunk_cost=None``) or the pairs
         sorted by length and cut by :func:`padding_chunks`; ``positions`` follows the pairs in
@@ -177,18 +249,25 @@ class EncodedGroups:
         (training.losses.pick_in_batch_negatives; ``negative_mask`` marks the ones it got)."""
         rows, positions = [], []
         n, size = len(group_indices), self.group_size
-        labels = torch.zeros(n, size)
-        weights = torch.zeros(n, size)
+        labels, weights, soft_labels = torch.zeros(n, size), torch.zeros(n, size), torch.zeros(n, size)
+        given_probs = torch.zeros(n, size, len(GRADES))
+        has_probs = torch.zeros(n, size, dtype=torch.bool)
         mask = torch.zeros(n, size, dtype=torch.bool)
         for row, index in enumerate(group_indices):
-            start, end = self.spans[index]
             group = self.groups[index]
-            count = end - start
-            rows.extend(range(start, end))
+            count = len(self.rows[index])
+            rows.extend(self.rows[index])
             positions.extend(row * size + column for column in range(count))
             labels[row, :count] = torch.tensor(group.labels)
             weights[row, :count] = torch.tensor(group.weights)
+            soft_labels[row, :count] = torch.tensor(
+                group.soft_labels if group.soft_labels is not None else [label / GRADE_MAX for label in group.labels])
+            for column, probs in enumerate(group.grade_probs or ()):
+                if probs is not None:
+                    given_probs[row, column] = torch.tensor(probs)
+                    has_probs[row, column] = True
             mask[row, :count] = True
+        grade_probs = torch.where(has_probs.unsqueeze(2), given_probs, grade_probs_from_soft_labels(soft_labels))
         features = {key: [self.encoded[key][r] for r in rows] for key in self.encoded}
         negative_mask = torch.zeros(n, in_batch_negatives, dtype=torch.bool)
         if in_batch_negatives:
@@ -216,6 +295,8 @@ class EncodedGroups:
             "positions": torch.tensor([positions[i] for i in order]),
             "labels": labels,
             "weights": weights,
+            "soft_labels": soft_labels,
+            "grade_probs": grade_probs,
             "mask": mask,
             "negative_mask": negative_mask,
         }

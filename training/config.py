@@ -20,6 +20,8 @@ DEFAULT_PROMOTION_MARGIN = 0.005
 # Measured on MiniLM, 2 cores, trec-dl19 groups at max_length 128: forward+backward of an epoch
 # 30 s in one pass per micro-batch, 23-24 s with 64-512 (2-3 passes), 30 s with 0 (27 passes).
 CPU_CHUNK_COST = 256
+# TrainConfig.listwise_target's choices (training.losses.listwise.TARGETS; plain here, no torch).
+LISTWISE_TARGETS = ("label", "expected-gain")
 # Keys of a run's params that are the run's own rather than the trainer's.
 RUN_PARAMS = frozenset({"promotion_margin"})
 
@@ -61,6 +63,17 @@ class TrainConfig:
     # pooled dev NDCG@10 0.64 without, 0.91 with, BM25 0.88); on text without CJK characters, or a
     # base model that has them, nothing is added and the model is unchanged.
     add_cjk_vocab: bool = True
+    # The listwise loss's target (training.losses.listwise): "label" = softmax of the grades;
+    # "expected-gain" = each grade's gain in expectation over the export's grade_probs (or its
+    # soft label where a candidate has none), so a pair the annotators disagree on gets less of
+    # the target than a sure one. Listwise loss only.
+    listwise_target: str = "label"
+
+    def loss_options(self) -> dict:
+        """What the loss is built with: ``loss_config``, and the listwise loss's target."""
+        if self.loss != "listwise":
+            return dict(self.loss_config)
+        return {**self.loss_config, "target": self.listwise_target}
 
     def check(self) -> None:
         for name in ("epochs", "batch_size", "group_size", "max_length", "grad_accum", "eval_batch_size"):
@@ -99,10 +112,17 @@ class TrainConfig:
             _check_device(self.device)
         if not isinstance(self.add_cjk_vocab, bool):
             raise ValueError(f"add_cjk_vocab must be true or false, got {self.add_cjk_vocab!r}")
+        if self.listwise_target not in LISTWISE_TARGETS:
+            raise ValueError(f"listwise_target must be one of {', '.join(LISTWISE_TARGETS)}, "
+                             f"got {self.listwise_target!r}")
+        if self.loss != "listwise" and self.listwise_target != "label":
+            raise ValueError(f"listwise_target applies to the listwise loss only, not {self.loss!r}")
+        if "target" in self.loss_config:
+            raise ValueError("loss_config: set the listwise target with listwise_target, not loss_config.target")
         # torch only here: Django loads models.py (and with it this module) in every process.
         from .losses import build_loss
 
-        build_loss(self.loss, **self.loss_config)  # unknown loss or bad loss config fails here
+        build_loss(self.loss, **self.loss_options())  # unknown loss or bad loss config fails here
 
 
 def _check_device(device) -> None:

@@ -4,16 +4,19 @@ One optimiser step: ``grad_accum`` micro-batches of ``batch_size`` query groups 
 (query, doc) pair of a micro-batch is scored -- in one forward pass, or on the CPU in the
 length-sorted passes that waste least on padding (``chunk_cost``) -- the logits are scattered into
 a ``[n_groups, group_size]`` matrix and handed to the loss (training.losses) with the labels, the
-per-candidate weights and the padding mask. With ``in_batch_negatives`` each query is also scored
-against documents of the micro-batch's other groups, appended to its group as grade 0. AdamW (no
+per-candidate weights, soft labels and grade probabilities and the padding mask. A query's
+negatives are drawn anew every epoch, the best retrieval ranks most often
+(training.batching.EpochDraw); each (query, document) pair is tokenised once, the first time a
+draw takes it. With ``in_batch_negatives`` each query is also scored against documents of the
+micro-batch's other groups, appended to its group as grade 0. AdamW (no
 decay on biases and LayerNorm), linear warm-up then linear decay to 0, gradient-norm clipping,
 seeded shuffling and dropout, CUDA with bf16 autocast when there is a GPU, CPU otherwise.
 
 Every ``checkpoint_every`` steps the run is checkpointed (training.checkpoints); ``train`` resumes
 from the latest checkpoint in ``out_dir`` and then follows exactly the batches the uninterrupted
-run would have (the batch order is a function of the seed and the epoch). A finished run writes
-its model directory with a model card (training.model_dir). What a run may be told is
-training.config; the data it reads is training.data, its batches training.batching.
+run would have (each epoch's groups and batch order are functions of the seed and the epoch). A
+finished run writes its model directory with a model card (training.model_dir). What a run may be
+told is training.config; the data it reads is training.data, its batches training.batching.
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batching import EncodedGroups, bucketed_batches, training_groups
+from .batching import (
+    EncodedGroups,
+    EpochDraw,
+    PairEncodings,
+    bucketed_batches,
+    training_groups,
+)
 from .checkpoints import (
     latest_checkpoint,
     load_checkpoint,
@@ -38,7 +47,7 @@ from .checkpoints import (
 from .config import CPU_CHUNK_COST, TrainConfig
 from .data import DataFile, QueryGroup
 from .evaluation import evaluate_model
-from .losses import append_negatives, build_loss
+from .losses import append_negatives, build_loss, grade_probs_from_soft_labels
 from .model_dir import save_model
 from .scoring import forward_logits, load_cross_encoder, pick_device
 from .vocab import add_tokens_with_distinct_embeddings, missing_cjk_chars
@@ -86,8 +95,12 @@ def train(
     _seed_everything(config.seed)
     device = pick_device(config.device)
     model, tokenizer = load_cross_encoder(base_model, device=str(device), eval_mode=False)
-    groups, skipped = training_groups(train_data.groups, group_size=config.group_size,
-                                      positive_threshold=config.positive_threshold)
+
+    def epoch_groups(epoch: int):
+        return training_groups(train_data.groups, group_size=config.group_size,
+                               positive_threshold=config.positive_threshold, draw=EpochDraw(config.seed, epoch))
+
+    groups, skipped = epoch_groups(0)
     if not groups:
         raise ValueError(
             f"{train_data.path}: no query has a candidate graded >= {config.positive_threshold:g}; nothing to train on"
@@ -100,11 +113,20 @@ def train(
     if config.add_cjk_vocab:
         # Before any checkpoint is loaded: the same data gives the same tokens, so a resumed run
         # rebuilds the embedding matrix its checkpoint was saved with.
-        texts = (text for group in groups for text in (group.query, *group.docs))
+        # Every text a draw may take, not one epoch's: the tokens must not depend on the draw.
+        threshold = config.positive_threshold
+        texts = (text for group in train_data.groups if any(label >= threshold for label in group.labels)
+                 for text in (group.query, *group.docs))
         add_tokens_with_distinct_embeddings(model, tokenizer, missing_cjk_chars(tokenizer, texts), seed=config.seed)
-    encoded = EncodedGroups(tokenizer, groups, group_size=config.group_size, max_length=config.max_length)
+    pairs = PairEncodings(tokenizer, max_length=config.max_length)
+
+    def encoded_groups(groups):
+        return EncodedGroups(tokenizer, groups, group_size=config.group_size, max_length=config.max_length,
+                             pairs=pairs)
+
+    encoded = encoded_groups(groups)
     chunk_cost = config.chunk_cost if config.chunk_cost is not None else (CPU_CHUNK_COST if device.type == "cpu" else None)
-    loss_fn = build_loss(config.loss, **config.loss_config)
+    loss_fn = build_loss(config.loss, **config.loss_options())
     micro_batches = math.ceil(len(encoded) / config.batch_size)
     steps_per_epoch = math.ceil(micro_batches / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
@@ -125,6 +147,8 @@ def train(
     resumed_step = state["step"]
     window: list[float] = []
     for epoch in range(state["epoch"], config.epochs):
+        if epoch:
+            encoded = encoded_groups(epoch_groups(epoch)[0])
         batches = bucketed_batches(encoded.lengths, config.batch_size, seed=config.seed * 1000 + epoch)
         first = state["micro_batch"] if epoch == state["epoch"] else 0
         for index in range(first, len(batches)):
@@ -180,10 +204,15 @@ def _micro_batch_loss(model, loss_fn, batch: dict, group_size: int) -> torch.Ten
     flat = torch.zeros(own + n_groups * n_negatives, device=device).index_put((batch["positions"].to(device),), logits)
     scores = flat[:own].view(n_groups, group_size)
     labels, weights, mask = batch["labels"].to(device), batch["weights"].to(device), batch["mask"].to(device)
+    soft_labels, grade_probs = batch["soft_labels"].to(device), batch["grade_probs"].to(device)
     if n_negatives:
         scores, labels, mask, weights = append_negatives(scores, labels, mask, flat[own:].view(n_groups, n_negatives),
                                                          negative_mask.to(device), weights)
-    return loss_fn(scores, labels, weights=weights, mask=mask)
+        # A borrowed negative is a sure grade 0 (training.losses.in_batch).
+        sure_zero = torch.zeros(n_groups, n_negatives, device=device)
+        soft_labels = torch.cat([soft_labels, sure_zero], dim=1)
+        grade_probs = torch.cat([grade_probs, grade_probs_from_soft_labels(sure_zero)], dim=1)
+    return loss_fn(scores, labels, weights=weights, mask=mask, soft_labels=soft_labels, grade_probs=grade_probs)
 
 
 def _parameter_groups(model, weight_decay: float) -> list[dict]:

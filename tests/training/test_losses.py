@@ -199,17 +199,22 @@ def test_per_query_weight_scales_that_querys_share_of_the_loss(loss_fn):
     assert scaled == pytest.approx(0.25 * unweighted, abs=1e-6)
 
 
-def test_listwise_weighs_a_query_by_the_mean_weight_of_its_candidates():
+def test_listwise_weighs_each_candidates_term_and_its_share_of_the_softmax():
     scores = scores_tensor([[2.0, 0.0, 1.0], [0.5, -1.0, 0.0]])
     grades = grades_tensor([[3, 0, 1], [2, 0, 1]])
     loss_fn = ListwiseSoftmaxCrossEntropyLoss()
-    first, second = (loss_fn(scores[i : i + 1], grades[i : i + 1]).item() for i in range(2))
-    # mean weights: (1 + 0.5 + 0) / 3 = 0.5 and (0.2 + 0.2 + 0.2) / 3 = 0.2
+    second = loss_fn(scores[1:], grades[1:]).item()
+    # Query 0, weights [1, 0.5, 0]: c2 is absent from the softmax and its target mass is dropped;
+    # c1 counts as half a candidate in the softmax, and its term of the cross-entropy by half.
+    z_target = exp(3) + exp(0) + exp(1)
+    log_z = log(1.0 * exp(2) + 0.5 * exp(0))
+    first = -(1.0 * exp(3) / z_target * (2 + log(1.0) - log_z) + 0.5 * exp(0) / z_target * (0 + log(0.5) - log_z))
+    # Query 1, weights 0.2 everywhere: 0.2 times its unweighted loss.
     weights = torch.tensor([[1.0, 0.5, 0.0], [0.2, 0.2, 0.2]])
 
     loss = loss_fn(scores, grades, weights=weights)
 
-    assert loss.item() == pytest.approx((0.5 * first + 0.2 * second) / 2, abs=1e-6)
+    assert loss.item() == pytest.approx((first + 0.2 * second) / 2, abs=1e-6)
 
 
 def test_pointwise_weights_each_candidates_term():
@@ -286,13 +291,15 @@ def test_bad_settings_are_rejected():
         MeanSquaredErrorLoss(activation="tanh")
     with pytest.raises(ValueError, match="unknown loss 'lambdarank'"):
         build_loss("lambdarank")
+    with pytest.raises(ValueError, match="target must be one of label, expected-gain, got 'ndcg'"):
+        ListwiseSoftmaxCrossEntropyLoss(target="ndcg")
 
 
 def test_build_loss_passes_its_config_and_reports_it():
     loss = build_loss("listwise", temperature=0.5)
 
     assert isinstance(loss, ListwiseSoftmaxCrossEntropyLoss)
-    assert loss.get_config_dict() == {"temperature": 0.5, "max_grade": 3.0}
+    assert loss.get_config_dict() == {"temperature": 0.5, "max_grade": 3.0, "target": "label"}
 
 
 # --- in-batch negatives ------------------------------------------------------------------------

@@ -1,15 +1,20 @@
 """Ranking losses over ``[n_queries, group_size]`` score matrices, one per file.
 
-Every loss is an ``nn.Module`` called as ``loss(scores, labels, weights=None, mask=None)`` with
-grades 0-3 as labels, checks its inputs up front and reports its settings in
-``get_config_dict()``. Unlike sentence-transformers' losses they do not wrap the model: the
-trainer scores the pairs and hands the loss a matrix, so batching stays in one place.
+Every loss is an ``nn.Module`` called as ``loss(scores, labels, weights=None, mask=None, *,
+soft_labels=None, grade_probs=None)`` with grades 0-3 as labels, the export's per-candidate
+weights inside every term, and its soft labels (expected grade / 3) and grade probabilities
+where the loss takes them (pointwise: soft labels as targets; listwise: grade probabilities for
+its "expected-gain" target; pairwise losses form pairs from grades and use neither). Each checks
+its inputs up front and reports its settings in ``get_config_dict()``. Unlike
+sentence-transformers' losses they do not wrap the model: the trainer scores the pairs and hands
+the loss a matrix, so batching stays in one place.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
+from ._inputs import grade_probs_from_soft_labels
 from .bce import BinaryCrossEntropyLoss
 from .hinge import PairwiseHingeLoss
 from .in_batch import append_negatives, pick_in_batch_negatives
@@ -43,5 +48,6 @@ __all__ = [
     "RankNetLoss",
     "append_negatives",
     "build_loss",
+    "grade_probs_from_soft_labels",
     "pick_in_batch_negatives",
 ]

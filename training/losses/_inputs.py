@@ -82,20 +82,66 @@ def candidate_weights(weights: Tensor | None, scores: Tensor) -> Tensor:
     return weights.unsqueeze(1).expand_as(scores) if weights.dim() == 1 else weights
 
 
-def query_weights(weights: Tensor | None, mask: Tensor) -> Tensor:
-    """Per-query weights, [n_queries]: per-candidate weights become the mean over the query's
-    real candidates; no weights means 1."""
-    if weights is None:
-        return torch.ones(mask.shape[0], device=mask.device)
-    if weights.dim() == 1:
-        return weights
-    real = mask.float()
-    return (weights * real).sum(dim=1) / real.sum(dim=1)
+def check_soft_labels(loss_name: str, soft_labels: Tensor | None, labels: Tensor, mask: Tensor, *,
+                      max_grade: float = MAX_GRADE) -> Tensor:
+    """The soft labels in [0, 1], [n_queries, group_size] (0 at padding); None means each grade
+    / max_grade, the target the losses used before the export gave soft labels."""
+    if soft_labels is None:
+        return labels / max_grade
+    _check_shape(loss_name, "soft_labels", soft_labels, labels.shape)
+    soft_labels = soft_labels.to(labels.device, torch.float32)
+    bad = mask & ~((soft_labels >= 0) & (soft_labels <= 1))  # also catches NaN
+    if bad.any():
+        at = _first(bad)
+        raise ValueError(f"{loss_name}: soft_labels must be in [0, 1], found {soft_labels[at].item()} at {at}")
+    return soft_labels.masked_fill(~mask, 0.0)
+
+
+def check_grade_probs(loss_name: str, grade_probs: Tensor | None, soft_labels: Tensor, mask: Tensor, *,
+                      max_grade: float = MAX_GRADE) -> Tensor:
+    """Each candidate's probabilities of grades 0..max_grade, [n_queries, group_size, n_grades];
+    None means the soft labels spread over grades (grade_probs_from_soft_labels). Padding gets
+    grade 0 for sure."""
+    n_grades = int(max_grade) + 1
+    if grade_probs is None:
+        return grade_probs_from_soft_labels(soft_labels.masked_fill(~mask, 0.0), max_grade=max_grade)
+    _check_shape(loss_name, "grade_probs", grade_probs, (*soft_labels.shape, n_grades))
+    grade_probs = grade_probs.to(soft_labels.device, torch.float32)
+    sums = grade_probs.sum(dim=2)
+    bad = mask & ~((grade_probs >= 0).all(dim=2) & ((sums - 1).abs() <= 1e-4))  # also catches NaN
+    if bad.any():
+        at = _first(bad)
+        raise ValueError(f"{loss_name}: grade_probs must be non-negative and sum to 1, found "
+                         f"{grade_probs[at].tolist()} at {at}")
+    certain_zero = torch.zeros(n_grades, device=grade_probs.device)
+    certain_zero[0] = 1.0
+    return torch.where(mask.unsqueeze(2), grade_probs, certain_zero)
+
+
+def grade_probs_from_soft_labels(soft_labels: Tensor, *, max_grade: float = MAX_GRADE) -> Tensor:
+    """A soft label as probabilities of grades: its expected grade ``soft_label * max_grade`` split
+    between the two grades around it (2.25 -> 0.75 on grade 2, 0.25 on grade 3) -- the least spread
+    distribution with that mean; a whole grade is certain."""
+    grade = (soft_labels * max_grade).clamp(0, max_grade)
+    low = grade.floor().clamp(max=max_grade - 1)
+    upper_share = grade - low
+    n_grades = int(max_grade) + 1
+    probs = torch.zeros(*grade.shape, n_grades, device=grade.device)
+    probs.scatter_(-1, low.long().unsqueeze(-1), (1 - upper_share).unsqueeze(-1))
+    probs.scatter_(-1, (low.long() + 1).unsqueeze(-1), upper_share.unsqueeze(-1))
+    return probs
 
 
 def zero_loss(scores: Tensor) -> Tensor:
     """A 0 that stays attached to the graph, for a batch with nothing to learn from."""
     return scores.sum() * 0.0
+
+
+def _check_shape(loss_name: str, name: str, value, shape) -> None:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{loss_name}: {name} must be a torch tensor or None")
+    if value.shape != torch.Size(shape):
+        raise ValueError(f"{loss_name}: {name} must be {list(shape)}, got {list(value.shape)}")
 
 
 def _check_weights(loss_name: str, weights, scores: Tensor, mask: Tensor) -> Tensor:

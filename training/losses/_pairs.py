@@ -31,9 +31,11 @@ def graded_pairs(
     ``s_i - s_j``, the pair's weight and a bool marking which (i, j) are such pairs, all three
     [n_queries, group_size, group_size].
 
-    A pair weighs ``w_i * w_j`` with per-candidate weights -- an order is only as trustworthy as
-    both judgments behind it (the chance both are right) -- and the query's weight with a
-    per-query one."""
+    A pair weighs ``w_i * w_j`` with per-candidate weights: the export's weight is the chance a
+    label is right, and an order is right when both labels are -- the product, for judgments made
+    independently. ``min(w_i, w_j)`` would trust a pair of two doubtful labels (0.5, 0.5) as much
+    as one doubtful and one sure (0.5, 1), though the first is wrong more often. A pair takes
+    the query's weight with a per-query one."""
     differences = scores.unsqueeze(2) - scores.unsqueeze(1)
     is_pair = (labels.unsqueeze(2) > labels.unsqueeze(1)) & mask.unsqueeze(2) & mask.unsqueeze(1)
     if weights is None or weights.dim() == 1:

@@ -48,8 +48,10 @@ def append_negatives(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """Concatenate borrowed negatives ([n_queries, n_negatives] scores and mask) after each
     group as grade-0 candidates. Per-candidate weights give each borrowed negative the mean
-    weight of the query's own real candidates, so the query's listwise weight (that mean) is
-    unchanged; per-query weights stay as they are."""
+    weight of the query's own real candidates: its grade 0 is an assumption, not a judgment, so it
+    is trusted as much as the query's judgments are on average, not as a sure one; per-query
+    weights stay as they are. The trainer gives the borrowed negatives the soft label and grade
+    probabilities of a sure grade 0."""
     if negative_scores.shape != negative_mask.shape or negative_scores.shape[0] != scores.shape[0]:
         raise ValueError(
             f"negative_scores {tuple(negative_scores.shape)} and negative_mask "

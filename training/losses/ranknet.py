@@ -17,12 +17,13 @@ class RankNetLoss(nn.Module):
     probability 1 for the better-graded candidate); with sigma = 1 this is Rendle et al.'s BPR,
     "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 2009.
 
-    Inputs (``forward(scores, labels, weights=None, mask=None)``):
+    Inputs (``forward(scores, labels, weights=None, mask=None, *, soft_labels=None, grade_probs=None)``):
         scores  [n_queries, group_size]  logits
         labels  [n_queries, group_size]  grades in [0, 3]; equal grades form no pair
         weights None, [n_queries] (the pair takes its query's weight) or [n_queries,
                 group_size] (a pair weighs ``w_i * w_j``, the chance both grades are right)
         mask    None or bool [n_queries, group_size], True = a real candidate
+        soft_labels, grade_probs: not used -- pairs are formed from the grades
 
     Loss: ``sum_pairs weight * softplus(-sigma * (s_i - s_j)) / n_pairs`` over all pairs in the
     batch (softplus(-x) = -log sigmoid(x), stable for large differences); 0, still attached to
@@ -43,6 +44,9 @@ class RankNetLoss(nn.Module):
         labels: Tensor,
         weights: Tensor | None = None,
         mask: Tensor | None = None,
+        *,
+        soft_labels: Tensor | None = None,
+        grade_probs: Tensor | None = None,
     ) -> Tensor:
         # softplus(-x) = -log sigmoid(x), stable for large differences
         return pairwise_loss(type(self).__name__, scores, labels, weights, mask, max_grade=self.max_grade,

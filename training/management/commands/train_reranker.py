@@ -1,5 +1,6 @@
 """`python manage.py train_reranker --train F [--dev F] --base-model DIR --out DIR [--loss ...]
-[--epochs N] [--batch-size N] [--max-length N]`: fine-tune a cross-encoder on a JSONL file.
+[--epochs N] [--batch-size N] [--max-length N] [--listwise-target label|expected-gain]`: fine-tune
+a cross-encoder on a JSONL file.
 
 Prints one JSON object on the last line of stdout: steps, seconds, final loss, the dev metrics of
 the base and the fine-tuned model, the output directory. A bad argument or file ends with a
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from training.checkpoints import CHECKPOINTS
-from training.config import TrainConfig
+from training.config import LISTWISE_TARGETS, TrainConfig
 from training.data import DataFileError, read_data_file
 from training.losses import LOSSES
 from training.scoring import ModelDirError
@@ -43,6 +44,9 @@ class Command(BaseCommand):
         parser.add_argument("--in-batch-negatives", type=int, default=0,
                             help="other queries' documents each query is also scored against, as grade 0")
         parser.add_argument("--temperature", type=float, default=None, help="listwise loss temperature")
+        parser.add_argument("--listwise-target", choices=LISTWISE_TARGETS, default="label",
+                            help="listwise loss target: softmax of the labels (default), or each grade's gain in "
+                                 "expectation over the export's grade_probs (its soft_label where it has none)")
         parser.add_argument("--checkpoint-every", type=int, default=0, help="optimiser steps (0 = none)")
         parser.add_argument("--add-cjk-vocab", action=argparse.BooleanOptionalAction, default=True,
                             help="add the training data's CJK characters missing from the vocabulary as tokens "
@@ -60,12 +64,15 @@ class Command(BaseCommand):
             if options["loss"] != "listwise":
                 raise CommandError("--temperature applies to --loss listwise only")
             loss_config["temperature"] = options["temperature"]
+        if options["listwise_target"] != "label" and options["loss"] != "listwise":
+            raise CommandError("--listwise-target applies to --loss listwise only")
         config = TrainConfig(
             loss=options["loss"], loss_config=loss_config, epochs=options["epochs"],
             batch_size=options["batch_size"], group_size=options["group_size"],
             max_length=options["max_length"], learning_rate=options["lr"], grad_accum=options["grad_accum"],
             seed=options["seed"], checkpoint_every=options["checkpoint_every"],
             add_cjk_vocab=options["add_cjk_vocab"], in_batch_negatives=options["in_batch_negatives"],
+            listwise_target=options["listwise_target"],
         )
         try:
             config.check()
