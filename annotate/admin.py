@@ -21,6 +21,7 @@ from django.utils.text import Truncator
 
 from .admin_paging import CappedCountPaginator
 from .export.admin import SimulatedAnnotatorFilter, export_listwise_snapshot
+from .judging.members import remove_member
 from .models import (
     AnnotatorProfile,
     Candidate,
@@ -118,6 +119,14 @@ class MembershipAdmin(BigTableAdmin):
     def search_condition(self, term):
         return Q(user__in=_users_named(term))
 
+    # Removing a member goes through the service, which releases the work they hold.
+    def delete_model(self, request, obj):
+        remove_member(collection=obj.collection, user=obj.user)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("collection", "user"):
+            remove_member(collection=membership.collection, user=membership.user)
+
 
 @admin.register(AnnotatorProfile)
 class AnnotatorProfileAdmin(BigTableAdmin):
@@ -174,8 +183,9 @@ class CandidateAdmin(BigTableAdmin):
     list_filter = ("collection", "is_gold")
     list_select_related = ("collection", "query", "document")
     raw_id_fields = ("query", "document")
-    readonly_fields = ("collection", "query", "document", "sources", "coverage", "created_at")
-    fields = ("collection", "query", "document", "sources", "is_gold", "gold_grade", "coverage", "created_at")
+    readonly_fields = ("collection", "query", "document", "sources", "coverage", "offers", "guard", "created_at")
+    fields = ("collection", "query", "document", "sources", "is_gold", "gold_grade", "coverage", "offers", "guard",
+              "created_at")
     search_fields = ("=query__external_id", "=document__external_id")
     search_help_text = "exact query or document id (or row id)"
     actions = gold_actions

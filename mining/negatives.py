@@ -20,7 +20,15 @@ NV-Retriever's positive-aware mining, Moreira et al. 2024):
   and the query id decide it, so a rerun picks the same); ``count`` is how many.
 
 Margins and dedup need a known positive; a query without one is guarded by the ranks and
-``max_score`` only. Pure functions: no database, so tests give hand-made scores.
+``max_score`` only.
+
+The false-negative lane: what ``range_min``, ``max_score``, a margin or ``dedup`` drops is a likely
+positive — the most informative pairs for people to settle, and the only way to know whether a
+guard's threshold is right. ``lane`` of them per query (a seeded sample, like ``random``) are
+offered beside the negatives, each tagged with the first guard that dropped it; annotators judge
+them blind, staff see per guard how many turned out relevant (annotate/judging/false_negatives.py).
+
+Pure functions: no database, so tests give hand-made scores.
 """
 from __future__ import annotations
 
@@ -30,6 +38,8 @@ from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 
 STRATEGIES = ("top", "random")
+# The guards that drop a document as a likely positive, in the order they are applied.
+GUARDS = ("range_min", "max_score", "margin", "dedup")
 
 
 @dataclass(frozen=True)
@@ -43,11 +53,14 @@ class NegativeSettings:
     dedup: float | None = None
     strategy: str = "top"
     seed: int = 0
+    lane: int = 0  # guard-dropped documents kept per query for people to settle (the false-negative lane)
 
     def __post_init__(self):
         problems = []
-        if not isinstance(self.count, int) or self.count < 0:
-            problems.append(f"count must be an integer >= 0, got {self.count!r}")
+        for name in ("count", "lane"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                problems.append(f"{name} must be an integer >= 0, got {value!r}")
         if not isinstance(self.range_min, int) or self.range_min < 0:
             problems.append(f"range_min must be an integer >= 0, got {self.range_min!r}")
         if not isinstance(self.range_max, int) or self.range_max < 1:
@@ -86,6 +99,13 @@ class Scored:
     document: Hashable
     rank: int  # 1-based position in the pool
     score: float
+    guard: str | None = None  # in the false-negative lane: the guard that dropped it
+
+
+@dataclass(frozen=True)
+class Selection:
+    negatives: list[Scored]  # passed every guard
+    lane: list[Scored]  # dropped by a guard as likely positives, tagged, offered for people to settle
 
 
 def _is_number(value) -> bool:
@@ -129,7 +149,21 @@ def select_negatives(
     similarity_to_positive: Mapping[Hashable, float] | None = None,
     query_key: str = "",
 ) -> list[Scored]:
-    """The negatives to offer for one query, in pool order (best rank first).
+    """The negatives to offer for one query, in pool order (best rank first); see `select`."""
+    return select(pool, positive_scores=positive_scores, settings=settings, never=never,
+                  similarity_to_positive=similarity_to_positive, query_key=query_key).negatives
+
+
+def select(
+    pool: Sequence[Scored],
+    *,
+    positive_scores: Mapping[Hashable, float],
+    settings: NegativeSettings,
+    never: Collection[Hashable] = (),
+    similarity_to_positive: Mapping[Hashable, float] | None = None,
+    query_key: str = "",
+) -> Selection:
+    """The negatives and the false-negative lane to offer for one query, each in pool order.
 
     `pool` is the retrieved pool, best first; `positive_scores` maps each known positive to its
     guard score (a positive absent from the pool still needs a score for the margins);
@@ -138,26 +172,42 @@ def select_negatives(
     """
     lowest_positive = min(positive_scores.values()) if positive_scores else None
     bar = margin_bar(lowest_positive, settings) if lowest_positive is not None else None
-    survivors = []
+    similarity = similarity_to_positive if positive_scores else None
+    survivors, dropped = [], []
     for scored in pool:
-        if not settings.range_min < scored.rank <= settings.range_max:
+        if scored.rank > settings.range_max or scored.document in positive_scores or scored.document in never:
             continue
-        if scored.document in positive_scores or scored.document in never:
-            continue
-        if settings.max_score is not None and scored.score > settings.max_score:
-            continue
-        if bar is not None and scored.score > bar:
-            continue
-        if (
-            settings.dedup is not None and positive_scores and similarity_to_positive is not None
-            and similarity_to_positive.get(scored.document, 0.0) >= settings.dedup
-        ):
-            continue
-        survivors.append(scored)
-    if settings.strategy == "random" and len(survivors) > settings.count:
-        chosen = set(_rng(settings.seed, query_key).sample(range(len(survivors)), settings.count))
-        return [scored for i, scored in enumerate(survivors) if i in chosen]
-    return survivors[: settings.count]
+        guard = _dropping_guard(scored, settings=settings, bar=bar, similarity=similarity)
+        if guard is None:
+            survivors.append(scored)
+        else:
+            dropped.append(Scored(scored.document, scored.rank, scored.score, guard))
+    return Selection(
+        negatives=_pick(survivors, settings.count, strategy=settings.strategy, seed=settings.seed, key=query_key),
+        lane=_pick(dropped, settings.lane, strategy="random", seed=settings.seed, key=f"lane:{query_key}"),
+    )
+
+
+def _dropping_guard(scored: Scored, *, settings: NegativeSettings, bar: float | None,
+                    similarity: Mapping[Hashable, float] | None) -> str | None:
+    """The first guard (in GUARDS order) that drops this document as a likely positive, or None."""
+    if scored.rank <= settings.range_min:
+        return "range_min"
+    if settings.max_score is not None and scored.score > settings.max_score:
+        return "max_score"
+    if bar is not None and scored.score > bar:
+        return "margin"
+    if settings.dedup is not None and similarity is not None and similarity.get(scored.document, 0.0) >= settings.dedup:
+        return "dedup"
+    return None
+
+
+def _pick(scored: list[Scored], count: int, *, strategy: str, seed: int, key: str) -> list[Scored]:
+    """`count` of these, in pool order: the best ranked (`top`) or a seeded sample (`random`)."""
+    if strategy == "random" and len(scored) > count:
+        chosen = set(_rng(seed, key).sample(range(len(scored)), count))
+        return [s for i, s in enumerate(scored) if i in chosen]
+    return scored[:count]
 
 
 def _rng(seed: int, query_key: str) -> random.Random:

@@ -23,17 +23,19 @@ from .negatives import (
     NegativeSettings,
     Scored,
     max_similarity_to_positives,
-    select_negatives,
+    select,
 )
 from .text.tokenize import tokenize, tokenize_many
 
 METHODS = ("bm25", "dense", "hybrid")
 # Keys a job's params (or the collection's mining_settings) may set, beside depth and negatives.
-NEGATIVE_KEYS = ("range_min", "max_score", "margin", "abs_margin", "dedup", "strategy", "seed")
+NEGATIVE_KEYS = ("range_min", "max_score", "margin", "abs_margin", "dedup", "strategy", "seed", "lane")
 OTHER_KEYS = ("fusion_k", "weights", "positive_grade", "chunk_size", "model_dir")
 PARAM_KEYS = NEGATIVE_KEYS + OTHER_KEYS
-# Defaults measured with bench/mining_quality.py (see its docstring for the figures).
-DEFAULT_GUARDS = {"range_min": 0, "margin": 0.05, "dedup": 0.8}
+# Guard defaults measured with bench/mining_quality.py (see its docstring for the figures). The
+# false-negative lane (mining/negatives.py) offers 2 guard-dropped documents per query beside the
+# negatives: enough over a collection to measure each guard, a small share of the judging.
+DEFAULT_GUARDS = {"range_min": 0, "margin": 0.05, "dedup": 0.8, "lane": 2}
 DEFAULT_DEPTH = 50
 DEFAULT_NEGATIVES = 10
 DEFAULT_CHUNK_SIZE = 50
@@ -143,6 +145,7 @@ class QueryMining:
     pool: list[Scored]  # the final ranking, with the guard scores
     sources: dict[Hashable, dict[str, dict]]  # document -> {source: {"rank", "score"}}
     negatives: list[Scored]
+    lane: list[Scored] = field(default_factory=list)  # guard-dropped likely positives, tagged with the guard
 
 
 def _present(doc_ids: np.ndarray, documents: Sequence) -> tuple[list, np.ndarray]:
@@ -212,11 +215,12 @@ def mine_queries(
             doc_texts = texts_of(guard_docs)
             token_sets = {d: set(tokenize(doc_texts[d], method=tokenizer)) for d in guard_docs}
             similarity = max_similarity_to_positives(pool_docs, token_sets, positives)
-        negatives = select_negatives(
+        selection = select(
             pool, positive_scores={p: guard[p] for p in positives if p in guard}, settings=settings.negatives,
             never=query.never, similarity_to_positive=similarity, query_key=query.key,
         )
-        outcomes.append(QueryMining(key=query.key, pool=pool, sources=sources, negatives=negatives))
+        outcomes.append(QueryMining(key=query.key, pool=pool, sources=sources, negatives=selection.negatives,
+                                    lane=selection.lane))
     return outcomes
 
 

@@ -1,7 +1,9 @@
 """Pre-mining: keep enough queries with open candidates ready that no annotator waits for mining.
 
 Per active collection: annotators with a lease taken in the last day are active; a query is
-ready when it has a candidate still short of the collection's overlap k (coverage < k). When
+ready when it has a candidate still short of the collection's overlap k and of its offer bound
+(Query.objects.open_for_judging — the same test assignment uses, so a finished query that got
+new candidates counts as ready, and is handed out). When
 fewer than N x active annotators queries are ready (N = mining_settings "ready_per_annotator",
 default 5), queries without any candidate are mined — as many as are missing, in the stable
 random order assignment uses — unless a job of the collection is already pending or running.

@@ -213,14 +213,17 @@ def store_chunk(chunk: MiningChunk, outcomes: Sequence[pipeline.QueryMining]) ->
             return None
         query_pks = Query.objects.lock(chunk.query_ids)
         key_to_pk = dict(Query.objects.filter(pk__in=query_pks).values_list("external_id", "pk"))
-        sources, new = {}, []
+        sources, new, guards = {}, [], {}
         for outcome in outcomes:
             query_pk = key_to_pk[outcome.key]
             for document, proposed in outcome.sources.items():
                 sources[(query_pk, document)] = proposed
             new.extend((query_pk, negative.document) for negative in outcome.negatives)
+            for likely_positive in outcome.lane:  # judged like any negative, tagged for staff
+                new.append((query_pk, likely_positive.document))
+                guards[(query_pk, likely_positive.document)] = likely_positive.guard
         added = Candidate.objects.add_proposed(collection_id=job.collection_id, query_pks=query_pks,
-                                               sources=sources, new=new)
+                                               sources=sources, new=new, guards=guards)
         chunk.status = MiningChunk.Status.DONE
         chunk.candidates_added = added
         chunk.finished_at = timezone.now()

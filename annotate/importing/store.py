@@ -102,7 +102,7 @@ class EntityTable:
         chash = chash or content_hash(title, text)
         if self.model is Document:
             return (self.collection.pk, external_id, title, text, metadata, chash)
-        return (self.collection.pk, external_id, text, metadata, chash, split_for(external_id))
+        return (self.collection.pk, external_id, text, metadata, chash, split_for(text))
 
     def flush(self) -> None:
         if self._creates:

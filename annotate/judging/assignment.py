@@ -1,8 +1,8 @@
 """Who judges what: handing out queries to annotators under an overlap of k judges per candidate.
 
 The unit of work is a query (a listwise task of its candidates), but the invariant is kept per
-candidate: `Candidate.coverage` counts the people who judged the pair plus those holding it in an
-active lease without having judged it yet, and never exceeds the collection's overlap k.
+candidate: `Candidate.coverage` counts the people who graded the pair plus those holding it in an
+active lease without having graded it yet, and never exceeds the collection's overlap k.
 
 Every change of coverage happens while the query row is locked (SELECT ... FOR UPDATE on
 PostgreSQL; SQLite serialises writers with IMMEDIATE transactions), so two annotators asking for
@@ -10,8 +10,19 @@ work at the same moment can never both take the k-th slot. Candidate selection u
 an annotator never waits for a query someone else is being given; they get the next one.
 
 Leases expire (the collection's `lease_minutes`, renewed by every grade) and give back the
-candidates their holder did not judge; what was judged stays judged and keeps counting, so a new
+candidates their holder did not judge; what was graded stays graded and keeps counting, so a new
 holder is only given what is still short — exactly k judges per candidate once the queue drains.
+
+The loop keeps going after a query is finished:
+- a candidate mined into a query that k people finished is open work: anyone who has not judged
+  it may be handed it — someone who finished the query gets their lease back with just the new
+  candidates;
+- a skip gives its slot back when its lease ends (finished, expired, released), so someone else
+  can grade the pair; `Candidate.offers` counts everyone handed the pair who graded it, skipped it
+  or holds it, and a pair is offered to at most k + SPARE_OFFERS people (models/corpus.py), so a
+  pair nobody can judge ends short of k instead of circling forever;
+- removing a member releases their active leases, pinned ones included (`release_all`); their
+  judgments stay.
 
 Gold candidates (Candidate.is_gold, with a known gold_grade) are mixed into the tasks of their own
 query at the collection's `gold_rate`: a task with n ordinary candidates gets g more, gold ones,
@@ -19,8 +30,8 @@ with g = floor(rate * n / (1 - rate) + u), u a uniform draw hashed from (annotat
 makes up `rate` of what people judge on average; the gold candidates are those of the query the
 annotator has not judged, in their own hashed order. Gold candidates are exempt from the overlap
 k: every annotator may judge them (that is what scores them), so assignment never counts them in
-`coverage` and never hands out a query for its gold alone. In the task they look like any other
-candidate (annotate/judging/selectors.py shows no gold flag).
+`coverage` or `offers` and never hands out a query for its gold alone. In the task they look like
+any other candidate (annotate/judging/selectors.py shows no gold flag, nor a mining guard).
 """
 from __future__ import annotations
 
@@ -32,6 +43,7 @@ from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
 from ..models import Candidate, Collection, Judgment, Lease, Query
+from ..models.corpus import max_offers
 
 # How many queries one request may pass over when every remaining candidate of a query turns out
 # to be judged already by the asking annotator (possible after their own lease expired).
@@ -62,11 +74,27 @@ def _judged_by(annotator_id: int, candidate_ids) -> set[int]:
     )
 
 
+def _skipped_by(annotator_id: int, candidate_ids) -> set[int]:
+    """Candidates this annotator has a standing skip for."""
+    return set(
+        Judgment.objects.standing().filter(annotator_id=annotator_id, candidate_id__in=list(candidate_ids), skipped=True)
+        .values_list("candidate_id", flat=True)
+    )
+
+
+def _decrement(candidate_ids, field: str) -> None:
+    if candidate_ids:
+        Candidate.objects.filter(pk__in=list(candidate_ids), is_gold=False, **{f"{field}__gt": 0}).update(
+            **{field: F(field) - 1})
+
+
 def _give_back(lease: Lease, *, status: str, now: datetime) -> None:
-    """End an active lease: its unjudged items stop counting towards coverage. Query row is locked."""
-    unjudged = set(lease.items) - _judged_by(lease.annotator_id, lease.items)
-    if unjudged:
-        Candidate.objects.filter(pk__in=unjudged, coverage__gt=0, is_gold=False).update(coverage=F("coverage") - 1)
+    """End an active lease early: its unjudged items are no longer offered to its holder (coverage
+    and offers), its skipped ones give their slot back (coverage). Query row is locked."""
+    judged = _judged_by(lease.annotator_id, lease.items)
+    unjudged = set(lease.items) - judged
+    _decrement(unjudged | _skipped_by(lease.annotator_id, judged), "coverage")
+    _decrement(unjudged, "offers")
     Query.objects.filter(pk=lease.query_id, holders__gt=0).update(holders=F("holders") - 1)
     lease.status = status
     lease.finished_at = now
@@ -124,20 +152,24 @@ def _gold_items(query: Query, *, annotator_id: int, ordinary: int, gold_rate: fl
 
 
 def _take(query: Query, *, annotator, collection: Collection, items: list[int], pinned: bool, now: datetime) -> Lease:
-    """Record a lease on a locked query and count its (non-gold) items towards their coverage."""
-    Candidate.objects.filter(pk__in=items, is_gold=False).update(coverage=F("coverage") + 1)
-    Query.objects.filter(pk=query.pk).update(holders=F("holders") + 1)
+    """Record a lease on a locked query and count its (non-gold) items towards their coverage and
+    offers."""
+    Candidate.objects.filter(pk__in=items, is_gold=False).update(coverage=F("coverage") + 1, offers=F("offers") + 1)
     expires_at = None if pinned else lease_expiry(collection, now)
-    # An expired or released lease of this annotator comes back to life with what is open now.
-    # Update-then-insert is race-free here: the query row is locked (and cheaper than
-    # get_or_create, which reads first and wraps its insert in a savepoint).
-    revived = Lease.objects.filter(query=query, annotator=annotator).update(
+    # An earlier lease of this annotator comes back to life with what is open now: an expired or
+    # released one, or a finished one whose query got new candidates (just those are its items).
+    # The query row is locked, so reading it first and then writing is race-free.
+    previous = Lease.objects.filter(query=query, annotator=annotator).values_list("status", flat=True).first()
+    if previous != Lease.Status.DONE:  # a finished lease counted among the holders already
+        Query.objects.filter(pk=query.pk).update(holders=F("holders") + 1)
+    if previous is None:
+        return Lease.objects.create(query=query, annotator=annotator, collection=collection, items=items,
+                                    pinned=pinned, expires_at=expires_at)
+    Lease.objects.filter(query=query, annotator=annotator).update(
         status=Lease.Status.ACTIVE, items=items, pinned=pinned, expires_at=expires_at, finished_at=None,
+        acquired_at=now,
     )
-    if revived:
-        return Lease.objects.get(query=query, annotator=annotator)
-    return Lease.objects.create(query=query, annotator=annotator, collection=collection, items=items, pinned=pinned,
-                                expires_at=expires_at)
+    return Lease.objects.get(query=query, annotator=annotator)
 
 
 def active_lease(*, collection: Collection, annotator) -> Lease | None:
@@ -150,9 +182,19 @@ def active_lease(*, collection: Collection, annotator) -> Lease | None:
     )
 
 
+def _open_for(queries, *, annotator_id: int, k: int):
+    """The queries with a candidate that needs a judge and that this annotator has not judged (a
+    grade or a skip), and that they do not hold already — whether or not they finished the query."""
+    judged = Judgment.objects.standing().filter(candidate_id=OuterRef("pk"), annotator_id=annotator_id)
+    held = Lease.objects.filter(query_id=OuterRef("pk"), annotator_id=annotator_id, status=Lease.Status.ACTIVE)
+    open_to_them = Candidate.objects.needing_judges(k).filter(query=OuterRef("pk")).exclude(Exists(judged))
+    return queries.exclude(Exists(held)).filter(Exists(open_to_them))
+
+
 @transaction.atomic
 def next_task(*, collection: Collection, annotator, now: datetime | None = None) -> Lease | None:
-    """The annotator's current task, or a newly claimed query; None when nothing is left for them."""
+    """The annotator's current task, or a newly claimed query (or new candidates of a query they
+    finished); None when nothing is left for them."""
     now = now or timezone.now()
     expire_stale_leases(collection=collection, now=now)
     current = active_lease(collection=collection, annotator=annotator)
@@ -161,12 +203,8 @@ def next_task(*, collection: Collection, annotator, now: datetime | None = None)
     k = collection.overlap_k
     passed_over: list[int] = []
     for _ in range(_MAX_CLAIM_ATTEMPTS):
-        mine = Lease.objects.filter(
-            query=OuterRef("pk"), annotator=annotator, status__in=[Lease.Status.ACTIVE, Lease.Status.DONE]
-        )
         query = (
-            Query.objects.filter(collection=collection).open_for_judging(k)
-            .exclude(Exists(mine))
+            _open_for(Query.objects.filter(collection=collection), annotator_id=annotator.pk, k=k)
             .exclude(pk__in=passed_over)
             .order_by("holders", "shuffle_key", "pk")
             .select_for_update(skip_locked=True, of=("self",))
@@ -192,9 +230,10 @@ def pin_query(*, query: Query, annotator, now: datetime | None = None) -> Lease:
         lease.pinned, lease.expires_at = True, None
         lease.save(update_fields=["pinned", "expires_at"])
         return lease
-    if lease is not None and lease.status == Lease.Status.DONE:
-        raise AssignmentError(f"{annotator} has already finished query {query.external_id}")
     items = _open_items(query, annotator_id=annotator.pk, k=collection.overlap_k, gold_rate=collection.gold_rate)
+    if not items and lease is not None and lease.status == Lease.Status.DONE:
+        raise AssignmentError(f"{annotator} has already finished query {query.external_id} "
+                              f"and no candidate added since needs a judge")
     if not items:
         raise AssignmentError(
             f"query {query.external_id} has no candidate left that needs a judge "
@@ -216,9 +255,11 @@ def finish_task(*, lease: Lease, now: datetime | None = None) -> Lease:
     """Close a task once every candidate in it has a grade or a skip."""
     now = now or timezone.now()
     lease = _lock_active(lease)
-    missing = set(lease.items) - _judged_by(lease.annotator_id, lease.items)
+    judged = _judged_by(lease.annotator_id, lease.items)
+    missing = set(lease.items) - judged
     if missing:
         raise AssignmentError(f"{len(missing)} candidate(s) still need a grade or a skip")
+    _decrement(_skipped_by(lease.annotator_id, judged), "coverage")  # a skip gives its slot back
     lease.status = Lease.Status.DONE
     lease.finished_at = now
     lease.save(update_fields=["status", "finished_at"])
@@ -231,6 +272,23 @@ def release_task(*, lease: Lease, now: datetime | None = None) -> Lease:
     lease = _lock_active(lease)
     _give_back(lease, status=Lease.Status.RELEASED, now=now or timezone.now())
     return lease
+
+
+@transaction.atomic
+def release_all(*, collection: Collection, annotator, now: datetime | None = None) -> int:
+    """Give back every active lease of this annotator in the collection, pinned ones too (the
+    member is leaving); what they judged stays. Returns how many leases were released."""
+    now = now or timezone.now()
+    active = Lease.objects.filter(collection=collection, annotator=annotator, status=Lease.Status.ACTIVE)
+    Query.objects.lock(active.values_list("query_id", flat=True))  # pk order, like every writer
+    released = 0
+    for lease in active.order_by("query_id"):
+        _give_back(lease, status=Lease.Status.RELEASED, now=now)
+        released += 1
+    if released:
+        Lease.objects.filter(collection=collection, annotator=annotator, pinned=True).exclude(
+            status=Lease.Status.ACTIVE).update(pinned=False)
+    return released
 
 
 def renew(lease: Lease, *, now: datetime | None = None) -> None:
@@ -256,25 +314,30 @@ def task_candidate_ids(lease: Lease) -> list[int]:
 
 
 def coverage_report(collection: Collection) -> dict:
-    """Audit figures: candidates by number of human judges, and any pair judged twice by one person.
-    Gold candidates are exempt from the overlap k, so they are never counted as over-judged."""
+    """Audit figures: candidates by number of people's grades, any candidate graded by more than k
+    people or offered to more than k + SPARE_OFFERS, and any pair judged twice by one person. Gold
+    candidates are exempt from the overlap k, so they are never counted as over-judged."""
+    k = collection.overlap_k
     human = Judgment.objects.filter(collection=collection).by_people().standing()
-    per_candidate = human.values("candidate_id").annotate(n=Count("id"))
+    per_candidate = human.filter(skipped=False).values("candidate_id").annotate(n=Count("id"))
     histogram: dict[int, int] = {}
     for row in per_candidate.values_list("n", flat=True):
         histogram[row] = histogram.get(row, 0) + 1
-    over = per_candidate.filter(n__gt=collection.overlap_k, candidate__is_gold=False).count()
+    over = per_candidate.filter(n__gt=k, candidate__is_gold=False).count()
     duplicates = (
         human.values("candidate_id", "annotator_id").annotate(n=Count("id")).filter(n__gt=1).count()
     )
     unjudged = Candidate.objects.filter(collection=collection).exclude(
         Exists(human.filter(candidate_id=OuterRef("pk")))
     ).count()
+    candidates = Candidate.objects.filter(collection=collection)
     return {"judges_histogram": histogram, "over_judged": over, "duplicates": duplicates, "unjudged": unjudged,
-            "coverage_violations": Candidate.objects.filter(collection=collection, coverage__gt=collection.overlap_k).count()}
+            "skips": human.filter(skipped=True).count(),
+            "coverage_violations": candidates.filter(coverage__gt=k).count(),
+            "offer_violations": candidates.filter(offers__gt=max_offers(k)).count()}
 
 
 __all__ = [
     "AssignmentError", "active_lease", "coverage_report", "expire_stale_leases", "finish_task", "lease_expiry",
-    "lock_query", "next_task", "pin_query", "release_task", "renew", "shuffled", "task_candidate_ids",
+    "lock_query", "next_task", "pin_query", "release_all", "release_task", "renew", "shuffled", "task_candidate_ids",
 ]

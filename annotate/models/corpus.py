@@ -43,10 +43,11 @@ class QueryQuerySet(models.QuerySet):
         return list(self.select_for_update().filter(pk__in=list(pks)).order_by("pk").values_list("pk", flat=True))
 
     def open_for_judging(self, k: int):
-        """Queries with work for another annotator: fewer than k holders and a candidate (gold
-        aside) that fewer than k people judge or hold. Assignment hands these out; pre-mining
-        counts them as ready work."""
-        return self.filter(holders__lt=k).filter(Exists(Candidate.objects.needing_judges(k).filter(query=OuterRef("pk"))))
+        """Queries with a candidate (gold aside) that still needs a judge (see
+        CandidateQuerySet.needing_judges) — however many people finished the query already: a
+        candidate mined into a finished query is work like any other. Assignment hands these out;
+        pre-mining counts them as ready work."""
+        return self.filter(Exists(Candidate.objects.needing_judges(k).filter(query=OuterRef("pk"))))
 
 
 class Query(models.Model):
@@ -57,7 +58,8 @@ class Query(models.Model):
     content_hash = models.CharField(max_length=64)
     split = models.CharField(max_length=8, choices=[(s, s) for s in SPLITS])
     # Assignment bookkeeping (annotate/judging/assignment.py): how many annotators hold or finished this
-    # query (active + done leases), and a random key for a stable random order among equals.
+    # query (active + done leases; it orders the work, fewest first), and a random key for a stable
+    # random order among equals.
     holders = models.PositiveIntegerField(default=0)
     shuffle_key = models.BigIntegerField(default=new_shuffle_key)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -78,24 +80,38 @@ class Query(models.Model):
 
     def save(self, *args, **kwargs):
         if not self.split:
-            self.split = split_for(self.external_id)
+            self.split = split_for(self.text)
         super().save(*args, **kwargs)
 
     def __str__(self) -> str:
         return self.external_id
 
 
+# A skip gives its slot back, so a pair can be offered again; these many offers beyond k bound it
+# (a pair nobody can judge ends with fewer grades instead of circling forever).
+SPARE_OFFERS = 2
+
+
+def max_offers(k: int) -> int:
+    """How many people a pair may be offered to in all (graded, skipped or holding it)."""
+    return k + SPARE_OFFERS
+
+
 class CandidateQuerySet(models.QuerySet):
     def needing_judges(self, k: int):
-        """Ordinary (non-gold) candidates judged or held by fewer than k people."""
-        return self.filter(coverage__lt=k, is_gold=False)
+        """Ordinary (non-gold) candidates graded or held by fewer than k people and offered to
+        fewer than k + SPARE_OFFERS."""
+        return self.filter(coverage__lt=k, offers__lt=max_offers(k), is_gold=False)
 
-    def add_proposed(self, *, collection_id: int, query_pks, sources: dict, new: list) -> int:
+    def add_proposed(self, *, collection_id: int, query_pks, sources: dict, new: list,
+                     guards: dict | None = None) -> int:
         """Record what retrieval proposed for some queries (whose rows the caller has locked):
         ``sources`` maps (query pk, document pk) to {source name: {"rank", "score"}}, merged into an
         existing candidate's sources (other sources kept); the pairs in ``new`` that are not
-        candidates yet are added. Returns how many were added. `coverage` is never written: a new
-        candidate starts at 0 and assignment owns the counter."""
+        candidates yet are added, those in ``guards`` tagged with the mining guard that would have
+        dropped them (the false-negative lane). Returns how many were added. `coverage` and
+        `offers` are never written: a new candidate starts at 0 and assignment owns the counters."""
+        guards = guards or {}
         query_pks = list(query_pks)
         existing = {
             (candidate.query_id, candidate.document_id): candidate
@@ -112,7 +128,7 @@ class CandidateQuerySet(models.QuerySet):
         if changed:
             self.bulk_update(changed, ["sources"], batch_size=500)
         additions = [Candidate(collection_id=collection_id, query_id=query_pk, document_id=document,
-                               sources=sources[(query_pk, document)])
+                               sources=sources[(query_pk, document)], guard=guards.get((query_pk, document), ""))
                      for query_pk, document in new if (query_pk, document) not in existing]
         before = self.filter(query_id__in=query_pks).count()
         # ignore_conflicts: the (query, document) constraint backs this up against other writers.
@@ -133,9 +149,18 @@ class Candidate(models.Model):
     sources = models.JSONField(default=dict, blank=True)
     is_gold = models.BooleanField(default=False)
     gold_grade = models.PositiveSmallIntegerField(null=True, blank=True, validators=grade_validators)
-    # How many people judged this pair or hold it in an active lease without having judged it yet.
-    # Kept <= the collection's overlap k by annotate/judging/assignment.py, under a lock on the query row.
-    coverage = models.PositiveSmallIntegerField(default=0)
+    # How many people graded this pair or hold it in an active lease without having graded it yet (a
+    # skip counts while its lease is active, then gives the slot back). Kept <= the collection's
+    # overlap k by annotate/judging/assignment.py, under a lock on the query row.
+    coverage = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # How many people were handed this pair and graded it, skipped it or still hold it (an offer
+    # that expires unjudged is given back); at most k + SPARE_OFFERS, same lock.
+    offers = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # The mining guard that would have dropped this pair as a likely positive (mining/negatives.py:
+    # "range_min", "max_score", "margin", "dedup"); "" for every other candidate. Kept so people
+    # settle it and the guard is measured (annotate/judging/false_negatives.py); for staff only,
+    # never shown to annotators.
+    guard = models.CharField(max_length=16, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CandidateQuerySet.as_manager()

@@ -22,7 +22,10 @@ class Lease(models.Model):
     """An annotator holding a query (a listwise task) until `expires_at`.
 
     One row per (query, annotator), ever: its status moves active -> done (or expired/released,
-    which give the work back). Pinned leases are assignments made by staff.
+    which give the work back), and back to active when the annotator is handed the query again:
+    after an expiry, or with the candidates mined into it since they finished it (the lease's items
+    are then just those). Pinned leases are assignments made by staff; removing a member releases
+    theirs.
     """
 
     class Status(models.TextChoices):
@@ -37,7 +40,7 @@ class Lease(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     pinned = models.BooleanField(default=False)
     # The candidate ids this lease hands to its annotator (those that still needed a judge when it
-    # was taken); they count towards each candidate's coverage while the lease is active.
+    # was taken); they count towards each candidate's coverage and offers while the lease is active.
     items = models.JSONField(default=list, blank=True)
     acquired_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -27,7 +27,7 @@ def test_beir_corpus_and_queries_keep_title_text_and_other_fields_as_metadata(sm
     assert len(flea.content_hash) == 64
     assert Document.objects.get(external_id="3").text == "Declaratory judgment defined."  # integer _id -> "3"
     q2 = Query.objects.get(external_id="q2")
-    assert q2.metadata == {"lang": "en"} and q2.split == split_for("q2")
+    assert q2.metadata == {"lang": "en"} and q2.split == split_for(q2.text)
     assert Collection.objects.get(slug="small").corpus_version == 1
 
 
@@ -131,3 +131,25 @@ def test_the_service_reports_progress_in_bytes_up_to_the_total(small_collection)
     total = sum(path.stat().st_size for path in small_collection.values())
     assert calls and calls[-1] == (total, total)
     assert all(done <= total for done, _ in calls)
+
+
+def test_the_same_query_text_under_two_ids_lands_in_one_split(small_collection, tmp_path):
+    texts = [f"Question number {n} about fleas" for n in range(30)]
+    # the second copy differs only in what normalisation removes: case, spacing, full-width forms
+    variants = [f"  {t.upper().replace(' ', '   ')}\t".replace("1", "\uff11") for t in texts]
+    queries = write_jsonl(tmp_path / "queries.jsonl", [{"_id": f"a{n}", "text": t} for n, t in enumerate(texts)]
+                          + [{"_id": f"b{n}", "text": t} for n, t in enumerate(variants)])
+    import_data("small", "--corpus", str(small_collection["corpus"]), "--queries", str(queries))
+
+    split = dict(Query.objects.values_list("external_id", "split"))
+    assert all(split[f"a{n}"] == split[f"b{n}"] == split_for(texts[n]) for n in range(30))
+    assert {"train", "dev"} <= set(split.values())  # a real spread, not one bucket for everything
+
+
+def test_a_reimported_query_keeps_the_split_it_was_stored_with(small_collection, tmp_path):
+    import_data("small", *args_for({k: small_collection[k] for k in ("corpus", "queries")}))
+    Query.objects.filter(external_id="q1").update(split="test")  # as stored by an earlier version
+    queries = write_jsonl(tmp_path / "queries.jsonl", [{"_id": "q1", "text": "how long does a dog flea live"}])
+    import_data("small", "--queries", str(queries))
+    stored = Query.objects.get(external_id="q1")
+    assert stored.text == "how long does a dog flea live" and stored.split == "test"

@@ -26,13 +26,15 @@ def test_bm25_mining_adds_negatives_with_rank_and_score(tiny_collection):
     assert result["status"] == "done" and result["queries_done"] == result["queries_total"] == 12
     new = list(mined(tiny_collection))
     assert result["candidates_added"] == len(new) > 0
-    per_query = {}
+    per_query, lane_per_query = {}, {}
     for candidate in new:
-        per_query[candidate.query_id] = per_query.get(candidate.query_id, 0) + 1
+        counts = lane_per_query if candidate.guard else per_query
+        counts[candidate.query_id] = counts.get(candidate.query_id, 0) + 1
         bm25 = candidate.sources["bm25"]
         assert 1 <= bm25["rank"] <= 20 and bm25["score"] > 0
         assert candidate.coverage == 0
     assert max(per_query.values()) <= 3
+    assert max(lane_per_query.values(), default=0) <= 2  # the default false-negative lane
 
 
 @pytest.mark.django_db
@@ -62,17 +64,24 @@ def test_judged_pairs_are_not_offered_again_but_their_sources_are_updated(tiny_c
 
 @pytest.mark.django_db
 def test_positives_are_never_offered_and_margins_keep_negatives_below_them(tiny_collection):
-    mine("tiny", "--method", "bm25", "--negatives", "10", "--params", '{"margin": 0.05, "dedup": null}')
+    mine("tiny", "--method", "bm25", "--negatives", "10", "--params", '{"margin": 0.3, "dedup": null, "lane": 3}')
     from mining import index_store
     from mining.text.tokenize import tokenize
 
     index = index_store.collection_index(tiny_collection)
+    lane = 0
     for judgment in Judgment.objects.filter(collection=tiny_collection, grade__gte=2).select_related("candidate__query"):
         query = judgment.candidate.query
         scores = index.bm25.scores(tokenize(query.text))
         positive = scores[list(index.doc_ids).index(judgment.candidate.document_id)]
+        bar = positive - abs(positive) * 0.3 + 1e-9
         for candidate in mined(tiny_collection).filter(query=query):
-            assert candidate.sources["bm25"]["score"] <= positive - abs(positive) * 0.05 + 1e-9
+            if candidate.guard:  # the false-negative lane: what the margin dropped, kept and tagged
+                assert candidate.guard == "margin" and candidate.sources["bm25"]["score"] > bar
+                lane += 1
+            else:
+                assert candidate.sources["bm25"]["score"] <= bar
+    assert lane > 0
 
 
 @pytest.mark.django_db

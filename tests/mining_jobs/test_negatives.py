@@ -7,6 +7,7 @@ from mining.negatives import (
     jaccard,
     margin_bar,
     max_similarity_to_positives,
+    select,
     select_negatives,
 )
 
@@ -98,9 +99,39 @@ def test_random_strategy_is_seeded_per_query_and_stays_in_pool_order():
 @pytest.mark.parametrize("bad, message", [
     ({"count": -1}, "count"), ({"range_min": 5, "range_max": 5}, "range_min"), ({"margin": -0.1}, "margin"),
     ({"dedup": 1.5}, "dedup"), ({"strategy": "best"}, "strategy"), ({"abs_margin": "x"}, "abs_margin"),
+    ({"lane": -1}, "lane"), ({"lane": 1.5}, "lane"),
 ])
 def test_bad_settings_name_the_problem(bad, message):
     with pytest.raises(ValueError, match=message):
         NegativeSettings(**bad)
     with pytest.raises(ValueError, match="unknown negative setting"):
         NegativeSettings.from_dict({"colour": 1})
+
+
+def test_what_a_guard_drops_goes_to_the_false_negative_lane_tagged_with_that_guard():
+    pool = pool_of([30, 25, 11, 9.6, 9.4, 5])
+    similarity = {"d4": 0.9}
+    settings = NegativeSettings(count=10, range_min=1, max_score=20, margin=0.05, dedup=0.8, lane=10)
+    chosen = select(pool, positive_scores={"p": 10}, settings=settings, similarity_to_positive=similarity)
+    # rank 1 skipped by range_min; 25 over max_score; 11 and 9.6 above the bar 9.5; d4 a near-duplicate
+    assert [(s.document, s.guard) for s in chosen.lane] == [
+        ("d0", "range_min"), ("d1", "max_score"), ("d2", "margin"), ("d3", "margin"), ("d4", "dedup")]
+    assert docs(chosen.negatives) == ["d5"] and all(s.guard is None for s in chosen.negatives)
+
+
+def test_positives_judged_pairs_and_documents_past_the_depth_never_enter_the_lane():
+    pool = pool_of([12, 11, 10.5, 10.2])
+    settings = NegativeSettings(count=10, range_max=3, margin=0.05, lane=10)
+    chosen = select(pool, positive_scores={"d0": 12, "p": 10}, never={"d1"}, settings=settings)
+    assert docs(chosen.lane) == ["d2"]  # d3 is past range_max
+
+
+def test_the_lane_is_a_seeded_sample_per_query_kept_in_pool_order():
+    pool = pool_of(list(range(40, 10, -1)))
+    settings = NegativeSettings(count=3, margin=0.05, lane=4, seed=3)
+    first = select(pool, positive_scores={"p": 10}, settings=settings, query_key="q1").lane
+    again = select(pool, positive_scores={"p": 10}, settings=settings, query_key="q1").lane
+    other = select(pool, positive_scores={"p": 10}, settings=settings, query_key="q2").lane
+    assert first == again and len(first) == 4 and docs(first) != docs(other)
+    assert [s.rank for s in first] == sorted(s.rank for s in first)
+    assert select(pool, positive_scores={"p": 10}, settings=NegativeSettings(margin=0.05)).lane == []  # lane 0: off

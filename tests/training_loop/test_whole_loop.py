@@ -30,14 +30,18 @@ from .conftest import FILLER, MARKERS
 pytestmark = [pytest.mark.celery, pytest.mark.slow]
 
 
+def _query_text(qid: str) -> str:
+    return f"query {qid}"
+
+
 def _query_ids(rng: random.Random, *, train: int, dev: int) -> list[str]:
-    """Query ids whose hash split (annotate.splits) gives `train` train and `dev` dev queries."""
+    """Query ids whose text's hash split (annotate.splits) gives `train` train and `dev` dev queries."""
     wanted = {"train": train, "dev": dev}
     ids, i = [], 0
     while any(wanted.values()):
         qid = f"loop-q{i}"
         i += 1
-        split = split_for(qid)
+        split = split_for(_query_text(qid))
         if wanted.get(split, 0) > 0:
             wanted[split] -= 1
             ids.append(qid)
@@ -51,7 +55,7 @@ def _write_beir(root, *, seed: int = 7, candidates: int = 6):
     rng = random.Random(seed)
     corpus, queries, qrels = [], [], ["query-id\tcorpus-id\tscore"]
     for n, qid in enumerate(_query_ids(rng, train=40, dev=10)):
-        queries.append({"_id": qid, "text": f"query q{n % 20}"})
+        queries.append({"_id": qid, "text": _query_text(qid)})
         grades = [rng.choice([2, 3])] + [rng.choice([0, 0, 1, 2]) for _ in range(candidates - 1)]
         for d, grade in enumerate(grades):
             words = rng.sample(FILLER, rng.randint(3, 12))

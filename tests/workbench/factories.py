@@ -14,7 +14,7 @@ def make_collection(*, slug="c1", queries=3, candidates=4, k=2, lease_minutes=30
         for i in range(candidates * queries)
     )
     qs = Query.objects.bulk_create(
-        Query(collection=collection, external_id=f"q{i}", text=f"query {i}", content_hash=str(i), split=split_for(f"q{i}"))
+        Query(collection=collection, external_id=f"q{i}", text=f"query {i}", content_hash=str(i), split=split_for(f"query {i}"))
         for i in range(queries)
     )
     Candidate.objects.bulk_create(
