@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..agreement.annotators import FLAG_TEXT
 from ..grades import GRADES
+from ..judging.false_negatives import false_negative_lane
 from ..models import AgreementReport, Collection, Judgment
 from . import svg
 
@@ -36,6 +37,7 @@ def dashboard(collection: Collection) -> dict:
             [(f"{p['created_at']:%Y-%m-%d %H:%M} ({p['n_judgments']})", p["alpha"], p["low"], p["high"]) for p in points],
             title="Krippendorff's alpha (ordinal) over reports, with 95% intervals"),
         "n_reports": len(points),
+        "false_negative_lane": false_negative_lane(collection),
     }
     if report is None:
         return context

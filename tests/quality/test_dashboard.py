@@ -78,3 +78,19 @@ def test_report_api_serves_the_latest_report_and_computes_subsets(client, staff_
     bad = client.get(f"/api/collections/{collection.slug}/quality/", {"query": "nope"})
     assert bad.status_code == 400 and "query 'nope' is not in collection api" in bad.json()["detail"]
     assert AgreementReport.objects.count() == 1  # subsets are not kept
+
+
+def test_dashboard_shows_each_annotators_confusion_and_the_false_negative_lane(client, staff_user):
+    collection = simulated_collection(slug="lane")
+    kept = list(Candidate.objects.filter(collection=collection).order_by("pk")[:2])
+    Candidate.objects.filter(pk__in=[c.pk for c in kept]).update(guard="margin")
+    store_report(collection=collection, bootstrap=100)
+    client.force_login(staff_user)
+    html = client.get(f"/c/{collection.slug}/quality/").content.decode()
+    report = AgreementReport.objects.latest_for(collection)
+    careless = next(a for a in report.per_annotator if a["username"] == "sim-careless")
+    careful = next(a for a in report.per_annotator if a["username"] == "sim-a")
+    assert careless["reliability_basis"] == ["annotator model"] and len(careless["confusion"]) == 4
+    assert careless["reliability"] < careful["reliability"]  # random grades tell little about the truth
+    assert html.count('class="confusion"') == len(report.per_annotator)
+    assert 'id="false-negative-lane"' in html and "<code>margin</code>" in html
