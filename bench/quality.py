@@ -14,8 +14,9 @@
     (judged docs outside the run count as missed, as trec_eval does); training groups from the
     train folds' judged passages. Rows: BM25 (the run's order), base, fine-tuned (mean over folds
     of per-query values, i.e. every query evaluated exactly once).
-(c) noise: part (a)'s queries imported into a scratch SQLite database, 3 simulated annotators at
-    ``--noise`` (0.3); models (with the CJK vocabulary) trained on the clean reference labels, on
+(c) noise: part (a)'s queries imported into a scratch SQLite database, simulated annotators of
+    ``--profiles`` (3 honest at ``--noise`` 0.3, one always +1, one random, one constant) with
+    ``--overlap`` 3 grades per pair; models (with the CJK vocabulary) trained on the clean reference labels, on
     unweighted majority labels, and on the weighted listwise export, the groups otherwise alike;
     each one's share of the clean model's dev gain over BM25, per protocol.
 
@@ -197,12 +198,12 @@ def part_b(args, tmp, base) -> dict:
 
 
 def part_c(args, tmp, base) -> dict:
-    """Import part (a)'s queries, simulate 3 noisy annotators, export, train three ways.
+    """Import part (a)'s queries, simulate annotators of ``--profiles``, export, train three ways.
 
     The three training sets differ only in their labels: each group holds the query's judged
     titles -- with the reference grades (clean), the unweighted majority grade of the three
-    simulated annotators, or the weighted listwise export's aggregated grade and confidence
-    weights -- plus the same unjudged BM25-pool titles as grade 0 that part (a) adds (the
+    simulated annotators, or the weighted listwise export's aggregated grade, soft label, grade
+    probabilities and confidence weights (the annotator model) -- plus the same unjudged BM25-pool titles as grade 0 that part (a) adds (the
     simulated annotators can only grade titles that have a reference grade). Dev: part (a)'s two
     protocols with the reference grades.
     """
@@ -227,7 +228,8 @@ def part_c(args, tmp, base) -> dict:
     call_command("migrate", **quiet)
     call_command("import_data", "noise", corpus=folder / "corpus.jsonl", queries=folder / "queries.jsonl",
                  qrels=folder / "qrels.tsv", **quiet)
-    call_command("simulate_annotators", "noise", annotators=3, noise=args.noise, seed=args.seed, **quiet)
+    call_command("simulate_annotators", "noise", "--profiles", args.profiles, "--noise", str(args.noise),
+                 "--overlap", str(args.overlap), "--seed", str(args.seed), **quiet)
     exports = {}
     for name, options in (("weighted", ["--priors", "never"]), ("majority", ["--priors", "never", "--method", "majority"])):
         call_command("export_data", "noise", "--format", "listwise", "--out", str(folder / f"{name}.jsonl"), *options, **quiet)
@@ -237,15 +239,20 @@ def part_c(args, tmp, base) -> dict:
         from training.data import QueryGroup
 
         extra = kuake.fill_docs(qid)
+        n = len(exported)
         return QueryGroup(query_id=qid, query=exported.query, doc_ids=exported.doc_ids + extra,
                           docs=exported.docs + [corpus[d] for d in extra], labels=exported.labels + [0.0] * len(extra),
-                          weights=exported.weights + [1.0] * len(extra))
+                          weights=exported.weights + [1.0] * len(extra),
+                          soft_labels=[exported.soft_label(i) for i in range(n)] + [0.0] * len(extra),
+                          grade_probs=[exported.probs(i) for i in range(n)] + [None] * len(extra))
 
+    accuracy = {name: _label_accuracy(exports[name], qrels) for name in exports}
     training = {"clean": kuake.train_groups()}
     for name in ("majority", "weighted"):
         training[name] = [with_fill(exports[name][q], q) for q in kuake.train_q if q in exports[name]]
     for g in training["majority"]:
-        g.weights = [1.0] * len(g)  # unweighted
+        g.weights = [1.0] * len(g)  # unweighted, hard labels
+        g.soft_labels, g.grade_probs = None, None
     rows = {name: {"bm25": value} for name, value in kuake.bm25.items()}
     for name, groups in training.items():
         fine_tune(groups, base, tmp / f"noise-{name}", args, max_length=args.kuake_max_length, add_cjk_vocab=True)
@@ -257,7 +264,18 @@ def part_c(args, tmp, base) -> dict:
         recovered[protocol] = {name: round((row[name] - row["bm25"]) / gain, 3) if gain > 0 else None
                                for name in ("majority", "weighted")}
     return {"train_queries": len(kuake.train_q), "dev_queries": {p: len(g) for p, g in kuake.protocols.items()},
-            "noise": args.noise, "ndcg@10": rows, "gain_recovered": recovered}
+            "noise": args.noise, "profiles": args.profiles, "overlap": args.overlap, "label_accuracy": accuracy,
+            "ndcg@10": rows, "gain_recovered": recovered}
+
+
+def _label_accuracy(exported: dict, qrels: dict) -> float:
+    """Share of exported pairs whose label is the reference grade."""
+    right = total = 0
+    for qid, judged in exported.items():
+        for doc_id, label in zip(judged.doc_ids, judged.labels):
+            total += 1
+            right += int(label == qrels[qid][doc_id])
+    return round(right / total, 4) if total else 0.0
 
 
 def main() -> None:
@@ -280,7 +298,10 @@ def main() -> None:
     parser.add_argument("--dl19-depth", type=int_at_least(1), default=30)
     parser.add_argument("--dl19-groups-per-query", type=int_at_least(1), default=3)
     parser.add_argument("--dl19-max-length", type=int_at_least(8), default=128)
-    parser.add_argument("--noise", type=fraction, default=0.3, help="(c): the simulated annotators' noise")
+    parser.add_argument("--noise", type=fraction, default=0.3, help="(c): the honest simulated annotators' noise")
+    parser.add_argument("--profiles", default="honest,honest,honest,plus1,random,constant",
+                        help="(c): simulate_annotators --profiles")
+    parser.add_argument("--overlap", type=int_at_least(1), default=3, help="(c): grades per pair")
     parser.add_argument("--epochs", type=int_at_least(1), default=1)
     parser.add_argument("--lr", type=positive_float, default=5e-5)
     parser.add_argument("--seed", type=int, default=0)
