@@ -22,6 +22,12 @@ class RatingsFileError(ValueError):
 
 
 def read_ratings_csv(path: str | Path, *, scale: Scale = Scale()) -> Ratings:
+    return _read_csv(path, _read, scale)
+
+
+def _read_csv(path: str | Path, read, scale: Scale):
+    """Open `path` and hand a strict csv reader over its decoded lines to `read(reader, path,
+    scale)`; a file that cannot be opened or is malformed CSV raises RatingsFileError."""
     path = Path(path)
     try:
         handle = path.open("rb")
@@ -30,7 +36,7 @@ def read_ratings_csv(path: str | Path, *, scale: Scale = Scale()) -> Ratings:
     with handle:
         reader = csv.reader(_decoded_lines(handle, path), strict=True)
         try:
-            return _read(reader, path, scale)
+            return read(reader, path, scale)
         except csv.Error as error:
             raise RatingsFileError(f"{path}:{reader.line_num}: malformed CSV ({error})") from None
 
@@ -130,17 +136,7 @@ def read_gold_csv(path: str | Path, *, scale: Scale = Scale()) -> dict[str, int]
     Every row needs a grade; an item given twice, a grade off the scale or not an integer, a missing
     header or an empty file raise RatingsFileError "<file>:<line>: <reason>".
     """
-    path = Path(path)
-    try:
-        handle = path.open("rb")
-    except OSError as error:
-        raise RatingsFileError(f"{path}: cannot open ({error.strerror or error})") from None
-    with handle:
-        reader = csv.reader(_decoded_lines(handle, path), strict=True)
-        try:
-            return _read_gold(reader, path, scale)
-        except csv.Error as error:
-            raise RatingsFileError(f"{path}:{reader.line_num}: malformed CSV ({error})") from None
+    return _read_csv(path, _read_gold, scale)
 
 
 def _read_gold(reader, path: Path, scale: Scale) -> dict[str, int]:
