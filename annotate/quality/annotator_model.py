@@ -48,34 +48,61 @@ class CollectionAnnotatorModel:
 
 
 def fit_collection_model(judgments: QuerySet, *, collection, include_sources: bool) -> CollectionAnnotatorModel:
-    """Fit on `judgments` (standing grades passing the export's filters) of `collection`."""
+    """Fit on `judgments` (standing grades passing the export's filters) of `collection`.
+
+    Read as integer arrays in chunks (a server-side cursor on PostgreSQL), so a million judgments
+    cost ~24 MB, not a Python tuple each; sorted by (candidate, judge) before fitting, so the
+    floating-point sums, hence the export's bytes, do not depend on the order rows arrive in."""
     rows = judgments.filter(collection=collection)
-    if not include_sources:
-        rows = rows.filter(annotator__isnull=False)
-    items: dict[int, int] = {}
-    judges: dict[str, int] = {}
-    item, judge, grade = [], [], []
-    for candidate_pk, annotator_pk, source, value in _fetch(rows.values_list("candidate_id", "annotator_id", "source",
-                                                                            "grade")):
-        item.append(items.setdefault(candidate_pk, len(items)))
-        judge.append(judges.setdefault(judge_name(annotator_pk, source), len(judges)))
-        grade.append(value)
-    if not item:
+    people = _int_rows(rows.filter(annotator__isnull=False), ("candidate_id", "annotator_id", "grade"))
+    annotators, person = np.unique(people[:, 1], return_inverse=True)
+    names = [str(pk) for pk in annotators.tolist()]
+    parts = [(people[:, 0], person.reshape(-1), people[:, 2])]
+    if include_sources:
+        imported = rows.filter(annotator__isnull=True)
+        for source in sorted(set(imported.values_list("source", flat=True).distinct())):
+            graded = _int_rows(imported.filter(source=source), ("candidate_id", "grade"))
+            parts.append((graded[:, 0], np.full(len(graded), len(names), dtype=np.int64), graded[:, 1]))
+            names.append(judge_name(None, source))
+    candidate_pk = np.concatenate([part[0] for part in parts])
+    if not candidate_pk.size:
         return CollectionAnnotatorModel(None, {})
-    gold = {items[pk]: value for pk, value in Candidate.objects.filter(
-        collection=collection, is_gold=True, pk__in=list(items)).values_list("pk", "gold_grade") if pk in items}
-    final: dict[int, int] = {}
+    judge = np.concatenate([part[1] for part in parts])
+    grade = np.concatenate([part[2] for part in parts])
+    order = np.lexsort((judge, candidate_pk))
+    candidate_pk, judge, grade = candidate_pk[order], judge[order], grade[order]
+    candidates, item = np.unique(candidate_pk, return_inverse=True)
+    gold = _on_items(candidates, Candidate.objects.filter(collection=collection, is_gold=True)
+                     .values_list("pk", "gold_grade"))
+    latest: dict[int, int] = {}
     for pk, value in (Adjudication.objects.filter(collection=collection).order_by("candidate_id", "-created_at", "-pk")
                       .values_list("candidate_id", "grade")):
-        if pk in items:
-            final.setdefault(items[pk], value)  # the latest comes first
-    model = fit_annotator_model(np.asarray(item), np.asarray(judge), np.asarray(grade), n_items=len(items),
-                                n_judges=len(judges), n_grades=len(GRADES), gold=gold, final=final)
-    return CollectionAnnotatorModel(model, judges)
+        latest.setdefault(pk, value)  # the latest comes first
+    final = _on_items(candidates, latest.items())
+    model = fit_annotator_model(item.reshape(-1), judge, grade, n_items=len(candidates), n_judges=len(names),
+                                n_grades=len(GRADES), gold=gold, final=final)
+    return CollectionAnnotatorModel(model, {name: index for index, name in enumerate(names)})
 
 
-def _fetch(rows) -> list[tuple]:
-    sql, params = rows.query.sql_with_params()
-    with connection.cursor() as cursor:
+def _on_items(candidates: np.ndarray, grades) -> dict[int, int]:
+    """{item index: grade} for the (candidate pk, grade) pairs whose candidate is one of the fit's."""
+    found = {}
+    for pk, value in grades:
+        position = int(np.searchsorted(candidates, pk))
+        if position < len(candidates) and candidates[position] == pk:
+            found[position] = value
+    return found
+
+
+_CHUNK = 100_000
+
+
+def _int_rows(rows: QuerySet, fields: tuple[str, ...]) -> np.ndarray:
+    """The rows of integer `fields` as an (n, len(fields)) int64 array, read `_CHUNK` at a time."""
+    sql, params = rows.values_list(*fields).order_by().query.sql_with_params()
+    parts = []
+    with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        while batch := cursor.fetchmany(_CHUNK):
+            parts.append(np.array(batch, dtype=np.int64))
+    return np.concatenate(parts) if parts else np.zeros((0, len(fields)), dtype=np.int64)
