@@ -26,8 +26,8 @@ from ..models import (
     Document,
     Judgment,
 )
+from ..quality.annotator_model import SOURCE_MARK, judge_key, kept_or_fitted
 from .aggregation import DIGITS, MODEL, aggregate
-from ..quality.annotator_model import SOURCE_MARK, fit_collection_model, judge_key
 from .batches import by_doc_id
 from .filters import ExportParams
 from .records import CandidateRecord, Judged, QueryGroup, ReadCounts
@@ -66,8 +66,11 @@ class ReadContext:
         self.human_filter = self._human_filter()
         self.any_adjudication = Adjudication.objects.filter(collection=collection).exists()
         # The annotator model (method "model"): fitted once per export on the judgments it counts.
-        self.annotator_model = (fit_collection_model(self.counted_judgments(), collection=collection,
-                                                     include_sources=params.priors != "never")
+        default_filters = (params.guideline_version is None and not params.since and not params.until
+                           and params.include_simulated)
+        self.annotator_model = (kept_or_fitted(report, self.counted_judgments(), collection=collection,
+                                               include_sources=params.priors != "never",
+                                               default_filters=default_filters)
                                 if params.method == MODEL else None)
         self.outcomes: dict[tuple, _Outcome] = {}  # by (judgment key, final grade)
         self.canonical: dict[tuple, _Outcome] = {}  # by (sorted judges, final grade)

@@ -8,6 +8,8 @@ same way by the same judges get the same record and the aggregate can be cached 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,7 +18,7 @@ from django.db.models import QuerySet
 
 from ..agreement.annotator_model import AnnotatorModel, fit_annotator_model
 from ..grades import GRADES
-from ..models import Adjudication, Candidate
+from ..models import Adjudication, Candidate, Judgment
 
 SOURCE_MARK = "~"  # an imported label's judge in a judgment key: "~<source>" (commas as %2C)
 
@@ -38,6 +40,24 @@ class CollectionAnnotatorModel:
     def __init__(self, model: AnnotatorModel | None, judges: dict[str, int]):
         self.model = model
         self.judges = judges
+
+    def parameters(self) -> dict:
+        """What a posterior needs, as JSON (kept in the agreement report; floats round-trip exactly)."""
+        model = self.model
+        return {"class_prior": model.class_prior.tolist(), "population": model.population_confusion.tolist(),
+                "judges": {name: model.confusion[index].tolist() for name, index in self.judges.items()}}
+
+    @classmethod
+    def from_parameters(cls, data: dict) -> CollectionAnnotatorModel:
+        names = list(data["judges"])
+        model = AnnotatorModel(
+            class_prior=np.asarray(data["class_prior"], dtype=float),
+            confusion=np.asarray([data["judges"][name] for name in names], dtype=float).reshape(
+                len(names), len(GRADES), len(GRADES)),
+            population_confusion=np.asarray(data["population"], dtype=float),
+            posteriors=np.zeros((0, len(GRADES))), judgments_per_judge=np.zeros(len(names), dtype=np.int64),
+            log_likelihood=float("nan"), iterations=0, converged=True, judge_strength=float("nan"))
+        return cls(model, {name: index for index, name in enumerate(names)})
 
     def posterior(self, judgments: Sequence[tuple[str, int]]) -> np.ndarray:
         """The posterior over grades 0..3 of a pair graded by these (judge name, grade); a judge the
@@ -82,6 +102,30 @@ def fit_collection_model(judgments: QuerySet, *, collection, include_sources: bo
     model = fit_annotator_model(item.reshape(-1), judge, grade, n_items=len(candidates), n_judges=len(names),
                                 n_grades=len(GRADES), gold=gold, final=final)
     return CollectionAnnotatorModel(model, {name: index for index, name in enumerate(names)})
+
+
+def data_state(collection) -> dict:
+    """What a fit depends on besides its parameters, cheaply: a fit kept with an equal state was
+    made over the same grades, gold and adjudications (an edit bumps updated_at)."""
+    from django.db.models import Count, Max
+
+    judgments = Judgment.objects.grades().filter(collection=collection).aggregate(n=Count("pk"), last=Max("updated_at"))
+    return {"judgments": judgments["n"], "last_change": judgments["last"].isoformat() if judgments["last"] else None,
+            "adjudications": Adjudication.objects.filter(collection=collection).count(),
+            "gold": hashlib.sha256(repr(list(Candidate.objects.filter(collection=collection, is_gold=True)
+                                             .order_by("pk").values_list("pk", "gold_grade"))).encode()).hexdigest()}
+
+
+def kept_or_fitted(report, judgments: QuerySet, *, collection, include_sources: bool,
+                   default_filters: bool) -> CollectionAnnotatorModel:
+    """The agreement report's fit when it was made over exactly these judgments (every grade of
+    the collection, sources included, and the data unchanged since), else a fit now: the report's
+    debounced task pays for the fit, an export of unchanged data reads its parameters."""
+    kept = ((report.overall or {}).get("annotator_model") or {}) if report is not None else {}
+    if (default_filters and include_sources and kept.get("parameters")
+            and kept.get("state") == json.loads(json.dumps(data_state(collection)))):
+        return CollectionAnnotatorModel.from_parameters(kept["parameters"])
+    return fit_collection_model(judgments, collection=collection, include_sources=include_sources)
 
 
 def _on_items(candidates: np.ndarray, grades) -> dict[int, int]:

@@ -35,7 +35,7 @@ from django.db import transaction
 from ..agreement import Ratings, Scale, alpha_by_group, compute_agreement
 from ..agreement.annotators import JudgmentTable, annotator_quality
 from ..models import AgreementReport, AnnotatorProfile, Collection, Judgment, Query
-from .annotator_model import SOURCE_MARK, fit_collection_model
+from .annotator_model import SOURCE_MARK, data_state, fit_collection_model
 from .ratings import load_table
 from .scope import AgreementScope
 from .thresholds import QualityThresholds
@@ -117,6 +117,7 @@ def _annotator_entry(quality, users) -> dict:
 def _with_annotator_model(collection: Collection, per_annotator: list[dict]) -> dict:
     """Fit the annotator model on every standing grade (people's and imported sources'), put each
     person's confusion and reliability into their entry, and return the rest of the fit."""
+    state = data_state(collection)
     fitted = fit_collection_model(Judgment.objects.grades(), collection=collection, include_sources=True)
     if fitted.model is None:
         return {}
@@ -136,8 +137,11 @@ def _with_annotator_model(collection: Collection, per_annotator: list[dict]) -> 
             entry.update(figures(index), reliability_basis=["annotator model"])
     sources = [{"source": name[len(SOURCE_MARK):].replace("%2C", ","), **figures(index)}
                for name, index in sorted(fitted.judges.items()) if name.startswith(SOURCE_MARK)]
+    # The parameters and the state of the data they were fitted on: an export of unchanged data
+    # reads them instead of fitting again (annotator_model.kept_or_fitted).
     return {"class_prior": np.round(model.class_prior, 4).tolist(), "sources": sources,
-            "iterations": model.iterations, "converged": model.converged}
+            "iterations": model.iterations, "converged": model.converged,
+            "parameters": fitted.parameters(), "state": state}
 
 
 def _pair_entry(pair, users) -> dict:

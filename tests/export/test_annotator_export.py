@@ -81,3 +81,28 @@ def test_imported_labels_are_judges_of_their_own_when_priors_always(graded_colle
     key = (candidate.query.external_id, candidate.document.external_id)
     assert exported(collection)[key]["n_judgments"] == 1
     assert exported(collection, priors="always")[key]["n_judgments"] == 2
+
+
+def test_an_export_of_unchanged_data_reads_the_reports_fit_and_writes_the_same_file(graded_collection, crew,
+                                                                                    monkeypatch):
+    from annotate.export.services import create_snapshot
+    from annotate.quality import annotator_model
+    from annotate.quality.report import store_report
+
+    collection = graded_collection()
+    truth = qrels(collection)
+    for candidate in Candidate.objects.filter(collection=collection).select_related("query", "document"):
+        grade = truth[(candidate.query.external_id, candidate.document.external_id)]
+        judge(candidate, crew["honest1"], grade)
+        judge(candidate, crew["shifted"], min(grade + 1, 3))
+    fitted_now = create_snapshot(collection=collection, format="listwise", params={})
+    store_report(collection=collection, bootstrap=10)
+    fits = []
+    real_fit = annotator_model.fit_collection_model
+    monkeypatch.setattr(annotator_model, "fit_collection_model", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    from_report = create_snapshot(collection=collection, format="listwise", params={})
+    assert fits == [] and from_report.sha256 == fitted_now.sha256
+    # A new grade makes the report's fit stale: the export fits again.
+    judge(Candidate.objects.filter(collection=collection).first(), crew["honest2"], 0)
+    create_snapshot(collection=collection, format="listwise", params={})
+    assert fits == [1]
