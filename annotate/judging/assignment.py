@@ -296,8 +296,7 @@ def renew(lease: Lease, *, now: datetime | None = None) -> None:
     if lease.pinned:
         return
     now = now or timezone.now()
-    Lease.objects.renew(lease.pk, now=now, lease_minutes=lease.collection.lease_minutes)
-    lease.expires_at = lease_expiry(lease.collection, now)
+    lease.expires_at = Lease.objects.renew(lease.pk, now=now, lease_minutes=lease.collection.lease_minutes)
 
 
 def shuffled(candidate_ids, *, annotator_id: int) -> list[int]:

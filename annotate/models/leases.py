@@ -11,11 +11,13 @@ from .corpus import Query
 
 
 class LeaseQuerySet(models.QuerySet):
-    def renew(self, pk: int, *, now: datetime, lease_minutes: int) -> None:
-        """Activity keeps an active, unpinned lease alive: its expiry moves to now + lease_minutes.
-        (The grade's one-statement SQL path in annotate/judging/services.py does the same update.)"""
-        self.filter(pk=pk, status=Lease.Status.ACTIVE, pinned=False).update(
-            expires_at=Lease.expiry(now, lease_minutes=lease_minutes, pinned=False))
+    def renew(self, pk: int, *, now: datetime, lease_minutes: int) -> datetime:
+        """Activity keeps an active, unpinned lease alive: its expiry moves to now + lease_minutes,
+        which is returned. (The grade's one-statement SQL path in annotate/judging/services.py does
+        the same update.)"""
+        expires = Lease.expiry(now, lease_minutes=lease_minutes, pinned=False)
+        self.filter(pk=pk, status=Lease.Status.ACTIVE, pinned=False).update(expires_at=expires)
+        return expires
 
 
 class Lease(models.Model):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
 
 from ..agreement.annotator_model import AnnotatorModel, fit_annotator_model
 from ..grades import GRADES
@@ -107,8 +107,6 @@ def fit_collection_model(judgments: QuerySet, *, collection, include_sources: bo
 def data_state(collection) -> dict:
     """What a fit depends on besides its parameters, cheaply: a fit kept with an equal state was
     made over the same grades, gold and adjudications (an edit bumps updated_at)."""
-    from django.db.models import Count, Max
-
     judgments = Judgment.objects.grades().filter(collection=collection).aggregate(n=Count("pk"), last=Max("updated_at"))
     return {"judgments": judgments["n"], "last_change": judgments["last"].isoformat() if judgments["last"] else None,
             "adjudications": Adjudication.objects.filter(collection=collection).count(),
