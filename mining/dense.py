@@ -1,11 +1,6 @@
-"""Dense retrieval with a bi-encoder loaded from a local sentence-transformers-style directory.
+"""Dense retrieval with a bi-encoder (training.encoders: the one encoder the rankers and the
+bi-encoder trainer use too; here it defaults to BASE_MODEL_DIR).
 
-The model is read with transformers' AutoModel/AutoTokenizer (local files only, nothing is
-downloaded); pooling and normalisation follow the directory's ``modules.json`` and its Pooling
-module's ``config.json`` (mean, CLS or max pooling; a ``Normalize`` module L2-normalises). A plain
-transformers directory without ``modules.json`` gets mean pooling and normalisation.
-
-Texts are encoded in batches sorted by length (little padding), under ``torch.inference_mode``.
 A collection's document embeddings are cached per corpus version and model under
 ``DATA_DIR/embeddings/<slug>/<key>/`` (float32 .npy, opened with mmap), built with the same
 atomic rename as the BM25 index (mining/index_store.py). Top-k is exact: a matrix product in
@@ -19,18 +14,19 @@ returned with the embeddings (the mining job shows it).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+
+from training import encoders
+from training.encoders import EncodeStats, ModelDirError, Pooling, read_pooling  # noqa: F401 -- mining's names
 
 from .index_store import (
     cache_root,
@@ -47,132 +43,11 @@ FAISS_MIN_DOCS = 200_000
 _QUERY_BLOCK = 256  # queries scored per matrix product (bounds the (queries x docs) score block)
 
 
-class ModelDirError(ValueError):
-    """The model directory cannot serve as a bi-encoder; the message names the file and problem."""
-
-
-@dataclass(frozen=True)
-class Pooling:
-    mode: str = "mean"  # mean | cls | max
-    normalize: bool = True
-    max_length: int = 256
-
-
-def read_pooling(model_dir: Path) -> Pooling:
-    """Pooling, normalisation and max length from a sentence-transformers directory's config files."""
-    modules_file = model_dir / "modules.json"
-    max_length = 256
-    st_config = model_dir / "sentence_bert_config.json"
-    if st_config.is_file():
-        max_length = int(json.loads(st_config.read_text("utf-8")).get("max_seq_length") or max_length)
-    if not modules_file.is_file():
-        return Pooling(max_length=max_length)
-    try:
-        modules = json.loads(modules_file.read_text("utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ModelDirError(f"{modules_file}: not valid JSON: {exc}") from None
-    mode, normalize = "mean", False
-    for module in modules:
-        kind = str(module.get("type", ""))
-        if kind.endswith(".Pooling"):
-            config_file = model_dir / module.get("path", "") / "config.json"
-            config = json.loads(config_file.read_text("utf-8")) if config_file.is_file() else {}
-            if config.get("pooling_mode_cls_token"):
-                mode = "cls"
-            elif config.get("pooling_mode_max_tokens"):
-                mode = "max"
-            elif config.get("pooling_mode_mean_tokens", True) or config.get("pooling_mode_mean_sqrt_len_tokens"):
-                mode = "mean"
-        elif kind.endswith(".Normalize"):
-            normalize = True
-    return Pooling(mode=mode, normalize=normalize, max_length=max_length)
-
-
-@dataclass
-class EncodeStats:
-    tokens: int = 0
-    unknown: int = 0
-
-    @property
-    def unk_rate(self) -> float:
-        return self.unknown / self.tokens if self.tokens else 0.0
-
-
-class BiEncoder:
-    """A sentence encoder: texts in, float32 vectors out (L2-normalised when the model says so)."""
+class BiEncoder(encoders.BiEncoder):
+    """training.encoders.BiEncoder with the default model: BASE_MODEL_DIR."""
 
     def __init__(self, model_dir: str | Path | None = None, *, batch_size: int = 64, device: str | None = None):
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        directory = Path(model_dir or settings.BASE_MODEL_DIR or "")
-        if not str(model_dir or settings.BASE_MODEL_DIR or "") or not directory.is_dir():
-            raise ModelDirError(f"{directory}: no model directory (set BASE_MODEL_DIR or pass one)")
-        if not (directory / "config.json").is_file():
-            raise ModelDirError(f"{directory / 'config.json'}: missing; not a transformers model directory")
-        self.model_dir = directory.resolve()
-        self.pooling = read_pooling(self.model_dir)
-        self.batch_size = batch_size
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True).to(self.device).eval()
-        self.max_length = min(self.pooling.max_length, getattr(self.tokenizer, "model_max_length", 10**6) or 10**6)
-        self.dimension = int(self.model.config.hidden_size)
-
-    @property
-    def fingerprint(self) -> str:
-        """Names the model in cache keys: its path plus the size and mtime of its weight files."""
-        parts = [str(self.model_dir), self.pooling.mode, str(self.pooling.normalize), str(self.max_length)]
-        for weights in sorted(self.model_dir.glob("*.safetensors")) + sorted(self.model_dir.glob("*.bin")):
-            stat = weights.stat()
-            parts.append(f"{weights.name}:{stat.st_size}:{int(stat.st_mtime)}")
-        return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
-
-    def encode(self, texts: Sequence[str], *, stats: EncodeStats | None = None, progress=None) -> np.ndarray:
-        """Embeddings of `texts` in their order, shape (len(texts), dimension), float32."""
-        import torch
-
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if not len(texts):
-            return out
-        # Longest first: a batch pads to its longest text, so similar lengths waste little work,
-        # and an out-of-memory error shows on the first batch rather than the last.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        unk_id = self.tokenizer.unk_token_id
-        special = set(self.tokenizer.all_special_ids)
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                encoded = self.tokenizer(
-                    [texts[i] for i in batch], padding=True, truncation=True,
-                    max_length=self.max_length, return_tensors="pt",
-                )
-                if stats is not None:
-                    ids = encoded["input_ids"][encoded["attention_mask"].bool()]
-                    content = ~torch.isin(ids, torch.tensor(sorted(special - {unk_id}), dtype=ids.dtype))
-                    stats.tokens += int(content.sum())
-                    stats.unknown += int((ids == unk_id).sum()) if unk_id is not None else 0
-                encoded = {name: tensor.to(self.device) for name, tensor in encoded.items()}
-                hidden = self.model(**encoded).last_hidden_state
-                vectors = self._pool(hidden, encoded["attention_mask"])
-                out[batch] = vectors.float().cpu().numpy()
-                if progress is not None:
-                    progress(len(batch))
-        return out
-
-    def _pool(self, hidden, mask):
-        import torch
-
-        if self.pooling.mode == "cls":
-            vectors = hidden[:, 0]
-        elif self.pooling.mode == "max":
-            vectors = hidden.masked_fill(~mask.bool().unsqueeze(-1), float("-inf")).max(dim=1).values
-        else:
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            vectors = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-        if self.pooling.normalize:
-            vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
-        return vectors
+        super().__init__(model_dir or settings.BASE_MODEL_DIR or "", batch_size=batch_size, device=device)
 
 
 _encoders: OrderedDict[str, BiEncoder] = OrderedDict()

@@ -26,6 +26,11 @@ def rescore(collection, query_text: str, doc_texts: Sequence[str]) -> list[float
     """
     if not doc_texts:
         return []
+    # Only a promoted model guards: before any run the rerank service may answer with the zero-shot
+    # base or BM25, which the false-negative guard has no use for.
+    if promoted_version(collection=collection) is None:
+        logger.info("no rescoring for %s: no reranker is promoted", collection)
+        return None
     scores: list[float] = []
     try:
         for start in range(0, len(doc_texts), _RESCORE_BATCH):

@@ -120,10 +120,13 @@ RULES: dict[str, Rule] = {
     # Training and serving
     "training-runs": Rule("GET", slug, PAGE_STAFF),
     "training-run-cancel": Rule("POST", run_with_slug, PAGE_STAFF),
+    "training-run": Rule("GET", run_with_slug, PAGE_STAFF),
+    "training-run-override": Rule("POST", run_with_slug, PAGE_STAFF),
     "search-preview": Rule("GET", slug, PAGE_STAFF),
     "api-training-run-start": Rule("POST", slug, API_STAFF, data={}),
     "api-training-run": Rule("GET", training_run, API_STAFF),
     "api-training-run-cancel": Rule("POST", training_run, API_STAFF),
+    "api-training-run-override": Rule("POST", training_run, API_STAFF, data={}),
     "api-rerank": Rule("POST", expect=API_LOGGED_IN, data={}),
     # Quality control (staff): dashboard, adjudication, gold marks; everyone else 403.
     "quality-dashboard": Rule("GET", slug, PAGE_STAFF),

@@ -1,4 +1,4 @@
-"""The rerank API and the training-run API (progress, cancel, start)."""
+"""The rerank API and the training-run API (progress, cancel, start, override)."""
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
@@ -9,12 +9,18 @@ from rest_framework.views import APIView
 
 from annotate.access import IsStaff, collection_for_member
 from annotate.models import ExportSnapshot
-from config.errors import api_error
+from config.errors import ErrorSerializer, api_error
 
 from . import rerank as rerank_service
 from . import services
 from .config import TrainingParamsError
 from .models import TrainingRun
+from .override import (
+    MAX_REASON_LENGTH,
+    OverrideConflict,
+    OverrideReasonError,
+    override_promotion,
+)
 
 
 class StrictText(serializers.CharField):
@@ -57,17 +63,38 @@ class RerankApi(APIView):
 
 
 def run_payload(run: TrainingRun) -> dict:
+    """A run as the API shows it: its row, its whole ``metrics``, and beside them the parts of
+    metrics a client reads most (as stored; None on a run recorded before they existed)."""
+    metrics = run.metrics or {}
     return {
         "id": run.pk, "collection": run.collection.slug, "snapshot": run.snapshot_id, "status": run.status,
         "trigger": run.trigger, "step": run.step, "total_steps": run.total_steps, "loss": run.loss,
-        "eta_seconds": run.eta_seconds, "metrics": run.metrics, "promoted": run.promoted,
+        "eta_seconds": run.eta_seconds, "metrics": metrics, "promoted": run.promoted,
+        "candidates": metrics.get("candidates"), "references": metrics.get("references"),
+        "dev_queries": metrics.get("dev_queries"), "winner": metrics.get("winner"),
+        "decision": metrics.get("decision"),
         "cancel_requested": run.cancel_requested, "error": run.error,
         "created_at": run.created_at, "started_at": run.started_at, "finished_at": run.finished_at,
     }
 
 
-RunSerializer = inline_serializer("TrainingRun", fields={"id": serializers.IntegerField(), "status": serializers.CharField(),
-                                                        "step": serializers.IntegerField(), "metrics": serializers.DictField()})
+RunSerializer = inline_serializer("TrainingRun", fields={
+    "id": serializers.IntegerField(), "collection": serializers.CharField(), "snapshot": serializers.IntegerField(),
+    "status": serializers.CharField(), "trigger": serializers.CharField(), "step": serializers.IntegerField(),
+    "total_steps": serializers.IntegerField(), "loss": serializers.FloatField(allow_null=True),
+    "eta_seconds": serializers.FloatField(allow_null=True), "metrics": serializers.DictField(),
+    "promoted": serializers.BooleanField(),
+    "candidates": serializers.ListField(child=serializers.DictField(), allow_null=True,
+                                        help_text="Every candidate with its dev figures, interval and gate result."),
+    "references": serializers.DictField(allow_null=True,
+                                        help_text="BM25 and the promoted model on the same dev queries."),
+    "dev_queries": serializers.IntegerField(allow_null=True, help_text="Dev queries the gate saw."),
+    "winner": serializers.CharField(allow_null=True, help_text="The candidate promoted (gate or override)."),
+    "decision": serializers.DictField(allow_null=True, help_text="promoted, branch, reason, override_reason, ..."),
+    "cancel_requested": serializers.BooleanField(), "error": serializers.CharField(),
+    "created_at": serializers.DateTimeField(), "started_at": serializers.DateTimeField(allow_null=True),
+    "finished_at": serializers.DateTimeField(allow_null=True),
+})
 
 
 class TrainingRunApi(APIView):
@@ -85,6 +112,30 @@ class CancelTrainingRunApi(APIView):
     def post(self, request, run_id: int):
         run = get_object_or_404(TrainingRun.objects.select_related("collection"), pk=run_id)
         return Response(run_payload(services.request_cancel(run=run)))
+
+
+class OverrideTrainingRunApi(APIView):
+    permission_classes = [IsStaff]
+
+    class InputSerializer(serializers.Serializer):
+        # Blank and length are checked by the service, so the API and the page say the same.
+        reason = StrictText(trim_whitespace=False, allow_blank=True,
+                            help_text=f"Why promote although the gate did not (at most {MAX_REASON_LENGTH} "
+                                      "characters).")
+
+    @extend_schema(request=InputSerializer, responses={200: RunSerializer, 400: ErrorSerializer, 409: ErrorSerializer},
+                   summary="Promote a finished run the gate did not promote, with a recorded reason (staff)")
+    def post(self, request, run_id: int):
+        run = get_object_or_404(TrainingRun.objects.select_related("collection"), pk=run_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            run = override_promotion(run=run, reason=data.validated_data["reason"], user=request.user)
+        except OverrideReasonError as error:
+            return api_error(str(error), reason=[str(error)])
+        except OverrideConflict as error:
+            return api_error(str(error), status.HTTP_409_CONFLICT)
+        return Response(run_payload(run))
 
 
 class StartTrainingRunApi(APIView):

@@ -23,7 +23,10 @@ CPU_CHUNK_COST = 256
 # TrainConfig.listwise_target's choices (training.losses.listwise.TARGETS; plain here, no torch).
 LISTWISE_TARGETS = ("label", "expected-gain")
 # Keys of a run's params that are the run's own rather than the trainer's.
-RUN_PARAMS = frozenset({"promotion_margin"})
+# (candidates: which models the run trains, and distil: whether the cross-encoder is warm-started
+# from a teacher's scores, training.candidates; min_dev_queries: the promotion gate's minimum dev
+# size, training.gate.)
+RUN_PARAMS = frozenset({"promotion_margin", "candidates", "distil", "min_dev_queries"})
 
 
 class TrainingParamsError(ValueError):
@@ -159,7 +162,18 @@ def train_config(params: dict) -> TrainConfig:
         config = TrainConfig(**{key: value for key, value in params.items() if key in known})
         config.check()
         if "promotion_margin" in params:
-            float(params["promotion_margin"])
+            margin = params["promotion_margin"]
+            # A difference of NDCG@10 means lies in (-1, 1): the gate refuses a margin outside it.
+            if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not -1 < margin < 1:
+                raise ValueError(f"promotion_margin must be a number in (-1, 1), got {margin!r}")
+        if "candidates" in params:
+            from .candidates import check_candidates
+
+            check_candidates(params["candidates"])
+        if "distil" in params and not isinstance(params["distil"], bool):
+            raise ValueError(f"distil must be true or false, got {params['distil']!r}")
+        if "min_dev_queries" in params and not _int_at_least(params["min_dev_queries"], 1):
+            raise ValueError(f"min_dev_queries must be a positive integer, got {params['min_dev_queries']!r}")
     except (TypeError, ValueError) as error:
         raise TrainingParamsError(f"params: {error}") from None
     return config

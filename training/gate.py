@@ -276,3 +276,48 @@ def _checked_override(override_reason) -> str | None:
         raise GateInputError("an override needs a reason to record: got "
                              f"{override_reason!r}; give one sentence on why to promote anyway")
     return override_reason.strip()
+
+
+@dataclass(frozen=True)
+class RunDecision:
+    """A run's choice among its candidates: each one's gate, the winner (promoted) or None, and
+    the candidate the run keeps as its model version (the winner, else the best on dev)."""
+
+    decisions: dict[str, GateDecision]
+    winner: str | None
+    chosen: str
+    decision: GateDecision           # the chosen candidate's gate
+
+
+def decide_run(
+    candidates: Mapping[str, Mapping],
+    references: Mapping[str, Mapping],
+    *,
+    zero_shot: str | None = None,
+    **gate_options,
+) -> RunDecision:
+    """Gate every candidate against the references and, but for itself, the zero-shot base
+    (``candidates[zero_shot]``); the winner is the best dev mean among those that pass.
+
+    Picking the best of several passing candidates on the same dev queries is a second look at
+    dev; it only ever chooses between models that each cleared every reference on their own.
+    """
+    if not candidates:
+        raise GateInputError("a run needs at least one candidate model to decide on")
+    decisions: dict[str, GateDecision] = {}
+    for name, figures in candidates.items():
+        against = dict(references)
+        if zero_shot is not None and name != zero_shot:
+            against["zero-shot base"] = candidates[zero_shot]
+        if not against:
+            raise GateInputError(f"candidate {name!r} has no reference to be compared with")
+        decisions[name] = decide_promotion(figures, against, **gate_options)
+
+    def mean(name: str) -> float:
+        value = decisions[name].candidate_mean
+        return -math.inf if value is None else value
+
+    passing = [name for name, decision in decisions.items() if decision.promote]
+    winner = max(passing, key=mean) if passing else None
+    chosen = winner or max(decisions, key=mean)
+    return RunDecision(decisions=decisions, winner=winner, chosen=chosen, decision=decisions[chosen])

@@ -1,64 +1,93 @@
-"""Serving: score documents for a query with a collection's promoted reranker.
+"""Serving: score documents for a query with a collection's reranker.
 
-The model is loaded once per process and kept in a small cache keyed by the ModelVersion's id and
-path, so a promotion (a different promoted version) is picked up on the next request without a
-restart, and the previous model is dropped. Scoring sorts pairs by length into batches and runs
-under ``torch.inference_mode`` (training.scoring).
+What serves: the collection's promoted model, whatever its kind (training.rankers: cross-encoder,
+bi-encoder, fusion with BM25). Before any model is promoted, the base model used zero-shot serves
+when it ranks the collection's judged queries better than BM25 (training.standing), else BM25 over
+the given documents -- never a model worse than both.
 
-No promoted model means no reranking: NoPromotedModel (the API answers 503). Falling back to the
-base model was considered and rejected: the MiniLM bi-encoder has no trained scoring head, so its
-"scores" would look like a ranking while being noise.
+Models are loaded once per process and kept in a small cache keyed by path (and the version's id),
+so a promotion is picked up on the next request without a restart, and this collection's previous
+model is dropped.
 """
 from __future__ import annotations
 
 import threading
 
 import numpy as np
+from django.conf import settings
 
+from .rankers import BI_ENCODER, list_bm25, load_ranker
 from .registry import promoted_version
-from .scoring import DEFAULT_BATCH_SIZE, load_cross_encoder, score_pairs
 
 MAX_DOCUMENTS = 1000
 MAX_LENGTH = 256
 
 _lock = threading.Lock()
-_loaded: dict[tuple[int, str], tuple] = {}
+_loaded: dict[tuple, tuple] = {}
 
 
 class NoPromotedModel(LookupError):
-    pass
+    """Nothing can rerank: no model is promoted and no base model is configured."""
 
 
-def model_for(version) -> tuple:
-    key = (version.pk, version.path)
+def ranker_at(path, *, key: tuple, owner) -> object:
     with _lock:
         if key not in _loaded:
-            # Only the versions that serve now stay in memory: drop this collection's old ones.
-            for stale in [k for k in _loaded if _loaded[k][2] == version.collection_id]:
+            # Only what serves now stays in memory: drop this owner's earlier models.
+            for stale in [k for k in _loaded if _loaded[k][1] == owner]:
                 del _loaded[stale]
-            model, tokenizer = load_cross_encoder(version.path)
-            _loaded[key] = (model, tokenizer, version.collection_id)
-        model, tokenizer, _ = _loaded[key]
-    return model, tokenizer
+            _loaded[key] = (load_ranker(path, max_length=MAX_LENGTH), owner)
+        return _loaded[key][0]
+
+
+def model_for(version):
+    return ranker_at(version.path, key=(version.pk, version.path), owner=version.collection_id)
+
+
+def serving(collection=None) -> dict:
+    """What reranks for the collection now: {"kind", "ranker" (None for BM25), "model": description}."""
+    version = promoted_version(collection=collection)
+    if version is not None:
+        ranker = model_for(version)
+        return {"ranker": ranker, "model": {"version": version.pk, "collection": version.collection.slug,
+                                            "kind": ranker.kind, "source": "promoted"}}
+    if collection is None or not settings.BASE_MODEL_DIR:
+        where = f"collection {collection.slug}" if collection is not None else "any collection"
+        raise NoPromotedModel(f"no reranker is promoted for {where} and no base model is set: train one first")
+    from .standing import zero_shot_standing
+
+    standing = zero_shot_standing(collection)
+    described = {"version": None, "collection": collection.slug, "source": "before any run",
+                 "standing": standing}
+    if standing["serves"] == "zero-shot base":
+        ranker = ranker_at(settings.BASE_MODEL_DIR, key=("base", str(settings.BASE_MODEL_DIR)), owner="base")
+        return {"ranker": ranker, "model": {**described, "kind": ranker.kind}}
+    return {"ranker": None, "model": {**described, "kind": "bm25"}}
 
 
 def rerank(*, query: str, documents: list[str], top_k: int | None = None, collection=None) -> dict:
-    version = promoted_version(collection=collection)
-    if version is None:
-        where = f"collection {collection.slug}" if collection is not None else "any collection"
-        raise NoPromotedModel(f"no reranker is promoted for {where}: train and promote one first")
-    model, tokenizer = model_for(version)
-    max_length = min(MAX_LENGTH, tokenizer.model_max_length or MAX_LENGTH)
-    scores = score_pairs(model, tokenizer, [query] * len(documents), documents, max_length=max_length,
-                         batch_size=DEFAULT_BATCH_SIZE)
+    chosen = serving(collection)
+    ranker = chosen["ranker"]
+    if ranker is None:
+        scores = list_bm25(query, documents, method=getattr(collection, "tokenizer", "auto"))
+    else:
+        scores = ranker.score(query, documents)
+    scores = np.asarray(scores, dtype=np.float64)
     order = np.argsort(-scores, kind="stable")[: top_k or len(documents)]
     return {
-        "model": {"version": version.pk, "collection": version.collection.slug},
+        "model": chosen["model"],
         "scores": [float(s) for s in scores],
         "results": [{"index": int(i), "score": float(scores[i])} for i in order],
     }
 
 
+def is_model(kind: str) -> bool:
+    return kind != "bm25" and kind in (BI_ENCODER, "cross-encoder", "fusion")
+
+
 def clear_cache() -> None:
     with _lock:
         _loaded.clear()
+    from .standing import clear_standing
+
+    clear_standing()

@@ -11,10 +11,13 @@ training/recovery.py finds the lock free and sends the run again (it resumes fro
 checkpoint, if any) or fails it. Each claim bumps ``attempts``, and every later write of the task
 is conditional on its own attempt, so a stale attempt can neither overwrite nor promote.
 
-Evaluation: the base model, BM25, the promoted model (if any) and the new model are scored on the
-same dev queries of the snapshot (its ``split: dev`` lines). The new model is promoted when its dev
-NDCG@10 beats the promoted model's by ``promotion_margin`` -- or, with nothing promoted yet, beats
-BM25's by that margin (a reranker worse than BM25 should not serve).
+Evaluation: the run's candidate models (training.candidates: the zero-shot base, a fine-tuned
+bi-encoder, a distilled cross-encoder, a fusion with BM25), BM25 and the promoted model (if any)
+are scored on the same dev queries of the snapshot (its ``split: dev`` lines). The promotion gate
+(training.gate.decide_run) promotes the best candidate whose paired-bootstrap lower bound of the
+dev NDCG@10 gain clears ``promotion_margin`` against the promoted model, BM25 and the zero-shot
+base, on at least ``min_dev_queries`` dev queries; else nothing (staff may override with a reason:
+training.override). The run keeps one model version: the winner, else its best candidate on dev.
 """
 from __future__ import annotations
 
@@ -27,13 +30,21 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .candidates import (
+    DEFAULT_CANDIDATES,
+    ZERO_SHOT,
+    bm25_reference,
+    evaluate_ranker,
+    keep_directory,
+    train_candidates,
+)
 from .config import DEFAULT_PROMOTION_MARGIN, train_config
 from .data import DataFile, read_data_file
-from .evaluation import bm25_scores, evaluate_model, metrics_for
+from .gate import DEFAULT_MIN_DEV_QUERIES, FAILS, decide_run
 from .models import ModelVersion, RetrainPolicy, TrainingRun
+from .rankers import load_ranker
 from .registry import promote, promoted_version
-from .scoring import load_cross_encoder
-from .trainer import TrainingCancelled, train
+from .trainer import TrainingCancelled
 
 log = logging.getLogger(__name__)
 
@@ -139,21 +150,22 @@ def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
     config = train_config(run.params)
     base_model = run.base_model or settings.BASE_MODEL_DIR
     reporter = _ProgressReporter(run.pk, attempt=run.attempts)
-    result = train(
+    current = promoted_version(collection=run.collection)
+    candidates = train_candidates(
         config=config, train_data=DataFile(path=path, format=data.format, groups=train_groups, sha256=data.sha256),
-        base_model=base_model, out_dir=out_dir, dev_groups=dev_groups,
+        dev_groups=dev_groups, base_model=base_model, out_dir=out_dir,
+        names=run.params.get("candidates", DEFAULT_CANDIDATES),
+        teacher_dir=current.path if current is not None else None, distil=run.params.get("distil", True),
         progress=reporter.progress, should_cancel=reporter.should_cancel,
     )
-    metrics = {"base": result.metrics["base"], "bm25": metrics_for(dev_groups, bm25_scores(dev_groups)),
-               "new": result.metrics["fine_tuned"]}
     reporter.beat()  # training is over; evaluating the promoted model below takes a while
-    current = promoted_version(collection=run.collection)
+    bm25_metrics, bm25_per_query = bm25_reference(dev_groups)
+    references = {"bm25": {**bm25_metrics, "per_query": bm25_per_query}}
     if current is not None:
-        model, tokenizer = load_cross_encoder(current.path)
-        metrics["promoted"] = evaluate_model(model, tokenizer, dev_groups, max_length=config.max_length)
-        metrics["promoted"]["version"] = current.pk
-    return {"metrics": metrics, "steps": result.steps, "loss": result.losses[-1] if result.losses else None,
-            "promoted_version": current.pk if current else None}
+        promoted_metrics, promoted_per_query, _ = evaluate_ranker(
+            load_ranker(current.path, max_length=config.max_length), dev_groups)
+        references["promoted"] = {**promoted_metrics, "per_query": promoted_per_query, "version": current.pk}
+    return {"candidates": candidates, "references": references, "promoted_version": current.pk if current else None}
 
 
 def promotion_margin(run: TrainingRun) -> float:
@@ -170,28 +182,76 @@ def _record(run: TrainingRun, out_dir: Path, outcome: dict) -> None:
     owned = TrainingRun.objects.owned_by_attempt(run.pk, run.attempts).select_for_update().exists()
     if not owned:
         raise RunTakenOver(run.pk)
-    metrics = outcome["metrics"]
-    new = metrics["new"]["ndcg@10"] or 0.0
-    # Compare against what serves now (re-read under the transaction: another run may have
-    # promoted meanwhile; then its evaluation above is stale and we stay conservative).
-    current = promoted_version(collection=run.collection)
-    if current is not None and current.pk == outcome["promoted_version"]:
-        baseline, against = metrics["promoted"]["ndcg@10"] or 0.0, "promoted"
-    elif current is not None:
-        baseline, against = float("inf"), "promoted"
-    else:
-        baseline, against = metrics["bm25"]["ndcg@10"] or 0.0, "bm25"
+    candidates = {c.name: c for c in outcome["candidates"]}
+    references = outcome["references"]
     margin = promotion_margin(run)
-    promote_it = new >= baseline + margin
-    metrics["decision"] = {"against": against, "baseline_ndcg@10": baseline if baseline != float("inf") else None,
-                           "new_ndcg@10": new, "margin": margin, "promoted": promote_it}
-    version = ModelVersion.objects.create(collection=run.collection, run=run, path=str(out_dir), metrics=metrics)
+    choice = decide_run(
+        {name: c.per_query for name, c in candidates.items()},
+        {name: ref["per_query"] for name, ref in references.items()},
+        zero_shot=ZERO_SHOT, margin=margin,
+        min_dev_queries=int(run.params.get("min_dev_queries", DEFAULT_MIN_DEV_QUERIES)), seed=run.pk,
+    )
+    promote_it = choice.winner is not None
+    reason, branch = choice.decision.reason, choice.decision.branch
+    # Compare against what serves now (re-read under the transaction: another run may have
+    # promoted meanwhile; then this run's comparison is stale and we stay conservative).
+    current = promoted_version(collection=run.collection)
+    if (current.pk if current else None) != outcome["promoted_version"]:
+        promote_it, branch = False, FAILS
+        reason = "not promoted: another model was promoted while this run trained; its figures are stale"
+    chosen = candidates[choice.chosen]
+    directory = keep_directory(chosen, out_dir)
+    _drop_other_candidates(out_dir, keep=directory)
+    metrics = run_metrics(candidates, references, choice, promoted=promote_it, branch=branch, reason=reason,
+                          margin=margin)
+    version = ModelVersion.objects.create(collection=run.collection, run=run, path=str(directory), metrics=metrics)
     if promote_it:
         promote(version=version)
+    last = chosen.metrics
     TrainingRun.objects.filter(pk=run.pk).update(
         status=TrainingRun.Status.DONE, metrics=metrics, promoted=promote_it, output_dir=str(out_dir),
-        step=outcome["steps"], loss=outcome["loss"], eta_seconds=0, finished_at=timezone.now(),
+        eta_seconds=0, finished_at=timezone.now(),
     )
+    log.info("training run %s: %s (chosen %s, dev NDCG@10 %s)", run.pk, reason, chosen.name, last.get("ndcg@10"))
+
+
+def run_metrics(candidates: dict, references: dict, choice, *, promoted: bool, branch: str, reason: str,
+                margin: float) -> dict:
+    """The run's figures for its page and API (layout: README, "Training runs")."""
+    rows = []
+    for name, candidate in candidates.items():
+        gate = choice.decisions[name]
+        rows.append({**candidate.as_json(), "interval": list(gate.candidate_interval) if gate.candidate_interval else None,
+                     "gate": gate.as_json()})
+    refs = {}
+    for name, ref in references.items():
+        ref_figures = {k: v for k, v in ref.items() if k != "per_query"}
+        refs[name] = {**ref_figures, "per_query": ref["per_query"]}
+    decision = choice.decision
+    chosen = candidates[choice.chosen]
+    return {
+        "dev_queries": decision.dev_queries,
+        "candidates": rows,
+        "references": refs,
+        "winner": choice.winner if promoted else None,
+        "decision": {"promoted": promoted, "candidate": choice.chosen, "branch": branch, "reason": reason, "override_reason": None,
+                     "margin": margin, "overridden_by": None, "overridden_at": None,
+                     "min_dev_queries": decision.min_dev_queries},
+        # The older layout, which earlier pages and scripts read.
+        "base": candidates[ZERO_SHOT].metrics,
+        "bm25": {k: v for k, v in references["bm25"].items() if k != "per_query"},
+        "new": {**chosen.metrics, "candidate": chosen.name},
+        **({"promoted": {k: v for k, v in references["promoted"].items() if k != "per_query"}}
+           if "promoted" in references else {}),
+    }
+
+
+def _drop_other_candidates(out_dir: Path, *, keep: Path) -> None:
+    """Only the kept candidate's directory stays (a fusion holds its own copy of its inner model)."""
+    root = out_dir / "candidates"
+    for directory in root.iterdir() if root.is_dir() else ():
+        if directory.resolve() != keep.resolve():
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 class _ProgressReporter:
@@ -209,7 +269,7 @@ class _ProgressReporter:
     def beat(self) -> None:
         self._update()
 
-    def progress(self, *, step, total_steps, loss, eta_seconds, epoch):
+    def progress(self, *, step, total_steps, loss, eta_seconds, epoch, stage=None):
         now = time.monotonic()
         if now - self.last < self.every and step != total_steps:
             return

@@ -1,6 +1,9 @@
-"""Staff pages: the search preview (BM25 recall -> rerank, judgments beside) and training runs."""
+"""Staff pages: the search preview (BM25 recall -> rerank, judgments beside), training runs, and a
+run's page (its candidates, the gate's decision, and "Promote anyway" for staff)."""
 from __future__ import annotations
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -10,18 +13,25 @@ from annotate.models import Document, Judgment
 
 from . import rerank as rerank_service
 from . import services
-from .models import TrainingRun
+from .models import ModelVersion, TrainingRun
+from .override import (
+    MAX_REASON_LENGTH,
+    OverrideReasonError,
+    OverrideRefused,
+    override_promotion,
+)
 from .registry import model_versions, promoted_version
 from .search import bm25_search
 
 RECALL_DEPTH = 100
 SHOWN = 20
+STAFF_WHAT = "training and the search preview"
 
 
 @login_required
 @require_GET
 def search_preview(request, slug: str):
-    collection = staff_collection(request.user, slug, "training and the search preview")
+    collection = staff_collection(request.user, slug, STAFF_WHAT)
     query = request.GET.get("q", "").strip()
     context = {"collection": collection, "q": query, "results": [], "note": ""}
     if query:
@@ -64,10 +74,12 @@ def _attach_judgments(collection, query: str, results: list[dict]) -> None:
 @login_required
 @require_GET
 def training_runs(request, slug: str):
-    collection = staff_collection(request.user, slug, "training and the search preview")
+    collection = staff_collection(request.user, slug, STAFF_WHAT)
     runs = list(TrainingRun.objects.filter(collection=collection).select_related("snapshot")[:50])
     for run in runs:
         run.dev_ndcg = [(run.metrics.get(name) or {}).get("ndcg@10") for name in ("base", "bm25", "promoted", "new")]
+        run.winner = run.metrics.get("winner")
+        run.reason = decision_reason(run)
     return render(request, "training/runs.html", {
         "collection": collection, "runs": runs, "promoted": promoted_version(collection=collection),
         "versions": model_versions(collection=collection)[:20],
@@ -76,8 +88,129 @@ def training_runs(request, slug: str):
 
 
 @login_required
+@require_GET
+def training_run(request, slug: str, run_id: int):
+    collection = staff_collection(request.user, slug, STAFF_WHAT)
+    run = _run_of(collection, run_id)
+    return _render_run(request, run, OverrideForm())
+
+
+@login_required
+@require_POST
+def override_training_run(request, slug: str, run_id: int):
+    """Staff "Promote anyway": promote a finished run the gate did not promote, with a reason.
+    Every refusal is shown on the run's page (400 for the input, 409 for the run's state)."""
+    collection = staff_collection(request.user, slug, STAFF_WHAT)
+    run = _run_of(collection, run_id)
+    form = OverrideForm(request.POST)
+    if not form.is_valid():
+        return _render_run(request, run, form, status=400)
+    try:
+        override_promotion(run=run, reason=form.cleaned_data["reason"], user=request.user)
+    except OverrideRefused as error:
+        run.refresh_from_db()  # another request may have promoted it meanwhile: show the run as it is
+        form.add_error("reason" if isinstance(error, OverrideReasonError) else None, str(error))
+        return _render_run(request, run, form, status=400 if isinstance(error, OverrideReasonError) else 409)
+    messages.success(request, f"Training run {run.pk} promoted by override.")
+    return redirect("training-run", slug=slug, run_id=run.pk)
+
+
+@login_required
 @require_POST
 def cancel_training_run(request, slug: str, run_id: int):
-    collection = staff_collection(request.user, slug, "training and the search preview")
+    collection = staff_collection(request.user, slug, STAFF_WHAT)
     services.request_cancel(run=get_object_or_404(TrainingRun, pk=run_id, collection=collection))
     return redirect("training-runs", slug=slug)
+
+
+def _run_of(collection, run_id: int) -> TrainingRun:
+    return get_object_or_404(TrainingRun.objects.select_related("snapshot", "collection"), pk=run_id,
+                             collection=collection)
+
+
+class OverrideForm(forms.Form):
+    # The service checks the reason again (blank after stripping, length) with its own message.
+    reason = forms.CharField(max_length=MAX_REASON_LENGTH, widget=forms.Textarea(attrs={"rows": 2}),
+                             error_messages={"required": "A reason is required: say why this model should serve."},
+                             help_text="Why this model should serve although the gate did not promote it; "
+                                       "kept on the run.")
+
+
+def _render_run(request, run: TrainingRun, form: OverrideForm, *, status: int = 200):
+    has_model = ModelVersion.objects.filter(run=run).exists()
+    return render(request, "training/run.html", {
+        "collection": run.collection, "run": run, "report": run_report(run), "form": form,
+        "can_override": run.status == TrainingRun.Status.DONE and not run.promoted and has_model,
+    }, status=status)
+
+
+# --- what a run's metrics say, in the current shape (issue 15) and the older one ---------------
+def run_report(run: TrainingRun) -> dict:
+    """The run page's figures: candidates, references, dev size, winner and decision. Runs recorded
+    before the candidates existed (base/bm25/new/promoted/decision) are shown as two candidates."""
+    metrics = run.metrics or {}
+    winner = metrics.get("winner")
+    if "candidates" in metrics:
+        candidates = [_candidate(row, winner) for row in metrics.get("candidates") or []]
+        references = [_reference(name, figures) for name, figures in (metrics.get("references") or {}).items()]
+    else:
+        candidates = [_candidate({"name": label, "kind": "cross-encoder", **metrics[key]}, None)
+                      for key, label in (("base", "zero-shot base"), ("new", "fine-tuned")) if metrics.get(key)]
+        if candidates and run.promoted:
+            candidates[-1]["winner"] = True
+        references = [_reference(name, metrics[name]) for name in ("bm25", "promoted") if metrics.get(name)]
+    levels = [row["gate"].get("interval_level") for row in metrics.get("candidates") or [] if row.get("gate")]
+    return {"candidates": candidates, "references": references, "dev_queries": dev_queries(metrics),
+            "winner": winner, "decision": metrics.get("decision") or {}, "reason": decision_reason(run),
+            "interval_level": 100 * levels[0] if levels and levels[0] else None}
+
+
+def _candidate(row: dict, winner: str | None) -> dict:
+    gate = row.get("gate") or None
+    return {
+        "name": row.get("name", "?"), "kind": row.get("kind", ""), "ndcg": row.get("ndcg@10"),
+        "interval": row.get("interval"), "seconds": row.get("seconds"), "note": row.get("note") or "",
+        "winner": winner is not None and row.get("name") == winner,
+        "gate": None if gate is None else {
+            "branch": gate.get("branch", ""),
+            "comparisons": [{"reference": c.get("reference"), "lower_bound": (c.get("interval") or [None])[0],
+                             "difference": c.get("mean_difference"), "passes": c.get("passes")}
+                            for c in gate.get("comparisons") or []],
+        },
+    }
+
+
+def _reference(name: str, figures: dict) -> dict:
+    label = {"bm25": "BM25", "promoted": "promoted model"}.get(name, name)
+    if figures.get("version") is not None:
+        label = f"{label} (version {figures['version']})"
+    return {"name": label, "ndcg": figures.get("ndcg@10"), "interval": figures.get("interval"),
+            "queries": figures.get("queries")}
+
+
+def dev_queries(metrics: dict) -> int | None:
+    if metrics.get("dev_queries") is not None:
+        return metrics["dev_queries"]
+    return (metrics.get("new") or metrics.get("base") or {}).get("queries")
+
+
+def decision_reason(run: TrainingRun) -> str:
+    """The decision in one sentence: the gate's own, or one written from an older run's figures."""
+    decision = (run.metrics or {}).get("decision")
+    if not decision:
+        if run.status in TrainingRun.ACTIVE:
+            return f"no decision yet: the run is {run.status}"
+        return f"no decision: the run is {run.status}"
+    if decision.get("reason"):
+        return decision["reason"]
+    new, baseline = decision.get("new_ndcg@10"), decision.get("baseline_ndcg@10")
+    against, margin = decision.get("against", "the reference"), decision.get("margin") or 0.0
+    if baseline is None:
+        return ("not promoted: another model was promoted while this run was evaluated"
+                if not decision.get("promoted") else "promoted")
+    comparison = f"dev NDCG@10 {_figure(new)} against {against} {_figure(baseline)} + margin {margin:.4f}"
+    return f"promoted: {comparison}" if decision.get("promoted") else f"not promoted: {comparison}"
+
+
+def _figure(value) -> str:
+    return "–" if value is None else f"{value:.4f}"

@@ -17,7 +17,7 @@ from training.models import ModelVersion, TrainingRun
 from training.services import run_output_dir, start_training_run
 
 from ..conftest import WorkerProcess, wait_for
-from ..training_loop.conftest import FAST_RUN, make_snapshot, snapshot_file
+from ..training_loop.conftest import FAST_RUN_PARAMS, make_snapshot, snapshot_file
 
 pytestmark = [pytest.mark.faults, pytest.mark.celery, pytest.mark.slow]
 
@@ -43,7 +43,8 @@ def test_a_run_whose_worker_is_killed_resumes_on_the_next_worker_and_never_touch
     # 12 steps an epoch, 600 in all: long enough that the kill lands mid-run however fast the
     # machine (the tiny model runs 60 steps in well under a second on a quiet one); a checkpoint
     # every 25 steps; a margin no model reaches: never promoted.
-    params = {**FAST_RUN, "epochs": 50, "checkpoint_every": 25, "promotion_margin": 10.0}
+    # No distillation: one trainer, so the checkpoints resumed are the labels' run.
+    params = {**FAST_RUN_PARAMS, "epochs": 50, "checkpoint_every": 25, "promotion_margin": 0.99, "distil": False}
 
     first = WorkerProcess(redis_url=redis_url, data_dir=settings.DATA_DIR, queues="training",
                           log=tmp_path / "worker1.log").start()
@@ -55,7 +56,7 @@ def test_a_run_whose_worker_is_killed_resumes_on_the_next_worker_and_never_touch
         first.kill()
         killed = TrainingRun.objects.get(pk=run.pk)
         assert killed.status == "running" and killed.attempts == 1 and killed.step < killed.total_steps
-        assert (run_output_dir(killed) / "checkpoints").is_dir()
+        assert (run_output_dir(killed) / "candidates" / "cross-encoder" / "checkpoints").is_dir()
 
         second = WorkerProcess(redis_url=redis_url, data_dir=settings.DATA_DIR, queues="training",
                                log=tmp_path / "worker2.log").start()

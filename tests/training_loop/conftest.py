@@ -103,6 +103,9 @@ def snapshot_file(path: Path, *, dev: bool = True) -> Path:
 
 
 FAST_RUN = {"epochs": 4, "batch_size": 4, "group_size": 6, "max_length": 32, "learning_rate": 1e-3}
+# A run's params in tests: the cross-encoder candidate only (besides the zero-shot base, always
+# scored), and a gate that decides on the synthetic snapshot's 16 dev queries.
+FAST_RUN_PARAMS = {**FAST_RUN, "candidates": ["cross-encoder"], "min_dev_queries": 10}
 
 
 @pytest.fixture(scope="session")

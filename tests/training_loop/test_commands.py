@@ -26,10 +26,12 @@ def test_train_then_evaluate_prints_json_metrics(tiny_model, task_files, tmp_pat
     train_file, dev_file = task_files
     trained = run_command("train_reranker", "--train", str(train_file), "--dev", str(dev_file),
                           "--base-model", str(tiny_model), "--out", str(tmp_path / "m"), "--epochs", "4",
-                          "--batch-size", "4", "--group-size", "6", "--max-length", "32", "--lr", "1e-3")
+                          "--batch-size", "4", "--group-size", "6", "--max-length", "32", "--lr", "1e-3",
+                          "--candidates", "cross-encoder", "--no-distil")
     assert trained["steps"] == 48 and trained["train_queries"] == 48
     off = run_command("train_reranker", "--train", str(train_file), "--base-model", str(tiny_model),
-                      "--out", str(tmp_path / "off"), "--no-add-cjk-vocab", "--max-length", "32")
+                      "--out", str(tmp_path / "off"), "--no-add-cjk-vocab", "--max-length", "32",
+                      "--candidates", "cross-encoder", "--no-distil")
     assert json.loads((tmp_path / "off" / "training_info.json").read_text())["parameters"]["add_cjk_vocab"] is False
     assert off["steps"] > 0
     assert trained["dev"]["ndcg@10"] > trained["base"]["ndcg@10"]

@@ -49,7 +49,7 @@ def test_the_promoted_model_orders_documents_by_grade(client, member, promoted):
     response = post(client, member, {"query": "query q1", "documents": documents, "top_k": 3, "collection": "rr"})
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["model"] == {"version": promoted.pk, "collection": "rr"}
+    assert body["model"] == {"version": promoted.pk, "collection": "rr", "kind": "cross-encoder", "source": "promoted"}
     top = [r["index"] for r in body["results"]]
     assert set(top[:2]) == {1, 2}  # "best" and "good" above "meh" and the unmarked document
     assert len(body["scores"]) == 4 and body["results"][0]["score"] == max(body["scores"])
@@ -80,7 +80,52 @@ def test_bad_input_gets_400_naming_the_field(client, member, promoted, payload, 
     assert field in response.json()
 
 
-def test_no_promoted_model_is_503_with_the_reason(client, member, collection):
+def judge(collection, member, query_text: str, graded: dict[str, int]) -> None:
+    query = Query.objects.create(collection=collection, external_id=query_text, text=query_text,
+                                 content_hash=query_text)
+    for text, grade in graded.items():
+        document, _ = Document.objects.get_or_create(collection=collection, external_id=text,
+                                                     defaults={"text": text, "content_hash": text})
+        candidate = Candidate.objects.create(collection=collection, query=query, document=document)
+        Judgment.objects.create(collection=collection, candidate=candidate, annotator=member, grade=grade)
+
+
+def judged_marker_queries(collection, member, n: int = 6) -> None:
+    """Queries whose judged documents carry their grade as a marker word the trained tiny model reads,
+    while the query's own words (which BM25 matches) sit in the worst documents."""
+    for q in range(n):
+        judge(collection, member, f"query q{q}", {f"w{q} best w{q + 9}": 3, f"w{q + 1} good": 2,
+                                                  f"q{q} query w{q + 2}": 0, f"w{q + 3} w{q + 4}": 0,
+                                                  f"w{q + 5}": 0, f"w{q + 6} w{q + 7}": 0})
+
+
+def test_before_any_run_the_zero_shot_base_serves_when_it_beats_bm25(client, member, collection, settings,
+                                                                        trained_model):
+    settings.BASE_MODEL_DIR = trained_model  # a base that reads the markers: it beats BM25 here
+    judged_marker_queries(collection, member)
+    body = post(client, member, {"query": "query q1", "documents": ["q1 query w1", "w7 best"],
+                                 "collection": "rr"}).json()
+    assert body["model"]["source"] == "before any run", body
+    assert body["model"]["kind"] == "cross-encoder", body["model"]
+    standing = body["model"]["standing"]
+    assert standing["serves"] == "zero-shot base" and standing["queries"] == 6
+    assert standing["zero_shot_ndcg@10"] > standing["bm25_ndcg@10"]
+    assert body["results"][0]["index"] == 1
+
+
+def test_before_any_run_bm25_serves_when_the_base_is_worse(client, member, collection, settings, tiny_model):
+    settings.BASE_MODEL_DIR = tiny_model  # an untrained head: no better than chance
+    judge(collection, member, "red car", {"a red car": 3, "red car for sale": 2, "blue sky": 0, "green tree": 0})
+    judge(collection, member, "blue sky", {"the blue sky": 3, "a red car": 0, "green tree": 0})
+    body = post(client, member, {"query": "red car", "documents": ["green tree", "a red car", "blue sky", "a dog"],
+                                 "collection": "rr"}).json()
+    assert body["model"]["kind"] == "bm25" and body["model"]["standing"]["serves"] == "bm25"
+    assert body["results"][0]["index"] == 1  # BM25 over the given documents
+    assert body["model"]["standing"]["bm25_ndcg@10"] == 1.0
+
+
+def test_without_a_promoted_model_or_a_base_model_the_api_is_503(client, member, collection, settings):
+    settings.BASE_MODEL_DIR = None
     response = post(client, member, {"query": "q", "documents": ["a"], "collection": "rr"})
     assert response.status_code == 503
     assert "no reranker is promoted for collection rr" in response.json()["detail"]

@@ -2,6 +2,8 @@
 failures and cancellations leave the promoted model alone; retraining only when due."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from annotate.models import Collection
@@ -17,7 +19,7 @@ from training.services import (
     start_training_run,
 )
 
-from .conftest import FAST_RUN, make_snapshot, snapshot_file
+from .conftest import FAST_RUN_PARAMS, make_snapshot, snapshot_file
 
 pytestmark = pytest.mark.django_db
 
@@ -29,19 +31,39 @@ def collection():
 
 def run_on(collection, tmp_path, tiny_model, *, name="s.jsonl", dev=True, **params):
     snapshot = make_snapshot(collection, snapshot_file(tmp_path / name, dev=dev))
-    run = start_training_run(snapshot=snapshot, base_model=str(tiny_model), params={**FAST_RUN, **params})
+    run = start_training_run(snapshot=snapshot, base_model=str(tiny_model), params={**FAST_RUN_PARAMS, **params})
     return execute_training_run(run_id=run.pk)
 
 
-def test_a_run_trains_evaluates_four_rankers_on_dev_and_promotes_a_model_that_beats_bm25(collection, tmp_path, tiny_model):
+def test_a_run_scores_its_candidates_on_dev_and_promotes_one_the_gate_passes(collection, tmp_path, tiny_model):
     run = run_on(collection, tmp_path, tiny_model, promotion_margin=0.01)
     assert run.status == TrainingRun.Status.DONE, run.error
     assert run.step == run.total_steps == 48 and run.loss is not None
-    assert set(run.metrics) == {"base", "bm25", "new", "decision"}  # nothing promoted before: no "promoted" row
-    assert run.metrics["new"]["ndcg@10"] > run.metrics["bm25"]["ndcg@10"] + 0.01
-    assert run.promoted and run.metrics["decision"]["against"] == "bm25"
+    metrics = run.metrics
+    assert "promoted" not in metrics and "promoted" not in metrics["references"]  # nothing promoted before
+    assert [c["name"] for c in metrics["candidates"]] == ["zero-shot", "cross-encoder"]
+    assert metrics["dev_queries"] == 16
+    cross = metrics["candidates"][1]
+    assert cross["kind"] == "cross-encoder" and cross["interval"][0] <= cross["ndcg@10"] <= cross["interval"][1]
+    assert set(cross["per_query"]) <= {f"s2q{i}" for i in range(16)}
+    assert {c["reference"] for c in cross["gate"]["comparisons"]} == {"bm25", "zero-shot base"}
+    assert metrics["new"]["ndcg@10"] > metrics["bm25"]["ndcg@10"] + 0.01
+    assert run.promoted and metrics["winner"] == "cross-encoder"
+    assert metrics["decision"]["branch"] == "passes" and metrics["decision"]["reason"].startswith("promoted")
     version = registry.promoted_version(collection=collection)
-    assert version.run_id == run.pk and (registry.promoted_model_dir(collection=collection) / "config.json").is_file()
+    assert version.run_id == run.pk and version.path.endswith("candidates/cross-encoder")
+    assert (registry.promoted_model_dir(collection=collection) / "config.json").is_file()
+    kept = sorted(p.name for p in (Path(run.output_dir) / "candidates").iterdir())
+    assert kept == ["cross-encoder"]  # only the kept candidate's directory stays
+
+
+def test_too_few_dev_queries_promote_nothing_and_say_so(collection, tmp_path, tiny_model):
+    run = run_on(collection, tmp_path, tiny_model, min_dev_queries=20)
+    assert run.status == TrainingRun.Status.DONE and not run.promoted
+    assert run.metrics["decision"]["branch"] == "not-enough-dev-queries"
+    assert "not enough dev queries (16)" in run.metrics["decision"]["reason"]
+    assert run.metrics["winner"] is None and registry.promoted_version(collection=collection) is None
+    assert ModelVersion.objects.get(run=run).path.endswith(run.metrics["decision"]["candidate"])
 
 
 def test_a_new_model_must_beat_the_promoted_one_by_the_margin(collection, tmp_path, tiny_model):
@@ -49,7 +71,9 @@ def test_a_new_model_must_beat_the_promoted_one_by_the_margin(collection, tmp_pa
     second = run_on(collection, tmp_path, tiny_model, name="s2.jsonl", promotion_margin=0.5)
     assert second.status == TrainingRun.Status.DONE
     assert second.metrics["promoted"]["version"] == first.model_version.pk
-    assert second.metrics["decision"] == {**second.metrics["decision"], "against": "promoted", "promoted": False}
+    assert second.metrics["decision"]["promoted"] is False and second.metrics["decision"]["branch"] == "fails"
+    gated = next(c for c in second.metrics["candidates"] if c["name"] == "cross-encoder")["gate"]
+    assert {c["reference"] for c in gated["comparisons"]} == {"bm25", "promoted", "zero-shot base"}
     assert not second.promoted
     assert registry.promoted_version(collection=collection).run_id == first.pk
     assert ModelVersion.objects.filter(collection=collection).count() == 2

@@ -11,7 +11,7 @@ from training.models import ModelVersion, TrainingRun
 from training.services import request_cancel, start_training_run
 
 from ..conftest import wait_for
-from .conftest import FAST_RUN, make_snapshot, snapshot_file
+from .conftest import FAST_RUN_PARAMS, make_snapshot, snapshot_file
 
 pytestmark = [pytest.mark.celery, pytest.mark.slow]
 
@@ -23,7 +23,7 @@ def test_worker_trains_cancels_and_promotes(celery_worker_process, tiny_model, t
     old = registry.promote(version=ModelVersion.objects.create(collection=collection, path=str(trained_model)))
     snapshot = make_snapshot(collection, snapshot_file(tmp_path / "s.jsonl"))
 
-    long_run = start_training_run(snapshot=snapshot, base_model=str(tiny_model), params={**FAST_RUN, "epochs": 500})
+    long_run = start_training_run(snapshot=snapshot, base_model=str(tiny_model), params={**FAST_RUN_PARAMS, "epochs": 500})
     wait_for(lambda: TrainingRun.objects.get(pk=long_run.pk).step > 0, timeout=90,
              message=f"training to start\n{celery_worker_process.output()[-3000:]}")
     running = TrainingRun.objects.get(pk=long_run.pk)
@@ -32,7 +32,7 @@ def test_worker_trains_cancels_and_promotes(celery_worker_process, tiny_model, t
     wait_for(lambda: TrainingRun.objects.get(pk=long_run.pk).status == "cancelled", timeout=30, message="cancel")
     assert registry.promoted_version(collection=collection).pk == old.pk
 
-    run = start_training_run(snapshot=snapshot, base_model=str(tiny_model), params={**FAST_RUN, "promotion_margin": -1})
+    run = start_training_run(snapshot=snapshot, base_model=str(tiny_model), params={**FAST_RUN_PARAMS, "promotion_margin": -0.9})
     wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status in ("done", "failed"), timeout=90,
              message=f"the run to finish\n{celery_worker_process.output()[-3000:]}")
     run.refresh_from_db()

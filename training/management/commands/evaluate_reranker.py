@@ -1,7 +1,8 @@
 """`python manage.py evaluate_reranker --model DIR|bm25|none --data F --json`: rerank each query's
 candidates of a listwise file and print ``{"queries","ndcg@10","mrr@10","recall@10","map"}``.
 
-``none`` keeps the file's order; ``bm25`` scores candidates with mining.text.bm25 over the file's
+``--model DIR`` takes any model a run serves (training.rankers: a cross-encoder, a bi-encoder or a
+fusion with BM25). ``none`` keeps the file's order; ``bm25`` scores candidates with mining.text.bm25 over the file's
 documents (training/evaluation.py). A bad argument or file ends with a non-zero exit and one line.
 """
 from __future__ import annotations
@@ -12,13 +13,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from training.data import DataFileError, read_data_file
-from training.evaluation import (
-    bm25_scores,
-    file_order_scores,
-    metrics_for,
-    model_scores,
-)
-from training.scoring import ModelDirError, load_cross_encoder
+from training.evaluation import bm25_scores, file_order_scores, metrics_for
+from training.rankers import CrossEncoderRanker, load_ranker
+from training.scoring import ModelDirError
 
 
 class Command(BaseCommand):
@@ -43,9 +40,11 @@ class Command(BaseCommand):
             else:
                 if not Path(model).is_dir():
                     raise CommandError(f"--model {model}: not a directory (nor 'bm25' or 'none')")
-                encoder, tokenizer = load_cross_encoder(model)
-                scores = model_scores(encoder, tokenizer, groups, max_length=options["max_length"],
-                                      batch_size=options["batch_size"])
+                # Any kind a run serves: cross-encoder, bi-encoder or a fusion with BM25.
+                ranker = load_ranker(model, max_length=options["max_length"])
+                if isinstance(ranker, CrossEncoderRanker):
+                    ranker.batch_size = options["batch_size"]
+                scores = ranker.score_lists([(group.query, group.docs) for group in groups])
             metrics = metrics_for(groups, scores)
         except (DataFileError, ModelDirError, ValueError) as error:
             raise CommandError(f"{error}") from None

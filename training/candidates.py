@@ -1,0 +1,240 @@
+"""A training run's candidate models, trained and scored on the same dev queries.
+
+Labels from a first fifty queries do not make a cross-encoder better than a good sentence-embedding
+model used as it is (bench/quality.py: MiniLM fine-tuned as a cross-encoder on trec-dl19 folds
+scores far below BM25, the same MiniLM's cosine far above it). So a run does not bet on one
+model: it produces several and the promotion gate (training.gate) picks one, or none.
+
+- ``zero-shot``: the base model as it is (cosine for a sentence-embedding model, the head for a
+  cross-encoder): what the team had before labelling.
+- ``bi-encoder``: the base fine-tuned as a bi-encoder on the labels (training.bi_encoder).
+- ``cross-encoder``: warm-started by distilling a teacher's scores over the train queries'
+  candidate pools -- the promoted model's, else the fine-tuned bi-encoder's, else the base's --
+  then fine-tuned on the labels (training.trainer, twice).
+- ``fusion``: the best of the above (by dev NDCG@10) mixed with BM25, the weight fitted on the
+  train queries (training.rankers).
+
+Distillation reuses the listwise trainer: a teacher score s becomes the pseudo-grade
+``clip(3 + (s - max s) / T, 0, 3)`` within its list, and the listwise target ``softmax(grade)`` is
+then exactly the teacher's ``softmax(s / T)`` over every candidate within 3 T of the list's best (the
+rest share the floor). Each candidate's directory sits under ``<out>/candidates/<name>/``; the
+zero-shot base is copied (hard links) only when it is the one the run keeps.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from annotate.grades import GRADE_MAX
+
+from .config import TrainConfig
+from .data import DataFile, QueryGroup
+from .evaluation import bm25_scores, metrics_for, per_query_ndcg
+from .rankers import (
+    BI_ENCODER,
+    CROSS_ENCODER,
+    FUSION,
+    Ranker,
+    copy_model_dir,
+    fit_fusion_weight,
+    list_bm25,
+    load_ranker,
+    model_kind,
+    save_fusion,
+    write_ranker_card,
+)
+
+ZERO_SHOT, BI, CROSS, FUSED = "zero-shot", "bi-encoder", "cross-encoder", "fusion"
+CANDIDATES = (ZERO_SHOT, BI, CROSS, FUSED)
+# Which candidates a run trains unless told: see the README's figures (bench/quality.py).
+DEFAULT_CANDIDATES = (ZERO_SHOT, BI, CROSS, FUSED)
+# Temperature of the teacher's softmax when distilling (cosine teachers are scaled first).
+DISTIL_TEMPERATURE = 1.0
+
+
+@dataclass
+class Candidate:
+    name: str
+    kind: str
+    metrics: dict                     # queries, ndcg@10, mrr@10, recall@10, map
+    per_query: dict[str, float]       # dev NDCG@10 per query (queries with an NDCG only)
+    seconds: float
+    directory: Path | None            # None until kept (the zero-shot base is not copied unless kept)
+    note: str = ""
+    source: Path | None = None        # where the zero-shot base lives
+    extra: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "kind": self.kind, **self.metrics, "seconds": round(self.seconds, 2),
+                "note": self.note, "per_query": self.per_query,
+                "directory": str(self.directory) if self.directory else None, **self.extra}
+
+
+def check_candidates(names) -> tuple[str, ...]:
+    """The run's candidates in training order; the zero-shot base is always among them."""
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
+        raise ValueError(f"candidates must be a non-empty list of {', '.join(CANDIDATES)}, got {names!r}")
+    unknown = [name for name in names if name not in CANDIDATES]
+    if unknown:
+        raise ValueError(f"candidates: unknown {', '.join(map(repr, unknown))}; known: {', '.join(CANDIDATES)}")
+    return tuple(name for name in CANDIDATES if name in names or name == ZERO_SHOT)
+
+
+def evaluate_ranker(ranker: Ranker, groups: Sequence[QueryGroup]) -> tuple[dict, dict[str, float], list[np.ndarray]]:
+    scores = ranker.score_lists([(group.query, group.docs) for group in groups])
+    return metrics_for(groups, scores), per_query_ndcg(groups, scores), scores
+
+
+def train_candidates(
+    *,
+    config: TrainConfig,
+    train_data: DataFile,
+    dev_groups: Sequence[QueryGroup],
+    base_model: str | Path,
+    out_dir: str | Path,
+    names: Sequence[str] = DEFAULT_CANDIDATES,
+    teacher_dir: str | Path | None = None,
+    distil: bool = True,
+    progress: Callable | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> list[Candidate]:
+    """Train and score each named candidate on ``dev_groups``; their directories under ``out_dir``."""
+    names = check_candidates(list(names))
+    out_dir = Path(out_dir)
+    root = out_dir / "candidates"
+    base_model = Path(base_model)
+    base_kind = model_kind(base_model)
+    if base_kind == FUSION:
+        raise ValueError(f"{base_model}: a fusion cannot be a base model; give its inner model")
+    found: list[Candidate] = []
+    stage = _Stages(names, progress)
+
+    def keep(candidate: Candidate) -> Candidate:
+        found.append(candidate)
+        log(f"{candidate.name}: dev NDCG@10 {candidate.metrics['ndcg@10']}")
+        return candidate
+
+    # The zero-shot base is always scored: every other candidate must beat it to be promoted.
+    started = time.monotonic()
+    ranker = load_ranker(base_model, device=config.device, max_length=config.max_length)
+    metrics, per_query, _ = evaluate_ranker(ranker, dev_groups)
+    del ranker
+    keep(Candidate(ZERO_SHOT, base_kind, metrics, per_query, time.monotonic() - started, None,
+                   note="the base model as it is", source=base_model))
+    if BI in names:
+        from .bi_encoder import train_bi_encoder
+
+        started = time.monotonic()
+        directory = root / BI
+        result = train_bi_encoder(config=config, train_groups=train_data.groups, base_model=base_model,
+                                  out_dir=directory, progress=stage.progress(BI), should_cancel=should_cancel)
+        metrics, per_query, _ = evaluate_ranker(load_ranker(directory, device=config.device), dev_groups)
+        keep(Candidate(BI, BI_ENCODER, metrics, per_query, time.monotonic() - started, directory,
+                       note="fine-tuned as a bi-encoder on the labels", extra={"steps": result.steps}))
+    if CROSS in names:
+        started = time.monotonic()
+        # The teacher: the promoted model, else the fine-tuned bi-encoder, else the base itself.
+        teacher_path = Path(teacher_dir) if teacher_dir else (root / BI if BI in names else base_model)
+        directory = root / CROSS
+        note, steps = _train_cross_encoder(config=config, train_data=train_data, base_model=base_model,
+                                           teacher_path=teacher_path if distil else None, directory=directory,
+                                           stage=stage, should_cancel=should_cancel)
+        metrics, per_query, _ = evaluate_ranker(load_ranker(directory, device=config.device,
+                                                            max_length=config.max_length), dev_groups)
+        keep(Candidate(CROSS, CROSS_ENCODER, metrics, per_query, time.monotonic() - started, directory, note=note,
+                       extra={"steps": steps}))
+    if FUSED in names:
+        started = time.monotonic()
+        inner = max(found, key=lambda c: c.metrics["ndcg@10"] or 0.0)
+        inner_dir = inner.directory or inner.source
+        ranker = load_ranker(inner_dir, device=config.device, max_length=config.max_length)
+        train_groups = [g for g in train_data.groups if any(label > 0 for label in g.labels)]
+        weight, train_ndcg = fit_fusion_weight(
+            ranker.score_lists([(g.query, g.docs) for g in train_groups]),
+            [list_bm25(g.query, g.docs) for g in train_groups],
+            lambda scores: metrics_for(train_groups, scores)["ndcg@10"] or 0.0,
+        )
+        directory = root / FUSED
+        save_fusion(directory, inner_dir=inner_dir, bm25_weight=weight, inner_candidate=inner.name,
+                    train_ndcg=train_ndcg)
+        metrics, per_query, _ = evaluate_ranker(load_ranker(directory, device=config.device,
+                                                            max_length=config.max_length), dev_groups)
+        keep(Candidate(FUSED, FUSION, metrics, per_query, time.monotonic() - started, directory,
+                       note=f"{inner.name} mixed with BM25 at weight {weight:g} (fitted on "
+                            f"{len(train_groups)} train queries)", extra={"bm25_weight": weight,
+                                                                          "inner": inner.name}))
+    return found
+
+
+def keep_directory(candidate: Candidate, out_dir: str | Path) -> Path:
+    """The candidate's model directory, copying the zero-shot base in when it is the one kept."""
+    if candidate.directory is None:
+        target = Path(out_dir) / "candidates" / candidate.name
+        copy_model_dir(candidate.source, target)
+        write_ranker_card(target, candidate.kind, base_model=str(candidate.source), trained=False)
+        candidate.directory = target
+    return candidate.directory
+
+
+def bm25_reference(dev_groups: Sequence[QueryGroup]) -> tuple[dict, dict[str, float]]:
+    scores = bm25_scores(dev_groups)
+    return metrics_for(dev_groups, scores), per_query_ndcg(dev_groups, scores)
+
+
+def _train_cross_encoder(*, config, train_data, base_model, teacher_path, directory, stage, should_cancel
+                         ) -> tuple[str, int]:
+    """(note, optimiser steps on the labels); ``teacher_path`` None = no distillation."""
+    from .trainer import train
+
+    start_from, note = base_model, "fine-tuned on the labels"
+    warm = directory.parent / f"{directory.name}-distilled"
+    if teacher_path is not None:
+        teacher = load_ranker(teacher_path, device=config.device, max_length=config.max_length)
+        pools = [g for g in train_data.groups if len(g) >= 2]
+        teacher_scores = teacher.score_lists([(g.query, g.docs) for g in pools])
+        del teacher
+        scale = 20.0 if model_kind(teacher_path) == BI_ENCODER else 1.0  # cosine -> logits, as the bi-encoder trains
+        distilled = DataFile(path=train_data.path, format=train_data.format, sha256=train_data.sha256,
+                             groups=[_pseudo_graded(g, s * scale) for g, s in zip(pools, teacher_scores)])
+        train(config=replace(config, listwise_target="label", loss="listwise", loss_config={}),
+              train_data=distilled, base_model=base_model, out_dir=warm,
+              progress=stage.progress(f"{CROSS} (distil)"), should_cancel=should_cancel)
+        start_from = warm
+        note = f"distilled from {model_kind(teacher_path)} {Path(teacher_path).name}, then fine-tuned on the labels"
+    try:
+        result = train(config=config, train_data=train_data, base_model=start_from, out_dir=directory,
+                       progress=stage.progress(CROSS), should_cancel=should_cancel)
+    finally:
+        shutil.rmtree(warm, ignore_errors=True)
+    write_ranker_card(directory, CROSS_ENCODER, base_model=str(base_model),
+                      teacher=str(teacher_path) if teacher_path else None)
+    return note, result.steps
+
+
+def _pseudo_graded(group: QueryGroup, scores: np.ndarray) -> QueryGroup:
+    scores = np.asarray(scores, dtype=np.float64)
+    grades = np.clip(GRADE_MAX + (scores - scores.max()) / DISTIL_TEMPERATURE, 0.0, GRADE_MAX)
+    return QueryGroup(query_id=group.query_id, query=group.query, doc_ids=list(group.doc_ids),
+                      docs=list(group.docs), labels=[float(g) for g in grades], weights=[1.0] * len(group),
+                      split=group.split, retrieval_ranks=group.retrieval_ranks)
+
+
+class _Stages:
+    """One progress bar over the run's trainers: each reports its own steps; this adds the stage."""
+
+    def __init__(self, names, progress):
+        self.progress_fn = progress
+
+    def progress(self, stage: str):
+        if self.progress_fn is None:
+            return None
+
+        def report(**fields):
+            self.progress_fn(stage=stage, **fields)
+        return report
