@@ -28,7 +28,14 @@ Measured (seed 0, depth 50, 10 negatives; 2 shared CPU cores, encoding 408 s the
 The margin does nearly all the work (FN rate x0.07-0.09) but also offers fewer negatives
 (bm25 131 of 430, hybrid 307): a query's lowest known positive often sits low in the pool.
 
-Run: .venv/bin/python bench/mining_quality.py [--depth 50] [--negatives 10] [--seed 0]
+One promotion (``--promotion``, on by default): the promoted model -- here the base bi-encoder
+fused with BM25, the weight fitted on the known labels only -- is distilled into the miner as
+training.miner does after a promotion (its scores over each query's hybrid pool, no label), and
+dense and hybrid mining run again with the distilled encoder: the recall of the hidden positives
+in the pool at ``--depth`` and the false-negative rate with and without the guards, before and
+after.
+
+Run: .venv/bin/python bench/mining_quality.py [--depth 50] [--negatives 10] [--seed 0] [--no-promotion]
 (last line: one JSON object)
 """
 from __future__ import annotations
@@ -112,6 +119,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--negatives", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--promotion", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure before/after one promotion distilled into the miner")
+    parser.add_argument("--distil-epochs", type=int, default=1)
     args = parser.parse_args()
     if not DATASET.is_dir():
         sys.exit(f"{DATASET}: dataset not found")
@@ -167,6 +177,11 @@ def main() -> None:
                 run = {o.key: {doc_keys[s.document]: -float(s.rank) for s in o.pool} for o in outcomes}
                 ndcg[method] = evaluate(run, {q: qrels[q] for q in query_ids})["ndcg@10"]
 
+    promotion = None
+    if args.promotion:
+        promotion = one_promotion(args, resources, inputs, hidden, qrels, query_ids, doc_keys, doc_texts, position,
+                                  texts_of, timings)
+
     guards = list(guard_settings(args.depth, args.negatives))
     print(f"trec-dl19: {len(query_ids)} queries, {len(doc_keys)} passages, depth {args.depth}, "
           f"{args.negatives} negatives/query, half of the positives hidden (seed {args.seed})")
@@ -184,8 +199,94 @@ def main() -> None:
     print(json.dumps({
         "queries": len(query_ids), "depth": args.depth, "negatives": args.negatives, "seed": args.seed,
         "false_negative_rate": fn_rate, "false_negatives": fn_counts, "fn_rate_vs_no_guards": ratios,
-        "recall_in_pool": recall, "ndcg@10": ndcg, "seconds": timings,
+        "recall_in_pool": recall, "ndcg@10": ndcg, "promotion": promotion, "seconds": timings,
     }))
+
+
+def hidden_recall_and_fn(resources, inputs, hidden, args, texts_of) -> dict:
+    """Per method: the share of hidden positives in the pool, and the false-negative rate of the
+    offered negatives without guards and with all of them."""
+    figures = {}
+    for method in ("dense", "hybrid"):
+        row = {}
+        for guard in ("none", "all"):
+            outcomes = mine_queries(resources, MiningSettings(method=method,
+                                                              negatives=guard_settings(args.depth, args.negatives)[guard]),
+                                    inputs, tokenizer="auto", texts_of=texts_of)
+            offered = sum(len(o.negatives) for o in outcomes)
+            false = sum(1 for o in outcomes for s in o.negatives if s.document in hidden[o.key])
+            row[f"fn_rate_{guard}"] = round(false / offered, 4) if offered else 0.0
+            if guard == "none":
+                found = sum(len(hidden[o.key] & {s.document for s in o.pool}) for o in outcomes)
+                row["hidden_recall"] = round(found / sum(len(h) for h in hidden.values()), 4)
+                row["pools"] = {o.key: [s.document for s in o.pool] for o in outcomes}
+        figures[method] = row
+    return figures
+
+
+def one_promotion(args, resources, inputs, hidden, qrels, query_ids, doc_keys, doc_texts, position, texts_of,
+                  timings) -> dict:
+    """Before and after one promotion: the promoted model -- the base bi-encoder fused with BM25,
+    its weight fitted on the known (not hidden) labels -- distilled into the miner
+    (training.miner.distil_into_bi_encoder over each query's hybrid pool, no label used), then
+    dense and hybrid mining again with the distilled encoder."""
+    import tempfile
+
+    from training.data import QueryGroup
+    from training.evaluation import metrics_for
+    from training.miner import DISTIL_CONFIG, distil_into_bi_encoder
+    from training.rankers import (
+        BiEncoderRanker,
+        FusionRanker,
+        fit_fusion_weight,
+        list_bm25,
+    )
+
+    before = hidden_recall_and_fn(resources, inputs, hidden, args, texts_of)
+    pools = before["hybrid"]["pools"]
+    groups, fit_groups = [], []
+    for q in query_ids:
+        docs = pools[q]
+        groups.append(QueryGroup(query_id=q, query=next(i.text for i in inputs if i.key == q),
+                                 doc_ids=[doc_keys[d] for d in docs], docs=[doc_texts[d] for d in docs],
+                                 labels=[0.0] * len(docs), weights=[1.0] * len(docs)))
+        seen = [d for d in docs if d not in hidden[q]]  # the hidden positives are nobody's label yet
+        labels = [float(qrels[q].get(doc_keys[d], 0)) if doc_keys[d] in qrels[q] else 0.0 for d in seen]
+        if any(label >= 2 for label in labels):
+            fit_groups.append(QueryGroup(query_id=q, query=groups[-1].query, doc_ids=[doc_keys[d] for d in seen],
+                                         docs=[doc_texts[d] for d in seen], labels=labels, weights=[1.0] * len(seen)))
+    inner = BiEncoderRanker(encoder=resources.encoder)
+    started = time.monotonic()
+    weight, fit_ndcg = fit_fusion_weight(inner.score_lists([(g.query, g.docs) for g in fit_groups]),
+                                         [list_bm25(g.query, g.docs) for g in fit_groups],
+                                         lambda scores: metrics_for(fit_groups, scores)["ndcg@10"] or 0.0)
+    teacher = FusionRanker(inner, weight)
+    from training.config import TrainConfig
+
+    with tempfile.TemporaryDirectory() as folder:
+        miner = distil_into_bi_encoder(teacher=teacher, groups=groups, student=settings.BASE_MODEL_DIR,
+                                       out_dir=Path(folder) / "miner",
+                                       config=TrainConfig(**{**DISTIL_CONFIG, "epochs": args.distil_epochs,
+                                                             "max_length": 128}))
+        timings["distil_s"] = round(time.monotonic() - started, 1)
+        encoder = dense.BiEncoder(miner)
+        vectors, seconds = cached_embeddings(encoder, doc_texts)
+        timings["distilled_encode_s"] = None if seconds != seconds else round(seconds, 1)
+        after_resources = Resources(bm25=resources.bm25, encoder=encoder, embeddings=dense.CorpusEmbeddings(
+            path=None, vectors=np.asarray(vectors), doc_ids=resources.embeddings.doc_ids, unk_rate=0.0))
+        after = hidden_recall_and_fn(after_resources, inputs, hidden, args, texts_of)
+    for row in (*before.values(), *after.values()):
+        row.pop("pools", None)
+    print(f"one promotion (teacher: base bi-encoder fused with BM25 at weight {weight:g}, known-label NDCG@10 "
+          f"{fit_ndcg:.4f}), depth {args.depth}:")
+    for method in before:
+        print(f"  {method:7} hidden-positive recall {before[method]['hidden_recall']:.4f} -> "
+              f"{after[method]['hidden_recall']:.4f}; FN rate no guards {before[method]['fn_rate_none']:.3f} -> "
+              f"{after[method]['fn_rate_none']:.3f}, all guards {before[method]['fn_rate_all']:.3f} -> "
+              f"{after[method]['fn_rate_all']:.3f}")
+    return {"teacher": {"kind": "fusion", "inner": "zero-shot base", "bm25_weight": weight,
+                        "known_label_ndcg@10": round(fit_ndcg, 4)},
+            "distil_epochs": args.distil_epochs, "before": before, "after": after}
 
 
 if __name__ == "__main__":

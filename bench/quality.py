@@ -10,10 +10,13 @@
     their spread, see training.vocab). Training groups: per train query every judged title with
     its grade, plus ``--fill-negatives`` unjudged titles of its BM25 pool as grade 0 after the
     pool's top ``--fill-skip`` (KuakeSetup.train_groups).
-(b) trec-dl19, 5-fold cross-validation by query: pools = the top ``--dl19-depth`` of its BM25 run
-    (judged docs outside the run count as missed, as trec_eval does); training groups from the
-    train folds' judged passages. Rows: BM25 (the run's order), base, fine-tuned (mean over folds
-    of per-query values, i.e. every query evaluated exactly once).
+(b) trec-dl19, 5-fold cross-validation by query, through the studio: per fold, a training run on
+    the other folds (training.candidates with the run defaults, ``--dev-share`` of the train
+    queries held out as dev, training.gate.decide_run), then on the fold's BM25 top
+    ``--dl19-depth`` (judged docs outside the run count as missed, as trec_eval does): BM25, every
+    candidate, and "served" -- the model the studio would serve after the run (the winner; with
+    none, the zero-shot base if it beats BM25 on the judged train queries, else BM25). Figures are
+    means over folds of per-query values (every query evaluated exactly once), and per fold.
 (c) noise: part (a)'s queries imported into a scratch SQLite database, simulated annotators of
     ``--profiles`` (3 honest at ``--noise`` 0.3, one always +1, one random, one constant) with
     ``--overlap`` 3 grades per pair; models (with the CJK vocabulary) trained on the clean reference labels, on
@@ -50,6 +53,7 @@ from _quality_common import (  # bench/, the script's folder
     DATASETS,
     ROOT,
     bm25_pools,
+    data_file,
     fine_tune,
     group,
     mean,
@@ -57,7 +61,6 @@ from _quality_common import (  # bench/, the script's folder
     prepare_base,
     ranked_ndcg,
     read_beir,
-    training_groups_with_negatives,
 )
 
 sys.path.insert(0, str(ROOT))
@@ -165,6 +168,24 @@ def part_a(args, tmp, base) -> dict:
 
 
 def part_b(args, tmp, base) -> dict:
+    """trec-dl19 5-fold CV through the studio: per fold, what a training run does on the other four
+    folds' labels (training.candidates + training.gate.decide_run, dev held out of the train
+    queries as ``train_reranker`` does), then every candidate, BM25 and the model the studio would
+    serve -- the winner, else (nothing promoted) the zero-shot base when it beats BM25 on the
+    judged train queries, else BM25 -- scored on the held-out fold's BM25 top ``--dl19-depth``."""
+    from django.conf import settings
+
+    from training.candidates import (
+        DEFAULT_CANDIDATES,
+        ZERO_SHOT,
+        bm25_reference,
+        hold_out_dev,
+        train_candidates,
+    )
+    from training.config import TrainConfig
+    from training.gate import decide_run
+    from training.rankers import list_bm25, load_ranker
+
     corpus, queries, qrels = read_beir("trec-dl19")
     run: dict[str, list[tuple[str, float]]] = {}
     with open(DATASETS / "trec-dl19" / "run.bm25.trec", encoding="utf-8") as handle:
@@ -175,22 +196,63 @@ def part_b(args, tmp, base) -> dict:
     qids = sorted(q for q in qrels if q in run)
     random.Random(args.seed).shuffle(qids)
     folds = [qids[i::5] for i in range(5)]
-    per_query = {"bm25": {}, "base": {}, "fine_tuned": {}}
-    rng = random.Random(args.seed)
+    names = [n for n in args.candidates.split(",") if n] or list(DEFAULT_CANDIDATES)
+    per_query: dict[str, dict] = {"bm25": {}, "served": {}}
+    folds_report = []
     pools = {q: [d for d, _ in sorted(run[q], key=lambda x: -x[1])[: args.dl19_depth]] for q in qids}
-    for k, dev_q in enumerate(folds):
-        train_q = [q for q in qids if q not in dev_q]
-        dev_groups = [group(q, queries[q], pools[q], corpus, qrels[q]) for q in dev_q]
-        run_scores = [[dict(run[q])[d] for d in pools[q]] for q in dev_q]
-        per_query["bm25"].update(ranked_ndcg(dev_groups, run_scores, qrels))
-        per_query["base"].update(ndcg_of(base, dev_groups, max_length=args.dl19_max_length, qrels=qrels))
-        train_groups = training_groups_with_negatives(train_q, queries, qrels, pools, corpus, rng,
-                                                      per_query=args.dl19_groups_per_query)
-        fine_tune(train_groups, base, tmp / f"dl19-{k}", args, max_length=args.dl19_max_length)
-        per_query["fine_tuned"].update(ndcg_of(tmp / f"dl19-{k}", dev_groups, max_length=args.dl19_max_length,
-                                               qrels=qrels))
-        print(f"dl19 fold {k}: " + ", ".join(f"{r} {mean(v)}" for r, v in per_query.items()), flush=True)
-    return {"queries": len(qids), "depth": args.dl19_depth, "groups_per_query": args.dl19_groups_per_query,
+    base_model = settings.BASE_MODEL_DIR
+    config = TrainConfig(max_length=args.dl19_max_length, seed=args.seed, epochs=args.epochs,
+                         **({"learning_rate": args.lr} if args.lr_given else {}))
+    for k, test_q in enumerate(folds):
+        started = time.perf_counter()
+        train_q = [q for q in qids if q not in test_q]
+        test_groups = [group(q, queries[q], pools[q], corpus, qrels[q]) for q in test_q]
+        # What the studio holds for a train query: its judged documents and the BM25 run's top.
+        judged = [group(q, queries[q], list(dict.fromkeys([*qrels[q], *pools[q]])), corpus, qrels[q],
+                        split="train") for q in train_q]
+        train_data, dev_groups = hold_out_dev(data_file(judged, name=f"dl19-fold-{k}"), args.dev_share)
+        candidates = train_candidates(config=config, train_data=train_data, dev_groups=dev_groups,
+                                      base_model=base_model, out_dir=tmp / f"dl19-{k}", names=names)
+        _, bm25_dev = bm25_reference(dev_groups)
+        choice = decide_run({c.name: c.per_query for c in candidates}, {"bm25": bm25_dev}, zero_shot=ZERO_SHOT,
+                            min_dev_queries=args.min_dev_queries, seed=args.seed)
+        run_scores = [[dict(run[q])[d] for d in pools[q]] for q in test_q]
+        per_query["bm25"].update(ranked_ndcg(test_groups, run_scores, qrels))
+        fold = {"train_queries": len(train_data.groups), "dev_queries": len(dev_groups), "test_queries": len(test_q),
+                "winner": choice.winner, "reason": choice.decision.reason, "ndcg@10": {}}
+        for candidate in candidates:
+            directory = candidate.directory or candidate.source
+            scores = load_ranker(directory, max_length=args.dl19_max_length).score_lists(
+                [(g.query, g.docs) for g in test_groups])
+            figures = ranked_ndcg(test_groups, scores, qrels)
+            per_query.setdefault(candidate.name, {}).update(figures)
+            fold["ndcg@10"][candidate.name] = mean(figures)
+            fold.setdefault("dev_ndcg@10", {})[candidate.name] = candidate.metrics["ndcg@10"]
+        if choice.winner is not None:
+            served = choice.winner
+        else:
+            # Before any promotion the studio serves the zero-shot base if it beats BM25 on the
+            # judged queries (training.standing), else BM25.
+            graded = [group(g.query_id, g.query, [i for i in g.doc_ids if i in qrels[g.query_id]], corpus,
+                            qrels[g.query_id]) for g in judged]
+            lists = [(g.query, g.docs) for g in graded]
+            zero = load_ranker(base_model).score_lists(lists)
+            bm25 = [list_bm25(query, docs) for query, docs in lists]
+            better = mean(ranked_ndcg(graded, zero)) > mean(ranked_ndcg(graded, bm25))
+            served = ZERO_SHOT if better else "bm25"
+        fold["served"] = served
+        fold_test = per_query[served] if served != "bm25" else per_query["bm25"]
+        per_query["served"].update({q: fold_test[q] for q in test_q if q in fold_test})
+        fold["ndcg@10"]["bm25"] = mean({q: per_query["bm25"][q] for q in test_q if q in per_query["bm25"]})
+        fold["ndcg@10"]["served"] = mean({q: per_query["served"][q] for q in test_q if q in per_query["served"]})
+        fold["seconds"] = round(time.perf_counter() - started, 1)
+        folds_report.append(fold)
+        print(f"dl19 fold {k}: {json.dumps(fold)}", flush=True)
+    if args.per_query_out:
+        # Per-query test figures of every row: bench/gate.py --noise-from reads the spread of the
+        # difference between two rows from here.
+        Path(args.per_query_out).write_text(json.dumps(per_query, indent=1))
+    return {"queries": len(qids), "depth": args.dl19_depth, "candidates": names, "folds": folds_report,
             "ndcg@10": {row: mean(values) for row, values in per_query.items()}}
 
 
@@ -296,16 +358,21 @@ def main() -> None:
     parser.add_argument("--kuake-max-length", type=int_at_least(8), default=64)
     parser.add_argument("--pool", type=int_at_least(1), default=20, help="kuake: BM25 top-k added to each query's pool")
     parser.add_argument("--dl19-depth", type=int_at_least(1), default=30)
-    parser.add_argument("--dl19-groups-per-query", type=int_at_least(1), default=3)
+    parser.add_argument("--candidates", default="", help="(b): the run's candidates (default: the run default)")
+    parser.add_argument("--dev-share", type=fraction, default=0.2, help="(b): train queries held out as dev")
+    parser.add_argument("--min-dev-queries", type=int_at_least(1), default=20, help="(b): the gate's minimum")
+    parser.add_argument("--per-query-out", default="", help="(b): write every row's per-query NDCG@10 here (JSON)")
     parser.add_argument("--dl19-max-length", type=int_at_least(8), default=128)
     parser.add_argument("--noise", type=fraction, default=0.3, help="(c): the honest simulated annotators' noise")
     parser.add_argument("--profiles", default="honest,honest,honest,plus1,random,constant",
                         help="(c): simulate_annotators --profiles")
     parser.add_argument("--overlap", type=int_at_least(1), default=3, help="(c): grades per pair")
     parser.add_argument("--epochs", type=int_at_least(1), default=1)
-    parser.add_argument("--lr", type=positive_float, default=5e-5)
+    parser.add_argument("--lr", type=positive_float, default=None, help="default 5e-5 for (a), (c); the run default for (b)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    args.lr_given = args.lr is not None
+    args.lr = args.lr if args.lr is not None else 5e-5
     if not args.parts or set(args.parts) - set("abc"):
         parser.error(f"argument --parts: {args.parts!r}: give one or more of a, b, c")
     with tempfile.TemporaryDirectory() as folder:

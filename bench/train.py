@@ -22,8 +22,12 @@ the tokens computed decide the time. "real" is the pairs' token count, "ours_pad
 "theirs_padded" the tokens the padded batches of each ordering hold (theirs: an estimate, sorting
 by the summed character length of query and document).
 
+The bi-encoder track (``--bi-encoder``, on by default): training.bi_encoder against
+sentence-transformers' SentenceTransformerTrainer with MultipleNegativesRankingLoss on the same
+groups, in the same run (bench/train_bi_encoder.py part a; "bi_encoder_train_ratio").
+
 Run: .venv/bin/python bench/train.py [--groups 24] [--pairs 256] [--repeats 3] [--batch-size 4] [--max-length 128]
-     [--infer-only] [--device cpu|cuda]
+     [--infer-only] [--device cpu|cuda] [--no-bi-encoder] [--bi-groups 16]
 On CUDA both sides run under bf16 autocast (ours always does there; theirs gets the trainer's bf16 and
 an autocast around predict); on the CPU both run in float32.
 Last line: one JSON object with pairs/s and the ratios ours / sentence-transformers.
@@ -217,6 +221,10 @@ def main() -> None:
     parser.add_argument("--max-length", type=int_at_least(8), default=128)
     parser.add_argument("--infer-only", action="store_true", help="skip the training comparison")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when there is one")
+    parser.add_argument("--bi-encoder", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the bi-encoder track against SentenceTransformerTrainer with MNRL "
+                             "(bench/train_bi_encoder.py part a, same groups, in this run)")
+    parser.add_argument("--bi-groups", type=int_at_least(1), default=16, help="bi-encoder track: groups (x8 pairs)")
     args = parser.parse_args()
     if not DATASET.is_dir():
         sys.exit(f"{DATASET}: dataset not found")
@@ -252,6 +260,17 @@ def main() -> None:
             figures["st_infer"].append(len(pairs) / theirs)
             print(f"run {run}: " + ", ".join(f"{k} {v[-1]:.1f} pairs/s" for k, v in figures.items() if v), flush=True)
         tokens = padding_figures(pairs, base, args)
+        bi_encoder = None
+        if args.bi_encoder and not args.infer_only:
+            import train_bi_encoder  # bench/, the script's folder
+            from django.conf import settings
+
+            from training.bi_encoder import SMALL_COLLECTION_PARAMS
+
+            track = argparse.Namespace(**{**vars(args), "groups": args.bi_groups,
+                                          "batch_size": SMALL_COLLECTION_PARAMS["batch_size"],
+                                          "lr": SMALL_COLLECTION_PARAMS["learning_rate"]})
+            bi_encoder = train_bi_encoder.speed(track, Path(settings.BASE_MODEL_DIR), tmp)
     medians = {k: round(statistics.median(v), 2) if v else None for k, v in figures.items()}
     ratio = lambda a, b: round(medians[a] / medians[b], 3) if medians[a] else None  # noqa: E731
     print(json.dumps({
@@ -264,6 +283,7 @@ def main() -> None:
         "infer_pairs_per_s": {"ours": medians["ours_infer"], "sentence_transformers": medians["st_infer"]},
         "train_ratio": ratio("ours_train", "st_train"),
         "infer_ratio": ratio("ours_infer", "st_infer"),
+        "bi_encoder": bi_encoder, "bi_encoder_train_ratio": bi_encoder["ratio"] if bi_encoder else None,
         "infer_tokens": tokens, "load_average": [round(x, 2) for x in os.getloadavg()],
         "all_runs": {k: [round(x, 2) for x in v] for k, v in figures.items()},
     }))

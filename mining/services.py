@@ -101,7 +101,10 @@ def load_resources(collection: Collection, settings: MiningSettings, *, progress
     if settings.method in ("bm25", "hybrid"):
         resources.bm25 = index_store.collection_index(collection)
     if settings.method in ("dense", "hybrid"):
-        resources.encoder = dense.bi_encoder(settings.model_dir)
+        # A job's own model_dir, else the promoted model's miner (training.miner), else the base.
+        from training.miner import miner_dir
+
+        resources.encoder = dense.bi_encoder(settings.model_dir or miner_dir(collection))
         resources.embeddings = dense.corpus_embeddings(collection, resources.encoder, progress=progress)
         resources.warnings.extend(resources.embeddings.warnings)
     return resources

@@ -26,6 +26,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from annotate.grades import GRADE_MAX, GRADES
@@ -301,3 +302,52 @@ class EncodedGroups:
             "negative_mask": negative_mask,
         }
 
+
+def distillation_groups(
+    groups: Sequence[QueryGroup], teacher: Sequence[np.ndarray], *, group_size: int, draw: EpochDraw,
+) -> tuple[list[TrainingGroup], list[np.ndarray], int]:
+    """Groups of at most ``group_size`` candidates with their teacher scores: the teacher's top
+    half always, the rest drawn uniformly from the others by (seed, epoch, query id); kept in the
+    teacher's order. Returns (groups, their teacher scores, groups left out for having fewer
+    than two candidates)."""
+    selected, scores, left_out = [], [], 0
+    for group, teacher_scores in zip(groups, teacher):
+        if len(group) < 2:
+            left_out += 1   # a softmax over one candidate is 1 whatever the scores: nothing to learn
+            continue
+        order = [int(i) for i in np.argsort(-teacher_scores, kind="stable")]
+        top, rest = order[: group_size // 2], order[group_size // 2:]
+        room = group_size - len(top)
+        if len(rest) > room:
+            taken = set(draw.rng(group.query_id).sample(rest, room))
+            rest = [i for i in rest if i in taken]
+        chosen = top + rest
+        n = len(chosen)
+        selected.append(TrainingGroup(query=group.query, docs=[group.docs[i] for i in chosen],
+                                      labels=[0.0] * n, weights=[1.0] * n))
+        scores.append(teacher_scores[chosen])
+    return selected, scores, left_out
+
+
+class TextEncodings:
+    """Token ids of single texts, each text tokenised once however many epochs draw it."""
+
+    def __init__(self, tokenizer, *, max_length: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.encoded: dict[str, list] = {}
+        self.row_of: dict[str, int] = {}
+
+    def rows(self, texts: Sequence[str]) -> list[int]:
+        new = [text for text in dict.fromkeys(texts) if text not in self.row_of]
+        if new:
+            part = self.tokenizer(new, truncation=True, max_length=self.max_length)
+            for key, values in part.items():
+                self.encoded.setdefault(key, []).extend(values)
+            self.row_of.update((text, len(self.row_of)) for text in new)
+        return [self.row_of[text] for text in texts]
+
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        """Each text's token count (tokenising, in one call, those not seen before)."""
+        rows = self.rows(texts)
+        return [len(self.encoded["input_ids"][row]) for row in rows]

@@ -22,6 +22,7 @@ zero-shot base is copied (hard links) only when it is the one the run keeps.
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -100,6 +101,7 @@ def train_candidates(
     names: Sequence[str] = DEFAULT_CANDIDATES,
     teacher_dir: str | Path | None = None,
     distil: bool = True,
+    bi_encoder_params: dict | None = None,
     progress: Callable | None = None,
     should_cancel: Callable[[], bool] | None = None,
     log: Callable[[str], None] = lambda message: None,
@@ -132,7 +134,11 @@ def train_candidates(
 
         started = time.monotonic()
         directory = root / BI
-        result = train_bi_encoder(config=config, train_groups=train_data.groups, base_model=base_model,
+        from .bi_encoder import SMALL_COLLECTION_PARAMS
+
+        # Its own schedule (measured: training.bi_encoder), over the run's length, seed, device...
+        bi_config = replace(config, **{**SMALL_COLLECTION_PARAMS, **(bi_encoder_params or {})})
+        result = train_bi_encoder(config=bi_config, train_groups=train_data.groups, base_model=base_model,
                                   out_dir=directory, progress=stage.progress(BI), should_cancel=should_cancel)
         metrics, per_query, _ = evaluate_ranker(load_ranker(directory, device=config.device), dev_groups)
         keep(Candidate(BI, BI_ENCODER, metrics, per_query, time.monotonic() - started, directory,
@@ -180,6 +186,19 @@ def keep_directory(candidate: Candidate, out_dir: str | Path) -> Path:
         write_ranker_card(target, candidate.kind, base_model=str(candidate.source), trained=False)
         candidate.directory = target
     return candidate.directory
+
+
+def hold_out_dev(data: DataFile, share: float) -> tuple[DataFile, list]:
+    """(train without the held-out queries, held-out groups): a query is held out by a hash of its
+    id, so the same file always splits the same way; at least one query each side."""
+    if len(data.groups) < 2:
+        raise ValueError(f"{data.path}: {len(data.groups)} query; holding out dev needs at least 2 (or give --dev)")
+    ranked = sorted(data.groups, key=lambda g: hashlib.sha256(g.query_id.encode()).hexdigest())
+    n_dev = min(len(ranked) - 1, max(1, round(share * len(ranked))))
+    dev_ids = {g.query_id for g in ranked[:n_dev]}
+    train = [g for g in data.groups if g.query_id not in dev_ids]
+    return (DataFile(path=data.path, format=data.format, groups=train, sha256=data.sha256),
+            [g for g in data.groups if g.query_id in dev_ids])
 
 
 def bm25_reference(dev_groups: Sequence[QueryGroup]) -> tuple[dict, dict[str, float]]:

@@ -26,7 +26,8 @@ LISTWISE_TARGETS = ("label", "expected-gain")
 # (candidates: which models the run trains, and distil: whether the cross-encoder is warm-started
 # from a teacher's scores, training.candidates; min_dev_queries: the promotion gate's minimum dev
 # size, training.gate.)
-RUN_PARAMS = frozenset({"promotion_margin", "candidates", "distil", "min_dev_queries"})
+# bi_encoder: TrainConfig fields for the bi-encoder candidate only (over its measured defaults).
+RUN_PARAMS = frozenset({"promotion_margin", "candidates", "distil", "min_dev_queries", "bi_encoder"})
 
 
 class TrainingParamsError(ValueError):
@@ -170,6 +171,14 @@ def train_config(params: dict) -> TrainConfig:
             from .candidates import check_candidates
 
             check_candidates(params["candidates"])
+        if "bi_encoder" in params:
+            overrides = params["bi_encoder"]
+            if not isinstance(overrides, dict):
+                raise ValueError(f"bi_encoder must be an object of training settings, got {overrides!r}")
+            unknown_bi = sorted(set(overrides) - known)
+            if unknown_bi:
+                raise ValueError(f"bi_encoder: unknown {', '.join(map(repr, unknown_bi))}")
+            TrainConfig(**{**{k: v for k, v in params.items() if k in known}, **overrides}).check()
         if "distil" in params and not isinstance(params["distil"], bool):
             raise ValueError(f"distil must be true or false, got {params['distil']!r}")
         if "min_dev_queries" in params and not _int_at_least(params["min_dev_queries"], 1):

@@ -54,6 +54,9 @@ class ModelVersion(models.Model):
     collection = models.ForeignKey("annotate.Collection", on_delete=models.CASCADE, related_name="model_versions")
     run = models.OneToOneField(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_version")
     path = models.CharField(max_length=500)
+    # The bi-encoder dense mining uses while this version serves (training.miner): the version
+    # itself when it is a bi-encoder, else one distilled from its scores. Blank until built.
+    miner_path = models.CharField(max_length=500, blank=True, default="")
     metrics = models.JSONField(default=dict, blank=True)
     is_promoted = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from .gate import OVERRIDE
 from .models import ModelVersion, TrainingRun
 from .registry import promote
+from .services import send_miner_distillation
 
 MAX_REASON_LENGTH = 500
 
@@ -62,6 +63,7 @@ def override_promotion(*, run: TrainingRun, reason: str, user) -> TrainingRun:
     if version is None:
         raise OverrideConflict(f"training run {locked.pk} has no trained model to promote")
     promote(version=version)
+    transaction.on_commit(lambda: send_miner_distillation(version.pk))
 
     metrics = dict(locked.metrics or {})
     decision = dict(metrics.get("decision") or {})

@@ -90,6 +90,19 @@ def send_run(run_id: int) -> bool:
     return True
 
 
+def send_miner_distillation(version_id: int) -> bool:
+    """Queue the promoted version's miner (training.miner); with the broker down, mining keeps
+    the previous miner until the next promotion."""
+    from .tasks import distil_miner
+
+    try:
+        distil_miner.delay(version_id)
+    except Exception as error:  # noqa: BLE001 -- the promotion stands; only the miner waits
+        log.warning("could not queue the miner of model version %s (%s)", version_id, error)
+        return False
+    return True
+
+
 def request_cancel(*, run: TrainingRun) -> TrainingRun:
     """A pending run is cancelled at once; a running one stops after its current step."""
     now = timezone.now()
@@ -156,6 +169,7 @@ def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
         dev_groups=dev_groups, base_model=base_model, out_dir=out_dir,
         names=run.params.get("candidates", DEFAULT_CANDIDATES),
         teacher_dir=current.path if current is not None else None, distil=run.params.get("distil", True),
+        bi_encoder_params=run.params.get("bi_encoder"),
         progress=reporter.progress, should_cancel=reporter.should_cancel,
     )
     reporter.beat()  # training is over; evaluating the promoted model below takes a while
@@ -207,6 +221,7 @@ def _record(run: TrainingRun, out_dir: Path, outcome: dict) -> None:
     version = ModelVersion.objects.create(collection=run.collection, run=run, path=str(directory), metrics=metrics)
     if promote_it:
         promote(version=version)
+        transaction.on_commit(lambda: send_miner_distillation(version.pk))
     last = chosen.metrics
     TrainingRun.objects.filter(pk=run.pk).update(
         status=TrainingRun.Status.DONE, metrics=metrics, promoted=promote_it, output_dir=str(out_dir),

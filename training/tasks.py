@@ -35,3 +35,13 @@ def recover_lost_runs() -> dict[int, str]:
 
     return recover()
 
+
+
+@shared_task(name="training.tasks.distil_miner", acks_late=True)
+def distil_miner(version_id: int) -> str | None:
+    """After a promotion: the promoted model's miner for dense mining (training.miner)."""
+    from .miner import distil_miner as distil
+    from .models import ModelVersion
+
+    version = ModelVersion.objects.select_related("collection").filter(pk=version_id).first()
+    return str(distil(version=version)) if version is not None else None

@@ -47,12 +47,25 @@ def search_preview(request, slug: str):
                     results[item["index"]]["rerank"] = item["score"]
                 results = [results[item["index"]] for item in reranked["results"]]
                 context["model_version"] = reranked["model"]["version"]
+                context["served_by"] = served_by(reranked["model"])
             except rerank_service.NoPromotedModel as error:
                 context["note"] = f"{error}; showing BM25 order."
         results = results[:SHOWN]
         _attach_judgments(collection, query, results)
         context["results"] = results
     return render(request, "training/search_preview.html", context)
+
+
+def served_by(model: dict) -> str:
+    """Which reranker ordered the results, in words (training.rerank.serving)."""
+    if model.get("source") == "promoted":
+        return f"reranked by the promoted model, version {model['version']} ({model['kind']})"
+    standing = model.get("standing") or {}
+    figures = (f"zero-shot NDCG@10 {standing.get('zero_shot_ndcg@10')} vs BM25 {standing.get('bm25_ndcg@10')} "
+               f"on {standing.get('queries', 0)} judged queries")
+    if model.get("kind") == "bm25":
+        return f"nothing promoted yet and the base model does not beat BM25 ({figures}): BM25 order"
+    return f"nothing promoted yet: reranked by the base model used zero-shot, which beats BM25 ({figures})"
 
 
 def _text(document) -> str:

@@ -151,10 +151,21 @@ def test_search_preview_recalls_with_bm25_reranks_and_shows_judgments(client, co
     assert [r["document"].external_id for r in results] == ["d2", "d3", "d1"]  # d4 has no w1: not recalled
     assert results[0]["grades"] == [3] and results[1]["grades"] == []
     assert all(r["rerank"] is not None for r in results)
+    assert f"the promoted model, version {promoted.pk} (cross-encoder)" in response.content.decode()
     # Second search reuses the index saved under DATA_DIR for this corpus version.
     from training.search import index_dir
 
     assert (index_dir(collection) / "index" / "meta.json").is_file()
+
+
+def test_search_preview_says_when_bm25_orders_because_the_base_is_worse(client, collection, staff_user, member,
+                                                                         settings, tiny_model):
+    settings.BASE_MODEL_DIR = tiny_model
+    judge(collection, member, "red car", {"a red car": 3, "red car for sale": 2, "blue sky": 0, "green tree": 0})
+    judge(collection, member, "blue sky", {"the blue sky": 3, "a red car": 0, "green tree": 0})
+    client.force_login(staff_user)
+    page = client.get(reverse("search-preview", args=["rr"]), {"q": "red car"}).content.decode()
+    assert "the base model does not beat BM25" in page and "BM25 order" in page
 
 
 def test_search_preview_and_runs_page_are_staff_only(client, member, collection):

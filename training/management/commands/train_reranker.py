@@ -13,7 +13,6 @@ file ends with a non-zero exit and one line naming it. An ``--out`` holding anyt
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import time
@@ -28,11 +27,12 @@ from training.candidates import (
     ZERO_SHOT,
     bm25_reference,
     check_candidates,
+    hold_out_dev,
     keep_directory,
     train_candidates,
 )
 from training.config import LISTWISE_TARGETS, TrainConfig
-from training.data import DataFile, DataFileError, read_data_file
+from training.data import DataFileError, read_data_file
 from training.gate import DEFAULT_MIN_DEV_QUERIES, decide_run
 from training.losses import LOSSES
 from training.rankers import copy_model_dir
@@ -112,7 +112,7 @@ class Command(BaseCommand):
             if options["dev"]:
                 dev_groups = read_data_file(options["dev"]).groups
             else:
-                train_data, dev_groups = hold_out(train_data, options["dev_share"])
+                train_data, dev_groups = hold_out_dev(train_data, options["dev_share"])
                 self.stderr.write(f"no --dev: holding out {len(dev_groups)} of {len(dev_groups) + len(train_data.groups)} "
                                   f"train queries (by query id) as dev to choose between the candidates")
             verbose = options["verbosity"] > 0
@@ -148,15 +148,3 @@ class Command(BaseCommand):
             "promoted": choice.winner is not None, "reason": choice.decision.reason,
         }, ensure_ascii=False))
 
-
-def hold_out(data: DataFile, share: float) -> tuple[DataFile, list]:
-    """(train without the held-out queries, held-out groups): a query is held out by a hash of its
-    id, so the same file always splits the same way; at least one query each side."""
-    if len(data.groups) < 2:
-        raise ValueError(f"{data.path}: {len(data.groups)} query; holding out dev needs at least 2 (or give --dev)")
-    ranked = sorted(data.groups, key=lambda g: hashlib.sha256(g.query_id.encode()).hexdigest())
-    n_dev = min(len(ranked) - 1, max(1, round(share * len(ranked))))
-    dev_ids = {g.query_id for g in ranked[:n_dev]}
-    train = [g for g in data.groups if g.query_id not in dev_ids]
-    return (DataFile(path=data.path, format=data.format, groups=train, sha256=data.sha256),
-            [g for g in data.groups if g.query_id in dev_ids])
