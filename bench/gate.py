@@ -11,6 +11,13 @@ against the incumbent alone, with its defaults (alpha 0.05 read as the expanded 
 2,000 resamples, margin DEFAULT_PROMOTION_MARGIN), unless told otherwise.
 
     .venv/bin/python bench/gate.py [--trials 200] [--noise-sd 0.1] [--alpha 0.05] [--margin M]
+        [--noise-from per_query.json --noise-rows zero-shot,bi-encoder]
+
+The noise that matters is how much two about equally good models differ query by query. With
+``--noise-from`` it is measured, not assumed: the per-query test figures bench/quality.py (b)
+writes with ``--per-query-out`` give the spread of the difference between two real rows (by
+default the zero-shot base and the same base fine-tuned as a bi-encoder on four folds of
+trec-dl19, whose means differ by about nothing).
 
 Reports the promotion rate for gains 0, 0.01, 0.02, 0.03, 0.05 at 20, 50 and 100 dev queries, each
 over --trials trials. Acceptance (issue 15): gain 0 promoted in <= 5% of trials, gain 0.03 on 50
@@ -83,6 +90,24 @@ def best_test_power(gain: float, n: int, noise_sd: float, alpha: float) -> float
     return normal.cdf(gain * math.sqrt(n) / noise_sd - normal.inv_cdf(1 - alpha))
 
 
+def measured_noise(path: str, rows: str, parser) -> tuple[float, dict]:
+    """The sd of the per-query NDCG@10 difference of two real models on the same queries."""
+    try:
+        figures = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        parser.error(f"--noise-from {path}: {error}")
+    names = [name.strip() for name in rows.split(",")]
+    if len(names) != 2 or any(name not in figures for name in names):
+        parser.error(f"--noise-rows {rows!r}: give two of {', '.join(sorted(figures))}")
+    first, second = (figures[name] for name in names)
+    queries = [q for q in first if q in second and first[q] is not None and second[q] is not None]
+    if len(queries) < 10:
+        parser.error(f"--noise-from {path}: only {len(queries)} queries have both rows")
+    difference = np.array([first[q] - second[q] for q in queries])
+    return float(difference.std(ddof=1)), {"file": path, "rows": names, "queries": len(queries),
+                                           "mean_difference": round(float(difference.mean()), 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int_at_least(1), default=200)
@@ -91,7 +116,15 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=DEFAULT_PROMOTION_MARGIN)
     parser.add_argument("--resamples", type=int_at_least(100), default=DEFAULT_RESAMPLES)
     parser.add_argument("--seed", type=int_at_least(0), default=0)
+    parser.add_argument("--noise-from", default="",
+                        help="take --noise-sd from real per-query figures: the JSON bench/quality.py --per-query-out "
+                             "writes; the sd of the per-query difference between the two --noise-rows")
+    parser.add_argument("--noise-rows", default="zero-shot,bi-encoder",
+                        help="two rows of --noise-from: two models about equally good (default: the zero-shot base "
+                             "and the same base fine-tuned on a few dozen queries)")
     args = parser.parse_args()
+    if args.noise_from:
+        args.noise_sd, args.noise_source = measured_noise(args.noise_from, args.noise_rows, parser)
     if not 0 < args.alpha < 0.5:
         parser.error(f"--alpha: {args.alpha} is not in (0, 0.5)")
     if not -1 < args.margin < 1:
@@ -116,7 +149,7 @@ def main() -> None:
           f"gain 0.03 on 50 queries: {power:.1%} (acceptance >= 80%); "
           f"the best level-{args.alpha} test could reach {best:.1%} there")
     print(json.dumps({
-        "trials": args.trials, "noise_sd": args.noise_sd, "alpha": args.alpha, "margin": args.margin,
+        "trials": args.trials, "noise_sd": args.noise_sd, "noise_source": getattr(args, "noise_source", None), "alpha": args.alpha, "margin": args.margin,
         "resamples": args.resamples, "rates": rates,
         "equal_promoted_max": null_worst, "equal_ok": null_worst <= 0.05,
         "gain_0.03_n50_promoted": power, "gain_0.03_n50_ok": power >= 0.80,

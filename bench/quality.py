@@ -4,10 +4,12 @@
     dev). Two dev protocols: "judged" reranks each query's human-graded titles (queries whose
     titles differ in grade); "pooled" adds the BM25 top ``--pool`` titles of the whole corpus
     (mining.text.bm25 + mining.text.tokenize) with unjudged = grade 0. Rows: BM25 (scores from the index of
-    the whole corpus), base (MiniLM with a fresh head), fine-tuned, and fine-tuned with the
-    training data's CJK characters missing from MiniLM's vocabulary added as tokens
-    (TrainConfig.add_cjk_vocab: embeddings resized, each new row the old rows' mean plus noise of
-    their spread, see training.vocab). Training groups: per train query every judged title with
+    the whole corpus), then through the studio: a training run with the defaults on the train
+    queries (``--dev-share`` held out as its dev; training.candidates, training.gate), every
+    candidate, and "served" (the winner; else the zero-shot base if it beat BM25 on the run's
+    dev, else BM25). ``--ce-rows`` adds the earlier cross-encoder rows: MiniLM with a fresh head,
+    fine-tuned, and fine-tuned with the training data's CJK characters added as tokens
+    (training.vocab). Training groups: per train query every judged title with
     its grade, plus ``--fill-negatives`` unjudged titles of its BM25 pool as grade 0 after the
     pool's top ``--fill-skip`` (KuakeSetup.train_groups).
 (b) trec-dl19, 5-fold cross-validation by query, through the studio: per fold, a training run on
@@ -136,32 +138,75 @@ class KuakeSetup:
 
 
 def part_a(args, tmp, base) -> dict:
+    """kuake-qtr through the studio: a training run with the defaults on the train queries
+    (``--dev-share`` of them held out as the run's dev), then BM25, every candidate and the model
+    the studio would serve on both dev protocols. ``--ce-rows``: also the cross-encoder rows of the
+    earlier version of this part (MiniLM with a fresh head, fine-tuned with and without the added
+    CJK characters)."""
+    from django.conf import settings
+
+    from training.candidates import (
+        DEFAULT_CANDIDATES,
+        ZERO_SHOT,
+        bm25_reference,
+        hold_out_dev,
+        train_candidates,
+    )
+    from training.config import TrainConfig
+    from training.gate import decide_run
+    from training.rankers import load_ranker
+
     kuake = KuakeSetup.of(args)
-    train_q, protocols = kuake.train_q, kuake.protocols
+    protocols = kuake.protocols
     rows: dict[str, dict] = {name: {"bm25": kuake.bm25[name]} for name in protocols}
 
-    def evaluate_row(row: str, model_dir) -> None:
-        for name, value in kuake.evaluate(model_dir, args).items():
-            rows[name][row] = value
+    def evaluate_ranker_row(row: str, directory) -> None:
+        ranker = load_ranker(directory, max_length=args.kuake_max_length)
+        for name, groups in protocols.items():
+            rows[name][row] = mean(ranked_ndcg(groups, ranker.score_lists([(g.query, g.docs) for g in groups])))
 
-    evaluate_row("base", base)
     train_groups = kuake.train_groups()
     started = time.perf_counter()
-    fine_tune(train_groups, base, tmp / "kuake-ft", args, max_length=args.kuake_max_length)
-    seconds_ft = time.perf_counter() - started
-    evaluate_row("fine_tuned", tmp / "kuake-ft")
+    train_data, dev_groups = hold_out_dev(data_file(train_groups, name="kuake-train"), args.dev_share)
+    names = [n for n in args.candidates.split(",") if n] or list(DEFAULT_CANDIDATES)
+    config = TrainConfig(max_length=args.kuake_max_length, seed=args.seed, epochs=args.epochs,
+                         **({"learning_rate": args.lr} if args.lr_given else {}))
+    candidates = train_candidates(config=config, train_data=train_data, dev_groups=dev_groups,
+                                  base_model=settings.BASE_MODEL_DIR, out_dir=tmp / "kuake-run", names=names)
+    _, bm25_dev = bm25_reference(dev_groups)
+    choice = decide_run({c.name: c.per_query for c in candidates}, {"bm25": bm25_dev}, zero_shot=ZERO_SHOT,
+                        min_dev_queries=args.min_dev_queries, seed=args.seed)
+    run_seconds = time.perf_counter() - started
+    for candidate in candidates:
+        evaluate_ranker_row(candidate.name, candidate.directory or candidate.source)
+    # Served: the winner, else the zero-shot base if it beat BM25 on the run's dev (what
+    # training.standing measures on judged queries), else BM25.
+    zero = next(c for c in candidates if c.name == ZERO_SHOT)
+    served = choice.winner or (ZERO_SHOT if (zero.metrics["ndcg@10"] or 0) > mean(bm25_dev) else "bm25")
+    for name in protocols:
+        rows[name]["served"] = rows[name][served]
+    report = {"train_queries": len(train_data.groups), "run_dev_queries": len(dev_groups),
+              "dev_queries": {name: len(groups) for name, groups in protocols.items()}, "pool": args.pool,
+              "candidates": names, "winner": choice.winner, "served": served, "reason": choice.decision.reason,
+              "run_dev_ndcg@10": {c.name: c.metrics["ndcg@10"] for c in candidates},
+              "run_seconds": round(run_seconds, 1), "ndcg@10": rows}
+    if args.ce_rows:
+        from transformers import AutoTokenizer
 
-    from transformers import AutoTokenizer
+        from training.vocab import missing_cjk_chars
 
-    from training.vocab import missing_cjk_chars
-
-    tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)  # the count only: no model load
-    missing = missing_cjk_chars(tokenizer, [text for g in train_groups for text in (g.query, *g.docs)])
-    fine_tune(train_groups, base, tmp / "kuake-ft-cjk", args, max_length=args.kuake_max_length, add_cjk_vocab=True)
-    evaluate_row("fine_tuned_cjk_vocab", tmp / "kuake-ft-cjk")
-    return {"train_queries": len(train_q), "train_groups": len(train_groups),
-            "dev_queries": {name: len(groups) for name, groups in protocols.items()}, "pool": args.pool,
-            "added_cjk_chars": len(missing), "fine_tune_seconds": round(seconds_ft, 1), "ndcg@10": rows}
+        evaluate_row = lambda row, directory: [rows[n].__setitem__(row, v)  # noqa: E731
+                                               for n, v in kuake.evaluate(directory, args).items()]
+        evaluate_row("ce_base", base)
+        fine_tune(train_groups, base, tmp / "kuake-ft", args, max_length=args.kuake_max_length)
+        evaluate_row("ce_fine_tuned", tmp / "kuake-ft")
+        tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)  # the count only: no model load
+        missing = missing_cjk_chars(tokenizer, [text for g in train_groups for text in (g.query, *g.docs)])
+        fine_tune(train_groups, base, tmp / "kuake-ft-cjk", args, max_length=args.kuake_max_length,
+                  add_cjk_vocab=True)
+        evaluate_row("ce_fine_tuned_cjk_vocab", tmp / "kuake-ft-cjk")
+        report["added_cjk_chars"] = len(missing)
+    return report
 
 
 # --- (b) trec-dl19 -------------------------------------------------------------------------------
@@ -358,9 +403,10 @@ def main() -> None:
     parser.add_argument("--kuake-max-length", type=int_at_least(8), default=64)
     parser.add_argument("--pool", type=int_at_least(1), default=20, help="kuake: BM25 top-k added to each query's pool")
     parser.add_argument("--dl19-depth", type=int_at_least(1), default=30)
-    parser.add_argument("--candidates", default="", help="(b): the run's candidates (default: the run default)")
-    parser.add_argument("--dev-share", type=fraction, default=0.2, help="(b): train queries held out as dev")
-    parser.add_argument("--min-dev-queries", type=int_at_least(1), default=20, help="(b): the gate's minimum")
+    parser.add_argument("--candidates", default="", help="(a), (b): the run's candidates (default: the run default)")
+    parser.add_argument("--dev-share", type=fraction, default=0.2, help="(a), (b): train queries held out as dev")
+    parser.add_argument("--min-dev-queries", type=int_at_least(1), default=20, help="(a), (b): the gate's minimum")
+    parser.add_argument("--ce-rows", action="store_true", help="(a): also the earlier cross-encoder rows")
     parser.add_argument("--per-query-out", default="", help="(b): write every row's per-query NDCG@10 here (JSON)")
     parser.add_argument("--dl19-max-length", type=int_at_least(8), default=128)
     parser.add_argument("--noise", type=fraction, default=0.3, help="(c): the honest simulated annotators' noise")

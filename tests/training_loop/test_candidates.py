@@ -7,6 +7,7 @@ import pytest
 
 from training.candidates import (
     BI,
+    CANDIDATES,
     CROSS,
     FUSED,
     ZERO_SHOT,
@@ -28,7 +29,8 @@ def test_every_candidate_is_trained_scored_and_kept_in_its_own_directory(tiny_bi
     dev = read_data_file(write_jsonl(tmp_path / "dev.jsonl", synthetic_listwise(12, seed=2))).groups
     config = TrainConfig(**{**FAST_RUN, "epochs": 6})
     found = train_candidates(config=config, train_data=train, dev_groups=dev, base_model=tiny_bi_encoder,
-                             out_dir=tmp_path / "run", bi_encoder_params={"epochs": 6, "learning_rate": 1e-3})
+                             out_dir=tmp_path / "run", names=CANDIDATES,
+                             bi_encoder_params={"epochs": 6, "learning_rate": 1e-3})
     by_name = {c.name: c for c in found}
     assert list(by_name) == [ZERO_SHOT, BI, CROSS, FUSED]
     assert by_name[ZERO_SHOT].kind == "bi-encoder" and by_name[ZERO_SHOT].directory is None  # not copied yet
@@ -42,6 +44,8 @@ def test_every_candidate_is_trained_scored_and_kept_in_its_own_directory(tiny_bi
     fused = by_name[FUSED]
     inner = max((c for c in found if c.name != FUSED), key=lambda c: c.metrics["ndcg@10"])
     assert fused.extra["inner"] == inner.name and 0.0 <= fused.extra["bm25_weight"] <= 1.0
+    # A trained inner model ranks its train queries too well to fit the weight on: dev, cross-fitted.
+    assert "12 dev queries, cross-fitted in 5 folds" in fused.note
     card = json.loads((fused.directory / "ranker.json").read_text())
     assert card["inner_candidate"] == inner.name and card["bm25_weight"] == fused.extra["bm25_weight"]
     assert "distilled from bi-encoder" in by_name[CROSS].note

@@ -42,6 +42,27 @@ def test_train_then_evaluate_prints_json_metrics(tiny_model, task_files, tmp_pat
         assert tuple(run_command("evaluate_reranker", "--model", ranker, "--data", str(dev_file), "--json")) == METRIC_KEYS
 
 
+def test_without_dev_a_share_is_held_out_and_the_kept_model_is_written(tiny_model, task_files, tmp_path):
+    train_file, _ = task_files
+    out, err = StringIO(), StringIO()
+    call_command("train_reranker", "--train", str(train_file), "--base-model", str(tiny_model),
+                 "--out", str(tmp_path / "m"), "--max-length", "32", "--epochs", "2", "--lr", "1e-3",
+                 "--batch-size", "4", "--group-size", "6", stdout=out, stderr=err)
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert "no --dev: holding out 10 of 48 train queries" in err.getvalue()
+    assert result["train_queries"] == 38 and result["dev_queries"] <= 10
+    assert list(result["candidates"]) == ["zero-shot", "bi-encoder", "fusion"]  # the run's defaults
+    assert result["promoted"] is False and "not enough dev queries" in result["reason"]
+    kept = result["candidate"]
+    assert result["dev"]["ndcg@10"] == max(c["ndcg@10"] for c in result["candidates"].values())
+    card = json.loads((tmp_path / "m" / "ranker.json").read_text())
+    assert card["kind"] == result["kind"] == {"zero-shot": "cross-encoder", "bi-encoder": "bi-encoder",
+                                              "fusion": "fusion"}[kept]
+    evaluated = run_command("evaluate_reranker", "--model", str(tmp_path / "m"), "--data", str(train_file), "--json")
+    assert evaluated["queries"] == 48
+    assert not list(tmp_path.glob(".m.training"))  # the candidates' staging directory is gone
+
+
 def test_none_keeps_the_file_order(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps({"query": "q", "candidates": [
