@@ -60,6 +60,9 @@ CANDIDATES = (ZERO_SHOT, BI, CROSS, FUSED)
 # against 0.759) and costs most of a run's time; a team with thousands of queries and a GPU
 # turns it on.
 DEFAULT_CANDIDATES = (ZERO_SHOT, BI, FUSED)
+# The share of train queries held out as dev when there is no dev split (train_reranker without
+# --dev, a run on a snapshot without dev queries).
+DEV_SHARE = 0.2
 # Folds of the dev cross-fitting of a trained model's fusion weight (_fit_fusion).
 FUSION_FOLDS = 5
 # Temperature of the teacher's softmax when distilling (cosine teachers are scaled first).

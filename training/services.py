@@ -32,9 +32,11 @@ from django.utils import timezone
 
 from .candidates import (
     DEFAULT_CANDIDATES,
+    DEV_SHARE,
     ZERO_SHOT,
     bm25_reference,
     evaluate_ranker,
+    hold_out_dev,
     keep_directory,
     train_candidates,
 )
@@ -158,15 +160,24 @@ def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
     dev_groups = [g for g in data.groups if g.split == "dev"]
     if not train_groups:
         raise TrainingDataError(f"{path}: snapshot {snapshot.pk} has no train queries")
+    train_data = DataFile(path=path, format=data.format, groups=train_groups, sha256=data.sha256)
+    dev_note = f"the snapshot's {len(dev_groups)} dev queries"
     if not dev_groups:
-        raise TrainingDataError(f"{path}: snapshot {snapshot.pk} has no dev queries to compare models on")
+        # A small collection's split may give no dev query at all: hold out a share of the train
+        # queries (by query id, as train_reranker does) rather than fail; the gate then says how
+        # few they are.
+        try:
+            train_data, dev_groups = hold_out_dev(train_data, DEV_SHARE)
+        except ValueError:
+            raise TrainingDataError(f"{path}: snapshot {snapshot.pk} has no dev queries and too few train queries "
+                                    f"({len(train_groups)}) to hold some out") from None
+        dev_note = f"{len(dev_groups)} of the snapshot's {len(train_groups)} train queries held out (no dev split)"
     config = train_config(run.params)
     base_model = run.base_model or settings.BASE_MODEL_DIR
     reporter = _ProgressReporter(run.pk, attempt=run.attempts)
     current = promoted_version(collection=run.collection)
     candidates = train_candidates(
-        config=config, train_data=DataFile(path=path, format=data.format, groups=train_groups, sha256=data.sha256),
-        dev_groups=dev_groups, base_model=base_model, out_dir=out_dir,
+        config=config, train_data=train_data, dev_groups=dev_groups, base_model=base_model, out_dir=out_dir,
         names=run.params.get("candidates", DEFAULT_CANDIDATES),
         teacher_dir=current.path if current is not None else None, distil=run.params.get("distil", True),
         bi_encoder_params=run.params.get("bi_encoder"),
@@ -179,7 +190,8 @@ def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
         promoted_metrics, promoted_per_query, _ = evaluate_ranker(
             load_ranker(current.path, max_length=config.max_length), dev_groups)
         references["promoted"] = {**promoted_metrics, "per_query": promoted_per_query, "version": current.pk}
-    return {"candidates": candidates, "references": references, "promoted_version": current.pk if current else None}
+    return {"candidates": candidates, "references": references, "promoted_version": current.pk if current else None,
+            "dev_note": dev_note}
 
 
 def promotion_margin(run: TrainingRun) -> float:
@@ -218,6 +230,7 @@ def _record(run: TrainingRun, out_dir: Path, outcome: dict) -> None:
     _drop_other_candidates(out_dir, keep=directory)
     metrics = run_metrics(candidates, references, choice, promoted=promote_it, branch=branch, reason=reason,
                           margin=margin)
+    metrics["dev_source"] = outcome.get("dev_note", "")
     version = ModelVersion.objects.create(collection=run.collection, run=run, path=str(directory), metrics=metrics)
     if promote_it:
         promote(version=version)

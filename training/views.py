@@ -61,11 +61,15 @@ def served_by(model: dict) -> str:
     if model.get("source") == "promoted":
         return f"reranked by the promoted model, version {model['version']} ({model['kind']})"
     standing = model.get("standing") or {}
-    figures = (f"zero-shot NDCG@10 {standing.get('zero_shot_ndcg@10')} vs BM25 {standing.get('bm25_ndcg@10')} "
-               f"on {standing.get('queries', 0)} judged queries")
+    figures = (f"zero-shot NDCG@10 {_figure(standing.get('zero_shot_ndcg@10'))} vs BM25 "
+               f"{_figure(standing.get('bm25_ndcg@10'))} on {standing.get('queries', 0)} judged queries")
     if model.get("kind") == "bm25":
         return f"nothing promoted yet and the base model does not beat BM25 ({figures}): BM25 order"
     return f"nothing promoted yet: reranked by the base model used zero-shot, which beats BM25 ({figures})"
+
+
+def _figure(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _text(document) -> str:

@@ -81,11 +81,21 @@ def test_a_new_model_must_beat_the_promoted_one_by_the_margin(collection, tmp_pa
 
 def test_a_failed_run_keeps_the_promoted_model(collection, tmp_path, tiny_model):
     first = run_on(collection, tmp_path, tiny_model, promotion_margin=0.0)
-    failed = run_on(collection, tmp_path, tiny_model, name="nodev.jsonl", dev=False)
+    snapshot = make_snapshot(collection, snapshot_file(tmp_path / "gone.jsonl"))
+    run = start_training_run(snapshot=snapshot, base_model=str(tiny_model), params=FAST_RUN_PARAMS)
+    (tmp_path / "gone.jsonl").unlink()  # the snapshot's file is lost before the worker reads it
+    failed = execute_training_run(run_id=run.pk)
     assert failed.status == TrainingRun.Status.FAILED
-    assert "no dev queries" in failed.error
+    assert "gone.jsonl: no such file" in failed.error
     assert registry.promoted_version(collection=collection).run_id == first.pk
     assert not hasattr(failed, "model_version") or failed.model_version is None
+
+
+def test_a_snapshot_without_dev_queries_holds_some_train_queries_out(collection, tmp_path, tiny_model):
+    run = run_on(collection, tmp_path, tiny_model, name="nodev.jsonl", dev=False)
+    assert run.status == TrainingRun.Status.DONE, run.error
+    assert run.metrics["dev_source"] == "10 of the snapshot's 48 train queries held out (no dev split)"
+    assert run.metrics["dev_queries"] <= 10
 
 
 def test_running_a_run_twice_does_nothing_the_second_time(collection, tmp_path, tiny_model):

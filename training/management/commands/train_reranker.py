@@ -24,6 +24,7 @@ from django.core.management.base import BaseCommand, CommandError
 from training.candidates import (
     CANDIDATES,
     DEFAULT_CANDIDATES,
+    DEV_SHARE,
     ZERO_SHOT,
     bm25_reference,
     check_candidates,
@@ -37,8 +38,6 @@ from training.gate import DEFAULT_MIN_DEV_QUERIES, decide_run
 from training.losses import LOSSES
 from training.rankers import copy_model_dir
 from training.scoring import ModelDirError
-
-DEV_SHARE = 0.2
 
 
 class Command(BaseCommand):
