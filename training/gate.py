@@ -172,6 +172,17 @@ def decide_promotion(
     return GateDecision(promote=True, branch=PASSES, reason=reason, override_reason=None, **decided)
 
 
+def mean_interval(figures: Mapping, *, alpha: float = DEFAULT_ALPHA, resamples: int = DEFAULT_RESAMPLES,
+                  seed: int = 0) -> tuple[float, float] | None:
+    """The bootstrap interval of one model's mean dev NDCG@10 (coverage 1 - 2 alpha), read as the
+    candidates' are: for a reference's row on the run page. None with no query."""
+    query_ids = sorted(figures, key=str)
+    if not query_ids:
+        return None
+    values = _figures("reference", figures, query_ids)[:, None]
+    return _percentiles(_bootstrap_means(values, resamples, seed)[:, 0], expanded_alpha(alpha, len(query_ids)))
+
+
 def expanded_alpha(alpha: float, queries: int) -> float:
     """The percentile level that gives a bootstrap interval of a mean over ``queries`` its nominal
     one-sided coverage 1 - alpha (Hesterberg's expanded percentile interval)."""

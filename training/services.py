@@ -42,7 +42,7 @@ from .candidates import (
 )
 from .config import DEFAULT_PROMOTION_MARGIN, train_config
 from .data import DataFile, read_data_file
-from .gate import DEFAULT_MIN_DEV_QUERIES, FAILS, decide_run
+from .gate import DEFAULT_MIN_DEV_QUERIES, FAILS, decide_run, mean_interval
 from .models import ModelVersion, RetrainPolicy, TrainingRun
 from .rankers import load_ranker
 from .registry import promote, promoted_version
@@ -253,8 +253,8 @@ def run_metrics(candidates: dict, references: dict, choice, *, promoted: bool, b
                      "gate": gate.as_json()})
     refs = {}
     for name, ref in references.items():
-        ref_figures = {k: v for k, v in ref.items() if k != "per_query"}
-        refs[name] = {**ref_figures, "per_query": ref["per_query"]}
+        interval = mean_interval(ref["per_query"], seed=choice.decision.seed)
+        refs[name] = {**ref, "interval": list(interval) if interval else None}
     decision = choice.decision
     chosen = candidates[choice.chosen]
     return {

@@ -48,6 +48,8 @@ def test_a_run_scores_its_candidates_on_dev_and_promotes_one_the_gate_passes(col
     assert set(cross["per_query"]) <= {f"s2q{i}" for i in range(16)}
     assert {c["reference"] for c in cross["gate"]["comparisons"]} == {"bm25", "zero-shot base"}
     assert metrics["new"]["ndcg@10"] > metrics["bm25"]["ndcg@10"] + 0.01
+    low, high = metrics["references"]["bm25"]["interval"]
+    assert low <= metrics["references"]["bm25"]["ndcg@10"] <= high and low < high
     assert run.promoted and metrics["winner"] == "cross-encoder"
     assert metrics["decision"]["branch"] == "passes" and metrics["decision"]["reason"].startswith("promoted")
     version = registry.promoted_version(collection=collection)
