@@ -172,7 +172,8 @@ def part_a(args, tmp, base) -> dict:
     config = TrainConfig(max_length=args.kuake_max_length, seed=args.seed, epochs=args.epochs,
                          **({"learning_rate": args.lr} if args.lr_given else {}))
     candidates = train_candidates(config=config, train_data=train_data, dev_groups=dev_groups,
-                                  base_model=settings.BASE_MODEL_DIR, out_dir=tmp / "kuake-run", names=names)
+                                  base_model=settings.BASE_MODEL_DIR, out_dir=tmp / "kuake-run", names=names,
+                                  bi_encoder_params=json.loads(args.bi_encoder_params or "{}"))
     _, bm25_dev = bm25_reference(dev_groups)
     choice = decide_run({c.name: c.per_query for c in candidates}, {"bm25": bm25_dev}, zero_shot=ZERO_SHOT,
                         min_dev_queries=args.min_dev_queries, seed=args.seed)
@@ -257,7 +258,8 @@ def part_b(args, tmp, base) -> dict:
                         split="train") for q in train_q]
         train_data, dev_groups = hold_out_dev(data_file(judged, name=f"dl19-fold-{k}"), args.dev_share)
         candidates = train_candidates(config=config, train_data=train_data, dev_groups=dev_groups,
-                                      base_model=base_model, out_dir=tmp / f"dl19-{k}", names=names)
+                                      base_model=base_model, out_dir=tmp / f"dl19-{k}", names=names,
+                                      bi_encoder_params=json.loads(args.bi_encoder_params or "{}"))
         _, bm25_dev = bm25_reference(dev_groups)
         choice = decide_run({c.name: c.per_query for c in candidates}, {"bm25": bm25_dev}, zero_shot=ZERO_SHOT,
                             min_dev_queries=args.min_dev_queries, seed=args.seed)
@@ -407,6 +409,7 @@ def main() -> None:
     parser.add_argument("--dev-share", type=fraction, default=0.2, help="(a), (b): train queries held out as dev")
     parser.add_argument("--min-dev-queries", type=int_at_least(1), default=20, help="(a), (b): the gate's minimum")
     parser.add_argument("--ce-rows", action="store_true", help="(a): also the earlier cross-encoder rows")
+    parser.add_argument("--bi-encoder-params", default="", help='(a), (b): the run param bi_encoder, JSON, e.g. \'{"learning_rate": 5e-5}\'')
     parser.add_argument("--per-query-out", default="", help="(b): write every row's per-query NDCG@10 here (JSON)")
     parser.add_argument("--dl19-max-length", type=int_at_least(8), default=128)
     parser.add_argument("--noise", type=fraction, default=0.3, help="(c): the honest simulated annotators' noise")

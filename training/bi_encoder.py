@@ -82,6 +82,7 @@ from .scoring import autocast_for, pick_device
 from .trainer import (
     TrainingCancelled,
     linear_schedule,
+    optimizer_step,
     parameter_groups,
     seed_everything,
 )
@@ -208,10 +209,7 @@ def train_bi_encoder(
             last_in_epoch = index == len(batches) - 1
             if (index + 1) % config.grad_accum and not last_in_epoch:
                 continue
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(model, optimizer, scheduler, config.max_grad_norm)
             step += 1
             losses.append(sum(window))
             window = []

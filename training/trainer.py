@@ -162,10 +162,7 @@ def train(
             last_in_epoch = index == len(batches) - 1
             if (index + 1) % config.grad_accum and not last_in_epoch:
                 continue
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(model, optimizer, scheduler, config.max_grad_norm)
             state["step"] += 1
             state["losses"].append(sum(window))
             window = []
@@ -213,6 +210,15 @@ def _micro_batch_loss(model, loss_fn, batch: dict, group_size: int) -> torch.Ten
         soft_labels = torch.cat([soft_labels, sure_zero], dim=1)
         grade_probs = torch.cat([grade_probs, grade_probs_from_soft_labels(sure_zero)], dim=1)
     return loss_fn(scores, labels, weights=weights, mask=mask, soft_labels=soft_labels, grade_probs=grade_probs)
+
+
+def optimizer_step(model, optimizer, scheduler, max_grad_norm: float) -> None:
+    """Clip the accumulated gradients, step the optimiser and the schedule, clear the gradients
+    (both trainers end an accumulation window so)."""
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def parameter_groups(model, weight_decay: float) -> list[dict]:
