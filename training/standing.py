@@ -4,8 +4,8 @@ what it had), else BM25.
 
 Both are scored on the same lists: each judged query's graded candidates, the grade being the
 mean of its standing grades (people's and imported labels alike), BM25 over the list's own
-documents as the fusion does. At most ``MAX_QUERIES`` queries (the lowest ids) keep the first
-request of a large collection short. The answer is cached per process and per state of the
+documents as the fusion does. At most ``MAX_QUERIES`` queries (the lowest ids) of at most
+``MAX_CANDIDATES`` graded candidates keep the first request of a large collection short. The answer is cached per process and per state of the
 judgments (count and last change), so a new grade is counted at the next request.
 """
 from __future__ import annotations
@@ -24,6 +24,9 @@ from .evaluation import metrics_for
 from .rankers import list_bm25, load_ranker
 
 MAX_QUERIES = 50
+# Graded candidates per query (the lowest document ids): the first rerank request of a collection
+# computes the standing, so its cost is bounded (50 x 30 texts: seconds on 2 CPU cores).
+MAX_CANDIDATES = 30
 
 _lock = threading.Lock()
 _cache: dict[tuple, dict] = {}
@@ -69,6 +72,8 @@ def judged_groups(collection) -> list[QueryGroup]:
                 break
             group = by_query[query_id] = QueryGroup(query_id=str(query_id), query=row["candidate__query__text"])
             groups.append(group)
+        if len(group) >= MAX_CANDIDATES:
+            continue
         title, text = row["candidate__document__title"], row["candidate__document__text"]
         group.doc_ids.append(str(row["candidate__document_id"]))
         group.docs.append(f"{title}\n{text}" if title else text)

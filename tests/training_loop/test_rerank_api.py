@@ -178,3 +178,14 @@ def test_runs_page_shows_progress(client, staff_user, collection):
     client.force_login(staff_user)
     response = client.get(reverse("training-runs", args=["rr"]))
     assert response.status_code == 200 and b"No training runs yet" in response.content
+
+
+def test_the_standing_reads_at_most_so_many_queries_and_candidates(collection, member, monkeypatch):
+    from training import standing
+
+    monkeypatch.setattr(standing, "MAX_QUERIES", 2)
+    monkeypatch.setattr(standing, "MAX_CANDIDATES", 3)
+    for q in range(3):
+        judge(collection, member, f"query {q}", {f"doc {q} {d}": 3 - d % 4 for d in range(5)})
+    groups = standing.judged_groups(collection)
+    assert [g.query for g in groups] == ["query 0", "query 1"] and all(len(g) == 3 for g in groups)
