@@ -137,12 +137,9 @@ class KuakeSetup:
                 for name, groups in self.protocols.items()}
 
 
-def part_a(args, tmp, base) -> dict:
-    """kuake-qtr through the studio: a training run with the defaults on the train queries
-    (``--dev-share`` of them held out as the run's dev), then BM25, every candidate and the model
-    the studio would serve on both dev protocols. ``--ce-rows``: also the cross-encoder rows of the
-    earlier version of this part (MiniLM with a fresh head, fine-tuned with and without the added
-    CJK characters)."""
+def studio_run(args, groups, *, name: str, out_dir, max_length: int):
+    """What a training run does with the defaults on ``groups`` (``--dev-share`` held out as its
+    dev): (train data, dev groups, candidates, the gate's choice, BM25's per-query dev NDCG)."""
     from django.conf import settings
 
     from training.candidates import (
@@ -154,6 +151,27 @@ def part_a(args, tmp, base) -> dict:
     )
     from training.config import TrainConfig
     from training.gate import decide_run
+
+    train_data, dev_groups = hold_out_dev(data_file(groups, name=name), args.dev_share)
+    config = TrainConfig(max_length=max_length, seed=args.seed, epochs=args.epochs,
+                         **({"learning_rate": args.lr} if args.lr_given else {}))
+    candidates = train_candidates(config=config, train_data=train_data, dev_groups=dev_groups,
+                                  base_model=settings.BASE_MODEL_DIR, out_dir=out_dir,
+                                  names=[n for n in args.candidates.split(",") if n] or list(DEFAULT_CANDIDATES),
+                                  bi_encoder_params=json.loads(args.bi_encoder_params or "{}"))
+    _, bm25_dev = bm25_reference(dev_groups)
+    choice = decide_run({c.name: c.per_query for c in candidates}, {"bm25": bm25_dev}, zero_shot=ZERO_SHOT,
+                        min_dev_queries=args.min_dev_queries, seed=args.seed)
+    return train_data, dev_groups, candidates, choice, bm25_dev
+
+
+def part_a(args, tmp, base) -> dict:
+    """kuake-qtr through the studio: a training run with the defaults on the train queries
+    (``--dev-share`` of them held out as the run's dev), then BM25, every candidate and the model
+    the studio would serve on both dev protocols. ``--ce-rows``: also the cross-encoder rows of the
+    earlier version of this part (MiniLM with a fresh head, fine-tuned with and without the added
+    CJK characters)."""
+    from training.candidates import ZERO_SHOT
     from training.rankers import load_ranker
 
     kuake = KuakeSetup.of(args)
@@ -167,16 +185,8 @@ def part_a(args, tmp, base) -> dict:
 
     train_groups = kuake.train_groups()
     started = time.perf_counter()
-    train_data, dev_groups = hold_out_dev(data_file(train_groups, name="kuake-train"), args.dev_share)
-    names = [n for n in args.candidates.split(",") if n] or list(DEFAULT_CANDIDATES)
-    config = TrainConfig(max_length=args.kuake_max_length, seed=args.seed, epochs=args.epochs,
-                         **({"learning_rate": args.lr} if args.lr_given else {}))
-    candidates = train_candidates(config=config, train_data=train_data, dev_groups=dev_groups,
-                                  base_model=settings.BASE_MODEL_DIR, out_dir=tmp / "kuake-run", names=names,
-                                  bi_encoder_params=json.loads(args.bi_encoder_params or "{}"))
-    _, bm25_dev = bm25_reference(dev_groups)
-    choice = decide_run({c.name: c.per_query for c in candidates}, {"bm25": bm25_dev}, zero_shot=ZERO_SHOT,
-                        min_dev_queries=args.min_dev_queries, seed=args.seed)
+    train_data, dev_groups, candidates, choice, bm25_dev = studio_run(
+        args, train_groups, name="kuake-train", out_dir=tmp / "kuake-run", max_length=args.kuake_max_length)
     run_seconds = time.perf_counter() - started
     for candidate in candidates:
         evaluate_ranker_row(candidate.name, candidate.directory or candidate.source)
@@ -188,7 +198,7 @@ def part_a(args, tmp, base) -> dict:
         rows[name]["served"] = rows[name][served]
     report = {"train_queries": len(train_data.groups), "run_dev_queries": len(dev_groups),
               "dev_queries": {name: len(groups) for name, groups in protocols.items()}, "pool": args.pool,
-              "candidates": names, "winner": choice.winner, "served": served, "reason": choice.decision.reason,
+              "candidates": [c.name for c in candidates], "winner": choice.winner, "served": served, "reason": choice.decision.reason,
               "run_dev_ndcg@10": {c.name: c.metrics["ndcg@10"] for c in candidates},
               "run_seconds": round(run_seconds, 1), "ndcg@10": rows}
     if args.ce_rows:
@@ -219,18 +229,9 @@ def part_b(args, tmp, base) -> dict:
     queries as ``train_reranker`` does), then every candidate, BM25 and the model the studio would
     serve -- the winner, else (nothing promoted) the zero-shot base when it beats BM25 on the
     judged train queries, else BM25 -- scored on the held-out fold's BM25 top ``--dl19-depth``."""
-    from django.conf import settings
-
-    from training.candidates import (
-        DEFAULT_CANDIDATES,
-        ZERO_SHOT,
-        bm25_reference,
-        hold_out_dev,
-        train_candidates,
-    )
-    from training.config import TrainConfig
-    from training.gate import decide_run
-    from training.rankers import list_bm25, load_ranker
+    from training.candidates import ZERO_SHOT
+    from training.rankers import load_ranker
+    from training.standing import compare_with_bm25
 
     corpus, queries, qrels = read_beir("trec-dl19")
     run: dict[str, list[tuple[str, float]]] = {}
@@ -242,13 +243,9 @@ def part_b(args, tmp, base) -> dict:
     qids = sorted(q for q in qrels if q in run)
     random.Random(args.seed).shuffle(qids)
     folds = [qids[i::5] for i in range(5)]
-    names = [n for n in args.candidates.split(",") if n] or list(DEFAULT_CANDIDATES)
     per_query: dict[str, dict] = {"bm25": {}, "served": {}}
     folds_report = []
     pools = {q: [d for d, _ in sorted(run[q], key=lambda x: -x[1])[: args.dl19_depth]] for q in qids}
-    base_model = settings.BASE_MODEL_DIR
-    config = TrainConfig(max_length=args.dl19_max_length, seed=args.seed, epochs=args.epochs,
-                         **({"learning_rate": args.lr} if args.lr_given else {}))
     for k, test_q in enumerate(folds):
         started = time.perf_counter()
         train_q = [q for q in qids if q not in test_q]
@@ -256,13 +253,8 @@ def part_b(args, tmp, base) -> dict:
         # What the studio holds for a train query: its judged documents and the BM25 run's top.
         judged = [group(q, queries[q], list(dict.fromkeys([*qrels[q], *pools[q]])), corpus, qrels[q],
                         split="train") for q in train_q]
-        train_data, dev_groups = hold_out_dev(data_file(judged, name=f"dl19-fold-{k}"), args.dev_share)
-        candidates = train_candidates(config=config, train_data=train_data, dev_groups=dev_groups,
-                                      base_model=base_model, out_dir=tmp / f"dl19-{k}", names=names,
-                                      bi_encoder_params=json.loads(args.bi_encoder_params or "{}"))
-        _, bm25_dev = bm25_reference(dev_groups)
-        choice = decide_run({c.name: c.per_query for c in candidates}, {"bm25": bm25_dev}, zero_shot=ZERO_SHOT,
-                            min_dev_queries=args.min_dev_queries, seed=args.seed)
+        train_data, dev_groups, candidates, choice, _ = studio_run(
+            args, judged, name=f"dl19-fold-{k}", out_dir=tmp / f"dl19-{k}", max_length=args.dl19_max_length)
         run_scores = [[dict(run[q])[d] for d in pools[q]] for q in test_q]
         per_query["bm25"].update(ranked_ndcg(test_groups, run_scores, qrels))
         fold = {"train_queries": len(train_data.groups), "dev_queries": len(dev_groups), "test_queries": len(test_q),
@@ -282,13 +274,11 @@ def part_b(args, tmp, base) -> dict:
             # judged queries (training.standing), else BM25.
             graded = [group(g.query_id, g.query, [i for i in g.doc_ids if i in qrels[g.query_id]], corpus,
                             qrels[g.query_id]) for g in judged]
-            lists = [(g.query, g.docs) for g in graded]
-            zero = load_ranker(base_model).score_lists(lists)
-            bm25 = [list_bm25(query, docs) for query, docs in lists]
-            better = mean(ranked_ndcg(graded, zero)) > mean(ranked_ndcg(graded, bm25))
-            served = ZERO_SHOT if better else "bm25"
+            zero_shot = next(c for c in candidates if c.name == ZERO_SHOT)
+            standing = compare_with_bm25(graded, lambda: load_ranker(zero_shot.source))
+            served = ZERO_SHOT if standing["serves"] == "zero-shot base" else "bm25"
         fold["served"] = served
-        fold_test = per_query[served] if served != "bm25" else per_query["bm25"]
+        fold_test = per_query[served]
         per_query["served"].update({q: fold_test[q] for q in test_q if q in fold_test})
         fold["ndcg@10"]["bm25"] = mean({q: per_query["bm25"][q] for q in test_q if q in per_query["bm25"]})
         fold["ndcg@10"]["served"] = mean({q: per_query["served"][q] for q in test_q if q in per_query["served"]})
@@ -299,7 +289,8 @@ def part_b(args, tmp, base) -> dict:
         # Per-query test figures of every row: bench/gate.py --noise-from reads the spread of the
         # difference between two rows from here.
         Path(args.per_query_out).write_text(json.dumps(per_query, indent=1))
-    return {"queries": len(qids), "depth": args.dl19_depth, "candidates": names, "folds": folds_report,
+    return {"queries": len(qids), "depth": args.dl19_depth, "candidates": [c.name for c in candidates],
+            "folds": folds_report,
             "ndcg@10": {row: mean(values) for row, values in per_query.items()}}
 
 

@@ -36,7 +36,7 @@ from annotate.grades import GRADE_MAX
 
 from .config import TrainConfig
 from .data import DataFile, QueryGroup
-from .evaluation import bm25_scores, metrics_for, per_query_ndcg
+from .evaluation import bm25_scores, metrics_and_per_query, metrics_for
 from .rankers import (
     BI_ENCODER,
     CROSS_ENCODER,
@@ -97,9 +97,9 @@ def check_candidates(names) -> tuple[str, ...]:
     return tuple(name for name in CANDIDATES if name in names or name == ZERO_SHOT)
 
 
-def evaluate_ranker(ranker: Ranker, groups: Sequence[QueryGroup]) -> tuple[dict, dict[str, float], list[np.ndarray]]:
-    scores = ranker.score_lists([(group.query, group.docs) for group in groups])
-    return metrics_for(groups, scores), per_query_ndcg(groups, scores), scores
+def evaluate_ranker(ranker: Ranker, groups: Sequence[QueryGroup]) -> tuple[dict, dict[str, float]]:
+    """(metrics, per-query NDCG@10) of the ranker on the groups."""
+    return metrics_and_per_query(groups, ranker.score_lists([(group.query, group.docs) for group in groups]))
 
 
 def train_candidates(
@@ -126,7 +126,6 @@ def train_candidates(
     if base_kind == FUSION:
         raise ValueError(f"{base_model}: a fusion cannot be a base model; give its inner model")
     found: list[Candidate] = []
-    stage = _Stages(names, progress)
 
     def keep(candidate: Candidate) -> Candidate:
         found.append(candidate)
@@ -136,7 +135,7 @@ def train_candidates(
     # The zero-shot base is always scored: every other candidate must beat it to be promoted.
     started = time.monotonic()
     ranker = load_ranker(base_model, device=config.device, max_length=config.max_length)
-    metrics, per_query, _ = evaluate_ranker(ranker, dev_groups)
+    metrics, per_query = evaluate_ranker(ranker, dev_groups)
     del ranker
     keep(Candidate(ZERO_SHOT, base_kind, metrics, per_query, time.monotonic() - started, None,
                    note="the base model as it is", source=base_model))
@@ -150,8 +149,8 @@ def train_candidates(
         # Its own schedule (measured: training.bi_encoder), over the run's length, seed, device...
         bi_config = replace(config, **{**SMALL_COLLECTION_PARAMS, **(bi_encoder_params or {})})
         result = train_bi_encoder(config=bi_config, train_groups=train_data.groups, base_model=base_model,
-                                  out_dir=directory, progress=stage.progress(BI), should_cancel=should_cancel)
-        metrics, per_query, _ = evaluate_ranker(load_ranker(directory, device=config.device), dev_groups)
+                                  out_dir=directory, progress=_staged(progress, BI), should_cancel=should_cancel)
+        metrics, per_query = evaluate_ranker(load_ranker(directory, device=config.device), dev_groups)
         keep(Candidate(BI, BI_ENCODER, metrics, per_query, time.monotonic() - started, directory,
                        note="fine-tuned as a bi-encoder on the labels", extra={"steps": result.steps}))
     if CROSS in names:
@@ -161,8 +160,8 @@ def train_candidates(
         directory = root / CROSS
         note, steps = _train_cross_encoder(config=config, train_data=train_data, base_model=base_model,
                                            teacher_path=teacher_path if distil else None, directory=directory,
-                                           stage=stage, should_cancel=should_cancel)
-        metrics, per_query, _ = evaluate_ranker(load_ranker(directory, device=config.device,
+                                           progress=progress, should_cancel=should_cancel)
+        metrics, per_query = evaluate_ranker(load_ranker(directory, device=config.device,
                                                             max_length=config.max_length), dev_groups)
         keep(Candidate(CROSS, CROSS_ENCODER, metrics, per_query, time.monotonic() - started, directory, note=note,
                        extra={"steps": steps}))
@@ -200,8 +199,7 @@ def _fit_fusion(inner: Candidate, train_data: DataFile, dev_groups, config) -> t
         weight, _ = fit_fusion_weight(ranker.score_lists([(g.query, g.docs) for g in train_groups]),
                                       [list_bm25(g.query, g.docs) for g in train_groups], ndcg_on(train_groups))
         fused = [fuse(m, b, weight) for m, b in zip(dev_model, dev_bm25)]
-        return weight, metrics_for(dev_groups, fused), per_query_ndcg(dev_groups, fused), \
-            f"{len(train_groups)} train queries"
+        return (weight, *metrics_and_per_query(dev_groups, fused), f"{len(train_groups)} train queries")
     weight, _ = fit_fusion_weight(dev_model, dev_bm25, ndcg_on(dev_groups))
     folds = min(FUSION_FOLDS, len(dev_groups))
     fused: list = [None] * len(dev_groups)
@@ -211,8 +209,8 @@ def _fit_fusion(inner: Candidate, train_data: DataFile, dev_groups, config) -> t
             [dev_model[i] for i in rest], [dev_bm25[i] for i in rest], ndcg_on([dev_groups[i] for i in rest]))[0]
         for i in range(fold, len(dev_groups), folds):
             fused[i] = fuse(dev_model[i], dev_bm25[i], fold_weight)
-    return weight, metrics_for(dev_groups, fused), per_query_ndcg(dev_groups, fused), \
-        f"{len(dev_groups)} dev queries, cross-fitted in {folds} folds"
+    return (weight, *metrics_and_per_query(dev_groups, fused),
+            f"{len(dev_groups)} dev queries, cross-fitted in {folds} folds")
 
 
 def keep_directory(candidate: Candidate, out_dir: str | Path) -> Path:
@@ -240,10 +238,10 @@ def hold_out_dev(data: DataFile, share: float) -> tuple[DataFile, list]:
 
 def bm25_reference(dev_groups: Sequence[QueryGroup]) -> tuple[dict, dict[str, float]]:
     scores = bm25_scores(dev_groups)
-    return metrics_for(dev_groups, scores), per_query_ndcg(dev_groups, scores)
+    return metrics_and_per_query(dev_groups, scores)
 
 
-def _train_cross_encoder(*, config, train_data, base_model, teacher_path, directory, stage, should_cancel
+def _train_cross_encoder(*, config, train_data, base_model, teacher_path, directory, progress, should_cancel
                          ) -> tuple[str, int]:
     """(note, optimiser steps on the labels); ``teacher_path`` None = no distillation."""
     from .trainer import train
@@ -260,12 +258,12 @@ def _train_cross_encoder(*, config, train_data, base_model, teacher_path, direct
                              groups=[_pseudo_graded(g, s * scale) for g, s in zip(pools, teacher_scores)])
         train(config=replace(config, listwise_target="label", loss="listwise", loss_config={}),
               train_data=distilled, base_model=base_model, out_dir=warm,
-              progress=stage.progress(f"{CROSS} (distil)"), should_cancel=should_cancel)
+              progress=_staged(progress, f"{CROSS} (distil)"), should_cancel=should_cancel)
         start_from = warm
         note = f"distilled from {model_kind(teacher_path)} {Path(teacher_path).name}, then fine-tuned on the labels"
     try:
         result = train(config=config, train_data=train_data, base_model=start_from, out_dir=directory,
-                       progress=stage.progress(CROSS), should_cancel=should_cancel)
+                       progress=_staged(progress, CROSS), should_cancel=should_cancel)
     finally:
         shutil.rmtree(warm, ignore_errors=True)
     write_ranker_card(directory, CROSS_ENCODER, base_model=str(base_model),
@@ -281,16 +279,11 @@ def _pseudo_graded(group: QueryGroup, scores: np.ndarray) -> QueryGroup:
                       split=group.split, retrieval_ranks=group.retrieval_ranks)
 
 
-class _Stages:
-    """One progress bar over the run's trainers: each reports its own steps; this adds the stage."""
+def _staged(progress: Callable | None, stage: str) -> Callable | None:
+    """A trainer's progress callback that also names the run's stage (each trainer counts its own steps)."""
+    if progress is None:
+        return None
 
-    def __init__(self, names, progress):
-        self.progress_fn = progress
-
-    def progress(self, stage: str):
-        if self.progress_fn is None:
-            return None
-
-        def report(**fields):
-            self.progress_fn(stage=stage, **fields)
-        return report
+    def report(**fields):
+        progress(stage=stage, **fields)
+    return report

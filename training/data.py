@@ -88,6 +88,26 @@ class QueryGroup:
         return None if self.retrieval_ranks is None else self.retrieval_ranks[index]
 
 
+def groups_from_rows(rows, *, max_queries: int, max_candidates: int) -> list[QueryGroup]:
+    """Query groups from database rows ``(query id, query text, document id, title, text, label)``
+    ordered by query: at most ``max_queries`` queries of at most ``max_candidates`` candidates each
+    (the first in row order); queries left with fewer than two candidates are dropped."""
+    groups: list[QueryGroup] = []
+    current = None
+    for query_id, query_text, document_id, title, text, label in rows:
+        if current is None or current.query_id != str(query_id):
+            if len(groups) >= max_queries:
+                break
+            current = QueryGroup(query_id=str(query_id), query=query_text)
+            groups.append(current)
+        if len(current) < max_candidates:
+            current.doc_ids.append(str(document_id))
+            current.docs.append(f"{title}\n{text}" if title else text)
+            current.labels.append(float(label))
+            current.weights.append(1.0)
+    return [group for group in groups if len(group) >= 2]
+
+
 @dataclass
 class DataFile:
     path: Path

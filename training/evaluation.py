@@ -13,31 +13,34 @@ import numpy as np
 
 from .data import QueryGroup
 from .metrics import evaluate
-from .scoring import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, score_pairs
+from .scoring import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, score_lists
 
 METRIC_KEYS = ("queries", "ndcg@10", "mrr@10", "recall@10", "map")
 
 
 def metrics_for(groups: Sequence[QueryGroup], scores: Sequence[np.ndarray], *, relevance_threshold: float = 2) -> dict:
     """The five headline metrics of per-group scores (ties keep file order)."""
-    runs, qrels = {}, {}
-    for group, group_scores in zip(groups, scores):
-        runs[group.query_id] = {doc_id: float(s) for doc_id, s in zip(group.doc_ids, group_scores)}
-        qrels[group.query_id] = dict(zip(group.doc_ids, map(float, group.labels)))
-    result = evaluate(runs, qrels, k=10, relevance_threshold=relevance_threshold)
-    return {key: result[key] for key in METRIC_KEYS}
+    return metrics_and_per_query(groups, scores, relevance_threshold=relevance_threshold)[0]
 
 
 def per_query_ndcg(groups: Sequence[QueryGroup], scores: Sequence[np.ndarray], *,
                    relevance_threshold: float = 2) -> dict[str, float]:
     """Dev NDCG@10 per query id, for the promotion gate's paired test; a query without any grade
     above 0 has no NDCG and is left out (the gate refuses NaN)."""
+    return metrics_and_per_query(groups, scores, relevance_threshold=relevance_threshold)[1]
+
+
+def metrics_and_per_query(groups: Sequence[QueryGroup], scores: Sequence[np.ndarray], *,
+                          relevance_threshold: float = 2) -> tuple[dict, dict[str, float]]:
+    """Both of the above from one evaluation."""
     runs, qrels = {}, {}
     for group, group_scores in zip(groups, scores):
         runs[group.query_id] = {doc_id: float(s) for doc_id, s in zip(group.doc_ids, group_scores)}
         qrels[group.query_id] = dict(zip(group.doc_ids, map(float, group.labels)))
-    per_query = evaluate(runs, qrels, k=10, relevance_threshold=relevance_threshold)["per_query"]
-    return {qid: values["ndcg@10"] for qid, values in per_query.items() if values["ndcg@10"] is not None}
+    result = evaluate(runs, qrels, k=10, relevance_threshold=relevance_threshold)
+    per_query = {qid: values["ndcg@10"] for qid, values in result["per_query"].items()
+                 if values["ndcg@10"] is not None}
+    return {key: result[key] for key in METRIC_KEYS}, per_query
 
 
 def file_order_scores(groups: Sequence[QueryGroup]) -> list[np.ndarray]:
@@ -64,11 +67,8 @@ def model_scores(
     model, tokenizer, groups: Sequence[QueryGroup], *, max_length: int = DEFAULT_MAX_LENGTH,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> list[np.ndarray]:
-    queries = [group.query for group in groups for _ in group.docs]
-    docs = [doc for group in groups for doc in group.docs]
-    flat = score_pairs(model, tokenizer, queries, docs, max_length=max_length, batch_size=batch_size)
-    bounds = np.cumsum([0] + [len(group) for group in groups])
-    return [flat[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+    return score_lists(model, tokenizer, [(group.query, group.docs) for group in groups], max_length=max_length,
+                       batch_size=batch_size)
 
 
 def evaluate_model(model, tokenizer, groups, **kwargs) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 from django.conf import settings
 
 from .config import TrainConfig
-from .data import QueryGroup
+from .data import QueryGroup, groups_from_rows
 from .models import ModelVersion
 from .rankers import (
     BI_ENCODER,
@@ -102,20 +102,9 @@ def collection_pools(collection) -> list[QueryGroup]:
 
     rows = (Candidate.objects.filter(collection=collection).order_by("query_id", "pk")
             .values_list("query_id", "query__text", "document_id", "document__title", "document__text"))
-    groups: list[QueryGroup] = []
-    current = None
-    for query_id, query_text, document_id, title, text in rows.iterator(chunk_size=5000):
-        if current is None or current.query_id != str(query_id):
-            if len(groups) >= MAX_QUERIES:
-                break
-            current = QueryGroup(query_id=str(query_id), query=query_text)
-            groups.append(current)
-        if len(current) < MAX_CANDIDATES:
-            current.doc_ids.append(str(document_id))
-            current.docs.append(f"{title}\n{text}" if title else text)
-            current.labels.append(0.0)
-            current.weights.append(1.0)
-    return [group for group in groups if len(group) >= 2]
+    # No label: the teacher's scores are the targets.
+    return groups_from_rows((row + (0.0,) for row in rows.iterator(chunk_size=5000)), max_queries=MAX_QUERIES,
+                            max_candidates=MAX_CANDIDATES)
 
 
 def _current_miner(version: ModelVersion) -> Path | None:

@@ -28,7 +28,7 @@ from .scoring import (
     DEFAULT_MAX_LENGTH,
     ModelDirError,
     load_cross_encoder,
-    score_pairs,
+    score_lists,
 )
 
 RANKER_FILE = "ranker.json"
@@ -86,9 +86,6 @@ class Ranker:
     def score_lists(self, lists: Lists) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def describe(self) -> dict:
-        return {"kind": self.kind, "path": str(self.path) if self.path else None}
-
 
 class CrossEncoderRanker(Ranker):
     kind = CROSS_ENCODER
@@ -103,11 +100,7 @@ class CrossEncoderRanker(Ranker):
         self.batch_size = batch_size
 
     def score_lists(self, lists: Lists) -> list[np.ndarray]:
-        queries = [query for query, docs in lists for _ in docs]
-        docs = [doc for _, docs in lists for doc in docs]
-        flat = score_pairs(self.model, self.tokenizer, queries, docs, max_length=self.max_length,
-                           batch_size=self.batch_size)
-        return _split(flat, lists)
+        return score_lists(self.model, self.tokenizer, lists, max_length=self.max_length, batch_size=self.batch_size)
 
 
 class BiEncoderRanker(Ranker):
@@ -143,9 +136,6 @@ class FusionRanker(Ranker):
         inner = self.inner.score_lists(lists)
         return [fuse(model, list_bm25(query, docs, method=self.tokenizer), self.bm25_weight)
                 for model, (query, docs) in zip(inner, lists)]
-
-    def describe(self) -> dict:
-        return {**super().describe(), "bm25_weight": self.bm25_weight, "inner": self.inner.describe()}
 
 
 def load_ranker(path: str | Path, *, device: str | None = None, max_length: int = DEFAULT_MAX_LENGTH) -> Ranker:
@@ -237,7 +227,3 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
-
-def _split(flat: np.ndarray, lists: Lists) -> list[np.ndarray]:
-    bounds = np.cumsum([0] + [len(docs) for _, docs in lists])
-    return [flat[start:end] for start, end in zip(bounds[:-1], bounds[1:])]

@@ -16,7 +16,7 @@ import threading
 import numpy as np
 from django.conf import settings
 
-from .rankers import BI_ENCODER, list_bm25, load_ranker
+from .rankers import list_bm25, load_ranker
 from .registry import promoted_version
 
 MAX_DOCUMENTS = 1000
@@ -56,11 +56,14 @@ def serving(collection=None) -> dict:
         raise NoPromotedModel(f"no reranker is promoted for {where} and no base model is set: train one first")
     from .standing import zero_shot_standing
 
-    standing = zero_shot_standing(collection)
+    def base_ranker():
+        return ranker_at(settings.BASE_MODEL_DIR, key=("base", str(settings.BASE_MODEL_DIR)), owner="base")
+
+    standing = zero_shot_standing(collection, base_ranker)
     described = {"version": None, "collection": collection.slug, "source": "before any run",
                  "standing": standing}
     if standing["serves"] == "zero-shot base":
-        ranker = ranker_at(settings.BASE_MODEL_DIR, key=("base", str(settings.BASE_MODEL_DIR)), owner="base")
+        ranker = base_ranker()
         return {"ranker": ranker, "model": {**described, "kind": ranker.kind}}
     return {"ranker": None, "model": {**described, "kind": "bm25"}}
 
@@ -79,10 +82,6 @@ def rerank(*, query: str, documents: list[str], top_k: int | None = None, collec
         "scores": [float(s) for s in scores],
         "results": [{"index": int(i), "score": float(scores[i])} for i in order],
     }
-
-
-def is_model(kind: str) -> bool:
-    return kind != "bm25" and kind in (BI_ENCODER, "cross-encoder", "fusion")
 
 
 def clear_cache() -> None:

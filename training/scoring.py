@@ -104,3 +104,13 @@ def score_pairs(
     finally:
         model.train(was_training)  # a scoring failure mid-training must not leave dropout off
     return scores
+
+
+def score_lists(model, tokenizer, lists: Sequence[tuple[str, Sequence[str]]], *, max_length: int = DEFAULT_MAX_LENGTH,
+                batch_size: int = DEFAULT_BATCH_SIZE) -> list[np.ndarray]:
+    """One score array per (query, documents) list: every pair scored in one length-sorted pass."""
+    queries = [query for query, docs in lists for _ in docs]
+    docs = [doc for _, docs in lists for doc in docs]
+    flat = score_pairs(model, tokenizer, queries, docs, max_length=max_length, batch_size=batch_size)
+    bounds = np.cumsum([0] + [len(docs) for _, docs in lists])
+    return [flat[start:end] for start, end in zip(bounds[:-1], bounds[1:])]

@@ -187,7 +187,7 @@ def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
     bm25_metrics, bm25_per_query = bm25_reference(dev_groups)
     references = {"bm25": {**bm25_metrics, "per_query": bm25_per_query}}
     if current is not None:
-        promoted_metrics, promoted_per_query, _ = evaluate_ranker(
+        promoted_metrics, promoted_per_query = evaluate_ranker(
             load_ranker(current.path, max_length=config.max_length), dev_groups)
         references["promoted"] = {**promoted_metrics, "per_query": promoted_per_query, "version": current.pk}
     return {"candidates": candidates, "references": references, "promoted_version": current.pk if current else None,
