@@ -1,6 +1,8 @@
 """Export routes (staff only): the streaming download page and the export job API (under /api/)."""
 from django.urls import path
 
+import config.converters  # noqa: F401 -- registers <id:...>
+
 from . import views
 
 pages = [
@@ -9,6 +11,6 @@ pages = [
 
 api = [
     path("collections/<slug:slug>/exports/", views.StartExportApi.as_view(), name="api-export-start"),
-    path("exports/<int:snapshot_id>/", views.ExportSnapshotApi.as_view(), name="api-export"),
-    path("exports/<int:snapshot_id>/file/", views.ExportFileApi.as_view(), name="api-export-file"),
+    path("exports/<id:snapshot_id>/", views.ExportSnapshotApi.as_view(), name="api-export"),
+    path("exports/<id:snapshot_id>/file/", views.ExportFileApi.as_view(), name="api-export-file"),
 ]

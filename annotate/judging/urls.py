@@ -1,6 +1,8 @@
 """Routes of the judging pages and the judging API."""
 from django.urls import path
 
+import config.converters  # noqa: F401 -- registers <id:...>
+
 from . import api, pages
 
 pages = [
@@ -14,10 +16,10 @@ api = [
     path("collections/<slug:slug>/guidelines/acknowledge/", api.AcknowledgeGuidelineApi.as_view(),
          name="api-acknowledge-guidelines"),
     path("collections/<slug:slug>/pins/", api.PinApi.as_view(), name="api-pins"),
-    path("tasks/<int:task_id>/", api.TaskApi.as_view(), name="api-task"),
-    path("tasks/<int:task_id>/judgments/", api.JudgmentApi.as_view(), name="api-task-judgments"),
-    path("tasks/<int:task_id>/annotations/", api.AnnotationApi.as_view(), name="api-task-annotations"),
-    path("tasks/<int:task_id>/undo/", api.UndoApi.as_view(), name="api-task-undo"),
-    path("tasks/<int:task_id>/finish/", api.FinishTaskApi.as_view(), name="api-task-finish"),
-    path("tasks/<int:task_id>/release/", api.ReleaseTaskApi.as_view(), name="api-task-release"),
+    path("tasks/<id:task_id>/", api.TaskApi.as_view(), name="api-task"),
+    path("tasks/<id:task_id>/judgments/", api.JudgmentApi.as_view(), name="api-task-judgments"),
+    path("tasks/<id:task_id>/annotations/", api.AnnotationApi.as_view(), name="api-task-annotations"),
+    path("tasks/<id:task_id>/undo/", api.UndoApi.as_view(), name="api-task-undo"),
+    path("tasks/<id:task_id>/finish/", api.FinishTaskApi.as_view(), name="api-task-finish"),
+    path("tasks/<id:task_id>/release/", api.ReleaseTaskApi.as_view(), name="api-task-release"),
 ]
