@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from annotate.access import IsStaff, collection_for_member
 from annotate.models import ExportSnapshot
 from config.errors import ErrorSerializer, api_error
+from config.fields import StrictText
 
 from . import rerank as rerank_service
 from . import services
@@ -21,15 +22,6 @@ from .override import (
     OverrideReasonError,
     override_promotion,
 )
-
-
-class StrictText(serializers.CharField):
-    """A string, not something DRF would turn into one (a number, a bool)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class RerankApi(APIView):

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import ErrorSerializer, api_error
+from config.fields import StrictInteger
 
 from ..access import IsStaff, collection_for_member, is_member
 from ..models import GRADE_MAX, GRADE_MIN, Candidate, GuidelineAcknowledgement, Query
@@ -100,8 +101,8 @@ class JudgmentApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     class InputSerializer(serializers.Serializer):
-        candidate = serializers.IntegerField()
-        grade = serializers.IntegerField(min_value=GRADE_MIN, max_value=GRADE_MAX, allow_null=True, required=False)
+        candidate = StrictInteger()
+        grade = StrictInteger(min_value=GRADE_MIN, max_value=GRADE_MAX, allow_null=True, required=False)
         skipped = serializers.BooleanField(required=False, default=False)
         skip_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=services.MAX_SKIP_REASON_CHARS)
         note = serializers.CharField(required=False, allow_blank=True, max_length=services.MAX_NOTE_CHARS)
@@ -128,7 +129,7 @@ class JudgmentApi(APIView):
                 flagged=data.get("flagged"), seconds_spent=data.get("seconds_spent"),
                 idempotency_key=data["idempotency_key"],
             )
-        except services.NotInTask as exc:
+        except (services.NotInTask, services.IdempotencyConflict) as exc:
             return api_error(str(exc), status.HTTP_409_CONFLICT)
         except services.JudgingError as exc:
             return api_error(str(exc))
@@ -140,7 +141,7 @@ class AnnotationApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     class InputSerializer(serializers.Serializer):
-        candidate = serializers.IntegerField()
+        candidate = StrictInteger()
         note = serializers.CharField(required=False, allow_blank=True, max_length=services.MAX_NOTE_CHARS)
         flagged = serializers.BooleanField(required=False)
 

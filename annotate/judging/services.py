@@ -40,6 +40,11 @@ class NotInTask(JudgingError):
     """The candidate is not in an open task of this annotator (a state conflict, not bad input)."""
 
 
+class IdempotencyConflict(JudgingError):
+    """A key already used for a different action: the retry of one request must repeat it exactly,
+    or the new grade would be dropped while the client is told it was saved."""
+
+
 @dataclass(frozen=True)
 class Recorded:
     judgment: Judgment
@@ -153,11 +158,30 @@ def record_judgment(
     # request is seen once it committed.
     judgment, outcome = save(annotator_id=annotator.pk, candidate=candidate, task=task, change=change, now=now)
     if outcome == _REPEATED:
+        _check_same_action(annotator.pk, candidate, change)
         return Recorded(judgment, created=False)
     if outcome == _NEW:  # a new judgment (not an edit): may be time for a report
         transaction.on_commit(partial(quality_tasks.maybe_schedule_report, candidate.collection_id,
                                       every=task.agreement_every))
     return Recorded(judgment, created=True)
+
+
+def _check_same_action(annotator_id: int, candidate: Candidate, change: "_Change") -> None:
+    """Raise IdempotencyConflict unless the earlier request with this key did what this one asks."""
+    revision = (JudgmentRevision.objects.filter(changed_by_id=annotator_id, idempotency_key=change.idempotency_key)
+                .select_related("judgment").only("reason", "new_grade", "new_skipped", "judgment__candidate_id")
+                .first())
+    if revision is None:
+        return
+    earlier = {"candidate": revision.judgment.candidate_id, "action": revision.reason,
+               "grade": revision.new_grade, "skipped": revision.new_skipped}
+    asked = {"candidate": candidate.pk, "action": change.reason, "grade": change.grade, "skipped": change.skipped}
+    differing = [name for name in earlier if earlier[name] != asked[name]]
+    if differing:
+        raise IdempotencyConflict(
+            f"idempotency_key {change.idempotency_key!r} was already used for a different action "
+            f"({', '.join(f'{name} {earlier[name]!r}, now {asked[name]!r}' for name in differing)}); "
+            "a retry must repeat its request exactly, a new action needs a new key")
 
 
 @dataclass(frozen=True)
@@ -334,5 +358,6 @@ def safe_record(**kwargs) -> Recorded:
     except IntegrityError:
         repeated = _repeat(kwargs["annotator"], kwargs["idempotency_key"])
         if repeated is not None:
-            return Recorded(repeated, created=False)
+            # The race's winner was this request's twin -- or a different action under the same key.
+            return record_judgment(**kwargs)
         return record_judgment(**kwargs)

@@ -32,7 +32,25 @@
     const pending = loadPending().length;
     saveState.classList.toggle("pending", pending > 0 && navigator.onLine);
     saveState.classList.toggle("offline", pending > 0 && !navigator.onLine);
-    saveState.textContent = pending ? (navigator.onLine ? "saving… " + pending : "offline: " + pending + " waiting") : "saved";
+    saveState.classList.toggle("failed", pending > 0 && lastFailure !== null);
+    if (!pending) lastFailure = null;
+    saveState.textContent = !pending ? "saved"
+      : !navigator.onLine ? "offline: " + pending + " not saved, waiting"
+      : lastFailure !== null ? "not saved (" + lastFailure + "): " + pending + " waiting, retrying"
+      : "saving… " + pending;
+  }
+
+  // A 5xx, a timeout or a dropped connection says nothing about the action itself: it stays
+  // queued and is re-sent with the same idempotency key. Only a definite refusal (other 4xx)
+  // drops it, with the server's reason on screen.
+  function retryable(status) { return status === 0 || status === 408 || status === 429 || status >= 500; }
+  let lastFailure = null;
+  let retryDelay = 1000;
+  let retryTimer = null;
+  function scheduleRetry() {
+    if (retryTimer !== null) return;
+    retryTimer = setTimeout(() => { retryTimer = null; flushPending(); }, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 30000);
   }
 
   function loadPending() {
@@ -54,12 +72,25 @@
     return { ok: response.ok, status: response.status, data: data };
   }
 
-  // Send one queued action; network failures keep it queued, refusals (4xx) drop it with a message.
+  // Send one queued action: acknowledged or refused (4xx) leaves the queue; anything else
+  // (network failure, 5xx) stays queued and is retried with backoff.
   async function send(action) {
     inFlight += 1;
     try {
-      const result = await post(action.path, action.body);
+      let result;
+      try {
+        result = await post(action.path, action.body);
+      } catch (error) {
+        result = { ok: false, status: 0, data: null };
+      }
+      if (retryable(result.status)) {
+        lastFailure = result.status ? "HTTP " + result.status : "no connection";
+        scheduleRetry();
+        return result;
+      }
       removePending(action.body.idempotency_key);
+      lastFailure = null;
+      retryDelay = 1000;
       if (!result.ok) {
         say((result.data && result.data.detail) || ("not saved (HTTP " + result.status + ")"));
         if (result.status === 409 && action.path === "judgments/") refreshFromServer();
@@ -68,9 +99,6 @@
       if (result.data && result.data.judgment) applyJudgment(result.data.judgment);
       if (result.data && result.data.progress) { Object.assign(progress, result.data.progress); renderProgress(progress); }
       return result;
-    } catch (error) {
-      setTimeout(flushPending, 2000);
-      return { ok: false, status: 0, data: null };
     } finally {
       inFlight -= 1;
       setSaveState();
@@ -87,6 +115,12 @@
     list.push(action);
     storePending(list);
     setSaveState();
+    if (lastFailure !== null) {
+      // Earlier actions are waiting for a retry: this one queues behind them, so the server
+      // sees them in the order they were made.
+      scheduleRetry();
+      return Promise.resolve({ ok: false, status: 0, data: null });
+    }
     const result = chain.then(() => send(action));
     chain = result.catch(() => null);
     return result;
@@ -101,7 +135,7 @@
     const result = chain.then(async () => {
       for (const action of loadPending()) {
         const sent = await send(action);
-        if (sent.status === 0) break; // still offline: keep order, try later
+        if (retryable(sent.status)) break; // still failing: keep the order, the retry timer comes back
       }
     });
     chain = result.catch(() => null);

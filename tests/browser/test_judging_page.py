@@ -153,3 +153,52 @@ def test_judging_page_screenshots_are_not_blank(page, annotator_user, slug, lang
         assert page.locator(".guideline").inner_text().count("相关") > 2
     path = Path(settings.BASE_DIR) / "var" / "screenshots" / f"judging-{language}.png"
     assert_not_blank(page.screenshot(full_page=True), path)
+
+
+def test_a_grade_answered_with_500_stays_queued_says_not_saved_and_is_stored_after_the_retry(page, annotator_user):
+    """The server's first answer to a grade is a 500 (the browser sees exactly what a crashed view
+    sends): the grade must not be dropped -- the page says "not saved" until the retry, which uses
+    the same idempotency key, stores it once."""
+    make_collection("en", *ENGLISH, annotator_user)
+    login(page, "ann-browser", "ann-browser-pass")
+    page.goto("/c/en/guidelines/")
+    page.click("#acknowledge")
+    page.wait_for_selector("#workbench")
+
+    sent_keys: list[str] = []
+    failed = []
+
+    def first_fails(route):
+        sent_keys.append(route.request.post_data_json["idempotency_key"])
+        if not failed:
+            failed.append(True)
+            route.fulfill(status=500, content_type="text/html", body="<h1>Server Error (500)</h1>")
+        else:
+            route.continue_()
+
+    page.route("**/judgments/", first_fails)
+    first = focused_doc(page)
+    page.keyboard.press("2")
+    page.wait_for_function("document.getElementById('save-state').textContent.startsWith('not saved')")
+    assert "HTTP 500" in page.locator("#save-state").inner_text()
+    queued = page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('rs-pending-'))"
+                           ".map(k => JSON.parse(localStorage.getItem(k)).length)")
+    assert queued == [1]  # kept in the queue, not dropped
+    # Playwright's sync API runs the route handler only while the test waits on the page.
+    wait_saved(page)  # the retry (backoff 1 s) went through
+    wait_grades(annotator_user, {first: 2})
+    assert len(sent_keys) == 2 and sent_keys[0] == sent_keys[1]  # the same key: stored once
+    assert Judgment.objects.filter(annotator=annotator_user).count() == 1
+
+    # A grade typed while an earlier one waits queues behind it and both reach the server in order.
+    failed.clear()
+    second = focused_doc(page)
+    page.keyboard.press("3")
+    page.wait_for_function("document.getElementById('save-state').textContent.startsWith('not saved')")
+    third = focused_doc(page)
+    page.keyboard.press("1")
+    wait_saved(page)
+    wait_grades(annotator_user, {first: 2, second: 3, third: 1})
+    page.reload()
+    page.wait_for_selector("#workbench")
+    assert page.locator(".candidate .grade.selected").count() == 3

@@ -136,6 +136,30 @@ def test_a_repeated_key_returns_the_judgment_as_it_stands_and_writes_nothing(tas
     assert JudgmentRevision.objects.filter(judgment__candidate=cand).count() == 2
 
 
+@pytest.mark.parametrize("second", [
+    {"grade": 3},  # another grade
+    {"grade": None, "skipped": True, "skip_reason": "broken page"},  # a skip
+    {"other_candidate": True, "grade": 1},  # another candidate
+])
+def test_a_key_reused_for_a_different_action_is_a_conflict_and_changes_nothing(task, second):
+    ann, _, _, (cand, other, *_) = task
+    judging.record_judgment(annotator=ann, candidate=cand, grade=1, idempotency_key="a")
+    second = dict(second)
+    target = other if second.pop("other_candidate", False) else cand
+    with pytest.raises(judging.IdempotencyConflict, match="'a' was already used for a different action"):
+        judging.record_judgment(annotator=ann, candidate=target, idempotency_key="a", **second)
+    assert list(Judgment.objects.values_list("candidate_id", "grade", "skipped")) == [(cand.pk, 1, False)]
+    assert JudgmentRevision.objects.count() == 1
+
+
+def test_an_undo_key_reused_for_a_grade_is_a_conflict(task):
+    ann, _, lease, (cand, *_) = task
+    judging.record_judgment(annotator=ann, candidate=cand, grade=1, idempotency_key="a")
+    judging.undo_last(annotator=ann, lease=lease, idempotency_key="u")
+    with pytest.raises(judging.IdempotencyConflict, match="action 'undo', now 'grade'"):
+        judging.record_judgment(annotator=ann, candidate=cand, grade=2, idempotency_key="u")
+
+
 def _submit(user_id, candidate_id, key, grade, results, errors, barrier):
     from django.contrib.auth import get_user_model
     from django.db import connection

@@ -85,6 +85,29 @@ def test_bad_grade_values_get_400_with_the_reason(client, setup):
     assert not Judgment.objects.exists()
 
 
+def test_a_key_reused_with_another_grade_answers_409_naming_the_conflict(client, setup):
+    _, ann, _ = setup
+    task = next_task(client, ann).json()
+    cid = task["candidates"][0]["id"]
+    assert grade(client, task["task"], cid, 2, "same").status_code == 200
+    response = grade(client, task["task"], cid, 3, "same")
+    assert response.status_code == 409
+    assert "already used for a different action" in response.json()["detail"] and "grade 2, now 3" in response.json()["detail"]
+    assert list(Judgment.objects.filter(annotator=ann).values_list("grade", flat=True)) == [2]
+
+
+@pytest.mark.parametrize("value", ["2", 2.0, True, "two"])
+def test_grades_and_candidates_must_be_json_integers(client, setup, value):
+    _, ann, _ = setup
+    task = next_task(client, ann).json()
+    cid = task["candidates"][0]["id"]
+    response = grade(client, task["task"], cid, value, "k")
+    assert response.status_code == 400 and response.json()["detail"].startswith("grade: A JSON integer is required")
+    response = grade(client, task["task"], str(cid), 2, "k2")
+    assert response.status_code == 400 and response.json()["detail"].startswith("candidate: A JSON integer")
+    assert not Judgment.objects.exists()
+
+
 def test_nobody_reaches_another_annotators_task(client, setup):
     _, ann, other = setup
     task = next_task(client, ann).json()
