@@ -14,6 +14,7 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.http import JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views import defaults
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers, status
@@ -84,6 +85,58 @@ def not_found(request, exception=None):
     if _is_api(request):
         return JsonResponse(error_body(f"No API route matches {request.path!r}."), status=404)
     return defaults.page_not_found(request, exception)
+
+
+_STATUS_DETAIL = {
+    400: "Bad request.",
+    401: "Authentication credentials were not provided.",
+    403: "You do not have permission to perform this action.",
+    405: "Method not allowed.",
+    413: "Request body too large.",
+    500: "Internal server error; it has been logged.",
+}
+
+
+class ApiErrorsAsJson:
+    """Every error answer under /api/ is JSON in the one shape, DEBUG or not.
+
+    With DEBUG on, Django answers an unknown route, an oversized body or a crash with its HTML
+    debug pages (which list every URL pattern and the settings) before handler404/400/500 are
+    consulted; an API client must get the same JSON body either way. An error a view already
+    answered in JSON passes through untouched."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not _is_api(request) or response.status_code < 400 or _is_json(response) or _is_docs_page(request):
+            return response
+        if response.status_code == 404:
+            detail = f"No API route matches {request.path!r}."
+        else:
+            detail = _STATUS_DETAIL.get(response.status_code, f"HTTP {response.status_code}.")
+        answer = JsonResponse(error_body(detail), status=response.status_code)
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in response:
+                answer[header] = response[header]
+        return answer
+
+    def process_exception(self, request, exception):
+        # A body over DATA_UPLOAD_MAX_MEMORY_SIZE is found when a view reads it: name the limit
+        # (DEBUG would show a traceback page, production a bare 400).
+        if _is_api(request) and isinstance(exception, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent,
+                                                         MultiPartParserError)):
+            return JsonResponse(error_body(_limit_message(exception)), status=400)
+        return None
+
+
+def _is_json(response) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")
+
+
+def _is_docs_page(request) -> bool:
+    return request.path in ("/api/docs/", "/api/redoc/")
 
 
 def server_error(request):

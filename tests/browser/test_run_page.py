@@ -48,3 +48,29 @@ def test_staff_promote_a_held_back_run_from_its_page(page, staff_user):
 
     image = Image.open(io.BytesIO(shot)).convert("RGB")
     assert image.width >= 1200 and max(ImageStat.Stat(image).stddev) > 20, "screenshot looks blank"
+
+
+def test_api_docs_render_in_chromium_with_no_network_beyond_the_server(page, live_server, django_user_model):
+    """Swagger UI from the app's own static files: every request that leaves 127.0.0.1 is blocked
+    and recorded, and the docs still show the API's title and its operations."""
+    from urllib.parse import urlparse
+
+    django_user_model.objects.create_user("docs-reader", password="docs-reader-pw")
+    outside: list[str] = []
+
+    def local_only(route):
+        host = urlparse(route.request.url).hostname
+        if host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", local_only)
+    login(page, "docs-reader", "docs-reader-pw")
+    page.goto("/api/docs/")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "Relevance Studio API" in page.locator(".swagger-ui .info .title").inner_text()
+    page.wait_for_selector(".opblock-summary")
+    assert page.locator(".opblock-summary").count() > 20
+    assert outside == []
