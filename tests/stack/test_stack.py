@@ -144,3 +144,22 @@ def test_when_one_child_dies_the_stack_stops_the_rest_and_fails(stack):
     assert "web exited with -9" in stack.output()
     for name, pid in pids.items():
         assert not process_alive(pid), f"{name} (pid {pid}) still runs\n{stack.output()}"
+
+
+def test_joining_a_running_redis_says_which_database_the_app_uses(redis_url, capsys, tmp_path):
+    from config.stack import ensure_redis
+
+    url, process = ensure_redis(redis_url, tmp_path)
+    assert url == redis_url and process is None  # joined, nothing started
+    database = redis_url.rsplit("/", 1)[1]
+    said = capsys.readouterr().out
+    assert f"the app uses its database {database}" in said and "REDIS_URL=redis://" in said
+
+
+def test_the_default_redis_database_is_not_0(tmp_path):
+    """Database 0 of a Redis already on the machine holds other programs' keys."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SECRET_KEY")}
+    env.update(DEBUG="1", DJANGO_SETTINGS_MODULE="config.settings")
+    out = subprocess.run([sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
+                          "print(settings.REDIS_URL)"], env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "redis://127.0.0.1:6379/1"
