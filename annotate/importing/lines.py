@@ -101,13 +101,20 @@ def read_lines(path: Path, progress: ByteProgress | None = None) -> Iterator[tup
         raise ImportFileError(path, None, "empty file")
 
 
+def json_error_reason(error: json.JSONDecodeError) -> str:
+    """"Expecting value at column 15", "Unterminated string starting at column 7": some of json's
+    messages already end in "at", which must not read "starting at at column"."""
+    joint = " column" if error.msg.endswith(" at") else " at column"
+    return f"{error.msg}{joint} {error.colno}"
+
+
 def read_json_objects(path: Path, progress: ByteProgress | None = None) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for a JSON-lines file whose every line is one JSON object."""
     for number, line in read_lines(path, progress):
         try:
             row = json.loads(line, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as error:
-            reason = f"{error.msg} at column {error.colno}" if isinstance(error, json.JSONDecodeError) else str(error)
+            reason = json_error_reason(error) if isinstance(error, json.JSONDecodeError) else str(error)
             raise ImportFileError(path, number, f"bad JSON ({reason})") from None
         if not isinstance(row, dict):
             raise ImportFileError(path, number, f"expected a JSON object, got {json_type(row)}")

@@ -69,6 +69,8 @@ CATALOGUE = {
     "corpus.text_is_object.jsonl": ("--corpus", "corpus.text_is_object.jsonl:1: 'text' must be a string, got an object"),
     "queries.id_is_list.jsonl": ("--queries", "queries.id_is_list.jsonl:1: '_id' must be a string, got an array"),
     "corpus.id_too_long.jsonl": ("--corpus", "corpus.id_too_long.jsonl:1: '_id' is longer than 255 characters"),
+    # json's message ends in "at": "starting at column 23", not "starting at at column 23".
+    "corpus.unterminated_string.jsonl": ("--corpus", "corpus.unterminated_string.jsonl:2: bad JSON (Unterminated string starting at column 23)"),
     "corpus.not_json_lines.jsonl": ("--corpus", "corpus.not_json_lines.jsonl:1: bad JSON (Expecting value at column 1)"),
     "queries.invalid_utf8.jsonl": ("--queries", "queries.invalid_utf8.jsonl:1: invalid UTF-8 (byte 0xe9 at column 27)"),
     "run.invalid_utf8.trec": ("--run", "run.invalid_utf8.trec:1: invalid UTF-8 (byte 0xff at column 18)"),
