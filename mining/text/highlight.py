@@ -2,12 +2,20 @@
 
 Terms come from the same tokeniser that indexes the collection (mining.text.tokenize). Single
 letters, single CJK characters and English stop words are not marked: they would light up every
-line and hide the signal.
+line and hide the signal. Two things make a term show where a reader sees it:
+
+- Latin words match by their Snowball (Porter2) stem, so "boil an egg" marks "Boiled eggs" and
+  "boiling" (snowballstemmer: the pure-Python stemmer Sphinx and Whoosh use);
+- CJK characters jieba leaves single in a run are joined back into one term: 列表去重 cuts into
+  列表 / 去 / 重, and 去重 is marked, not lost with the single characters.
 """
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from html import escape
+
+import snowballstemmer
 
 from .tokenize import jieba_search_words, normalize, tokenize
 
@@ -26,9 +34,32 @@ def _is_latin_word_char(ch: str) -> bool:
     return ch.isalnum() and not _CJK.match(ch)
 
 
+# A maximal run of letters and digits that are not CJK: one Latin (or Cyrillic, Greek...) word.
+_WORD = re.compile(r"(?:(?![\u3400-\u9fff\uf900-\ufaff])[^\W_])+")
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    return _STEMMER.stemWord(word.lower())
+
+
 def _cjk_search_words(query: str) -> list[str]:
-    """jieba's search-mode words of the query's CJK runs: 南京旅游 -> 南京, 旅游, 南京旅游."""
-    return [word for run in _CJK_RUN.findall(normalize(query)) for word in jieba_search_words(run)]
+    """jieba's search-mode words of the query's CJK runs (南京旅游 -> 南京, 旅游, 南京旅游), plus
+    every stretch of single characters jieba left, joined (列表去重 -> 列表, 去, 重 -> 去重)."""
+    words = []
+    for run in _CJK_RUN.findall(normalize(query)):
+        cut = jieba_search_words(run)
+        words += cut
+        singles: list[str] = []
+        for word in [*cut, ""]:
+            if len(word) == 1:
+                singles.append(word)
+                continue
+            if len(singles) > 1:
+                words.append("".join(singles))
+            singles = []
+    return words
 
 
 def query_terms(query: str, *, method: str = "auto") -> list[str]:
@@ -53,23 +84,32 @@ def query_terms(query: str, *, method: str = "auto") -> list[str]:
 def highlight(text: str, terms: list[str]) -> str:
     """Escape `text` and wrap every case-insensitive occurrence of a term in <mark>.
 
-    The result is safe HTML (every piece of the text escaped, quotes included, as Django's
-    ``escape`` does); a template marks it safe before rendering it."""
+    A term of Latin letters marks whole words with the same stem ("egg" marks "eggs", never
+    "eggplant"); a term with CJK (no word breaks there) marks every occurrence. Overlaps go to the
+    earliest, then the longest match. The result is safe HTML (every piece of the text escaped,
+    quotes included, as Django's ``escape`` does); a template marks it safe before rendering it."""
     if not terms:
         return escape(text)
-    # Longest alternatives first: the regex takes the first alternative that matches at a position.
-    ordered = sorted(set(terms), key=lambda t: (-len(t), t))
-    pattern = re.compile("|".join(re.escape(t) for t in ordered), re.IGNORECASE)
-    out, last = [], 0
-    for match in pattern.finditer(text):
-        # Latin terms match whole words only ("cat" not inside "category"); CJK has no word breaks.
-        if not _CJK.search(match.group()):
+    stems = {_stem(t) for t in terms if _WORD.fullmatch(t)}
+    others = sorted({t for t in terms if not _WORD.fullmatch(t)}, key=lambda t: (-len(t), t))
+    spans = [(m.start(), m.end()) for m in _WORD.finditer(text) if _stem(m.group()) in stems]
+    if others:
+        # Longest alternatives first: the regex takes the first alternative that matches at a position.
+        pattern = re.compile("|".join(re.escape(t) for t in others), re.IGNORECASE)
+        for match in pattern.finditer(text):
+            # A term's Latin ends match at word edges only ("python列表" not inside "cpython列表").
             before = text[match.start() - 1] if match.start() else " "
             after = text[match.end()] if match.end() < len(text) else " "
-            if _is_latin_word_char(before) or _is_latin_word_char(after):
+            if (_is_latin_word_char(match.group()[0]) and _is_latin_word_char(before)) or \
+                    (_is_latin_word_char(match.group()[-1]) and _is_latin_word_char(after)):
                 continue
-        out.append(escape(text[last:match.start()]))
-        out.append(f"<mark>{escape(match.group())}</mark>")
-        last = match.end()
+            spans.append((match.start(), match.end()))
+    out, last = [], 0
+    for start, end in sorted(spans, key=lambda span: (span[0], -span[1])):
+        if start < last:
+            continue
+        out.append(escape(text[last:start]))
+        out.append(f"<mark>{escape(text[start:end])}</mark>")
+        last = end
     out.append(escape(text[last:]))
     return "".join(out)

@@ -1,3 +1,7 @@
+import re
+
+import pytest
+
 from mining.text.highlight import highlight, query_terms
 
 
@@ -23,3 +27,15 @@ def test_mixed_latin_and_chinese():
 def test_script_in_a_query_term_is_escaped():
     html = str(highlight("x <script>alert(1)</script> y", query_terms("<script>")))
     assert "<script>" not in html
+
+
+@pytest.mark.parametrize("query, document, marked", [
+    # jieba cuts 列表去重 into 列表 / 去 / 重: the single characters are joined back into 去重.
+    ("python 列表去重", "python中如何对列表进行去重操作", ["python", "列表", "去重"]),
+    # Latin words match by stem: boil -> Boiled, boiling; egg -> eggs, not Eggplant.
+    ("how long to boil an egg", "Boiled eggs take 10 minutes; boiling an egg longer. Eggplant.",
+     ["Boiled", "eggs", "boiling", "egg"]),
+])
+def test_query_words_are_marked_where_a_reader_sees_them(query, document, marked):
+    html = highlight(document, query_terms(query))
+    assert re.findall(r"<mark>(.*?)</mark>", html) == marked
