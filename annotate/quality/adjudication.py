@@ -11,7 +11,7 @@ below the collection's `adjudication_alpha`, and single candidates on which peop
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import Count, Exists, F, Max, Min, OuterRef
@@ -77,6 +77,7 @@ class CandidateSheet:
     final: Adjudication | None
     history: list[Adjudication]
     columns: list[GradeCell | None] = None  # one per annotator of the query, in the sheet's order
+    references: list[tuple[str, int | None]] = field(default_factory=list)  # imported labels: (source, grade)
 
     @property
     def grades(self) -> list[int]:
@@ -118,6 +119,11 @@ def query_sheet(query: Query) -> tuple[list[str], list[CandidateSheet]]:
     for sheet in sheets:
         by_name = {cell.annotator: cell for cell in sheet.cells}
         sheet.columns = [by_name.get(name) for name in annotators]
+    by_candidate = {sheet.candidate.pk: sheet for sheet in sheets}
+    # Imported prior labels (qrels, labelled files): shown beside people's grades, never among them.
+    for candidate_id, source, grade in (Judgment.objects.filter(candidate__query=query, annotator__isnull=True)
+                                        .order_by("source").values_list("candidate_id", "source", "grade")):
+        by_candidate[candidate_id].references.append((source, grade))
     sheets.sort(key=lambda sheet: (-sheet.spread, sheet.candidate.pk))
     return annotators, sheets
 

@@ -47,18 +47,21 @@ def dashboard(collection: Collection) -> dict:
         entry["flag_text"] = [FLAG_TEXT.get(flag, flag) for flag in entry.get("flags", [])]
     labels = [a["username"] for a in annotators]
     position = {a["annotator_id"]: i for i, a in enumerate(annotators)}
-    kappas = {}
+    kappas, shared = {}, {}
     for pair in report.per_pair or []:
         a, b = position.get(pair["annotator_a_id"]), position.get(pair["annotator_b_id"])
         if a is not None and b is not None:
             kappas[(a, b)] = pair.get("kappa_quadratic")
+            shared[(a, b)] = pair.get("n_items")
     context.update({
         "overall": overall,
         "figures": _figures(overall),
         "annotators": annotators,
         "queries": report.per_query or [],
         "query_counts": overall.get("queries", {}),
-        "heatmap_svg": svg.heatmap(labels, kappas, title="Cohen's kappa (quadratic) per annotator pair"),
+        "min_pair_items": svg.MIN_PAIR_ITEMS,
+        "heatmap_svg": svg.heatmap(labels, kappas, counts=shared,
+                                   title="Cohen's kappa (quadratic) per annotator pair, n = shared items"),
         "grades_svg": svg.grade_bars([(a["username"], a.get("grade_counts", [0] * len(GRADES))) for a in annotators],
                                      title="Grade distribution per annotator"),
     })

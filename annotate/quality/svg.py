@@ -85,9 +85,17 @@ def _heat_colour(value: float | None) -> str:
     return f"#{int(r):02x}{int(g):02x}{int(b):02x}"
 
 
+# Below this many shared items a pair's kappa is shown, but greyed and with its count: one shared
+# item gives a kappa of 0 or 1 (or undefined), which in full colour reads as a verdict.
+MIN_PAIR_ITEMS = 10
+
+
 def heatmap(labels: list[str], values: dict[tuple[int, int], float | None], *, title: str,
-            cell: int = 26) -> SafeString:
-    """A symmetric annotators x annotators matrix (e.g. quadratic kappa); values[(i, j)] for i != j."""
+            counts: dict[tuple[int, int], int] | None = None, min_items: int = MIN_PAIR_ITEMS,
+            cell: int = 30) -> SafeString:
+    """A symmetric annotators x annotators matrix (e.g. quadratic kappa); values[(i, j)] for i != j,
+    counts[(i, j)] the items the pair shares (written in each cell, "n=")."""
+    counts = counts or {}
     margin = 110
     n = len(labels)
     size = margin + cell * n + 40  # room for the last rotated column label
@@ -100,15 +108,24 @@ def heatmap(labels: list[str], values: dict[tuple[int, int], float | None], *, t
     for i in range(n):
         for j in range(n):
             value = None if i == j else values.get((i, j), values.get((j, i)))
-            fill = "#ffffff" if i == j else _heat_colour(value)
-            tip = f"{escape(labels[i])} × {escape(labels[j])}: " + ("—" if value is None else f"{value:.3f}")
+            shared = None if i == j else counts.get((i, j), counts.get((j, i)))
+            few = shared is not None and shared < min_items
+            fill = "#ffffff" if i == j else ("#ececec" if few else _heat_colour(value))
+            tip = (f"{escape(labels[i])} × {escape(labels[j])}: " + ("undefined" if value is None else f"{value:.3f}")
+                   + ("" if shared is None else f" on {shared} shared item{'s' if shared != 1 else ''}")
+                   + (f" (fewer than {min_items}: not a reliable figure)" if few else ""))
             body.append(f'<rect x="{margin + cell * j}" y="{margin + cell * i}" width="{cell - 1}" height="{cell - 1}" '
-                        f'fill="{fill}"><title>{tip}</title></rect>')
-            if value is not None and cell >= 22:
-                colour = "#fff" if value > 0.8 or value < 0.15 else "#222"
-                body.append(f'<text x="{margin + cell * j + cell / 2 - 0.5:.1f}" y="{margin + cell * i + cell * 0.65:.1f}" '
-                            f'text-anchor="middle" fill="{colour}" font-family="system-ui, sans-serif" font-size="8">'
-                            f'{value:.2f}</text>')
+                        f'fill="{fill}" data-items="{"" if shared is None else shared}"><title>{tip}</title></rect>')
+            if i == j or cell < 22:
+                continue
+            x = margin + cell * j + cell / 2 - 0.5
+            colour = "#777" if few else ("#fff" if value is not None and (value > 0.8 or value < 0.15) else "#222")
+            text = "—" if value is None else f"{value:.2f}"
+            body.append(f'<text x="{x:.1f}" y="{margin + cell * i + cell * 0.45:.1f}" text-anchor="middle" fill="{colour}" '
+                        f'font-family="system-ui, sans-serif" font-size="8">{text}</text>')
+            if shared is not None:
+                body.append(f'<text x="{x:.1f}" y="{margin + cell * i + cell * 0.8:.1f}" text-anchor="middle" '
+                            f'fill="{colour}" font-family="system-ui, sans-serif" font-size="7">n={shared}</text>')
     if n == 0:
         body.append(f'<text x="10" y="20" {FONT}>no annotator pairs yet</text>')
     return _svg(size, size, body, title)

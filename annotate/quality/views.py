@@ -71,7 +71,8 @@ def adjudication_query(request, slug: str, query_id: int):
             try:
                 adjudicate(candidate=candidate, grade=grade, reason=request.POST.get("reason", ""),
                            decided_by=request.user)
-                messages.success(request, f"Final grade {grade} kept for {candidate.document.external_id}.")
+                messages.success(request, f"Final grade {grade} set for {candidate.document.external_id}; "
+                                          "it replaces every other grade of this pair in the export.")
             except AdjudicationError as error:
                 messages.error(request, str(error))
         return redirect("adjudication-query", slug=slug, query_id=query.pk)

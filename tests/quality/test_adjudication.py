@@ -128,3 +128,28 @@ def test_the_queue_lists_low_alpha_queries_and_wide_disagreements(staff_user, di
     adjudicate(candidate=q0[0], grade=2, reason="settled", decided_by=staff_user)
     assert disagreements(collection)[-1]["candidate_id"] == q0[0].pk  # settled ones go last
     assert needs_adjudication(collection, report)[0]["settled"] == 1
+
+
+def test_the_sheet_starts_undecided_shows_reference_labels_and_says_the_grade_was_set(client, staff_user, disputed):
+    """#16 finding 7: every dropdown started at 0 (a click on "Set" kept a 0 nobody chose), the
+    flash said "kept", and imported reference labels were not shown beside the annotators' grades."""
+    import re
+
+    from annotate.models import Judgment
+
+    collection, users, q0 = disputed
+    Judgment.objects.create(collection=collection, candidate=q0[0], source="qrels:qrels.tsv", grade=3)
+    client.force_login(staff_user)
+    url = f"/c/{collection.slug}/adjudication/{q0[0].query.pk}/"
+    html = client.get(url).content.decode()
+    row = re.search(rf'<tr id="candidate-{q0[0].pk}".*?</tr>', html, re.S).group()
+    assert re.search(r'<td class="references">.*?>3</span> <small>qrels:qrels.tsv</small>', row, re.S)
+    select = re.search(r"<select name=\"grade\".*?</select>", row, re.S).group()
+    assert '<option value="" selected disabled>choose…</option>' in select
+    assert not re.search(r'<option value="\d" selected', select)  # no grade chosen for the staff member
+    response = client.post(url, {"candidate": q0[0].pk, "reason": "no grade chosen"}, follow=True)
+    assert "choose a final grade 0..3" in response.content.decode() and not Adjudication.objects.exists()
+    response = client.post(url, {"candidate": q0[0].pk, "grade": "1", "reason": "marginal"}, follow=True)
+    assert f"Final grade 1 set for {q0[0].document.external_id}" in response.content.decode()
+    decided = re.search(rf'<tr id="candidate-{q0[0].pk}".*?</tr>', response.content.decode(), re.S).group()
+    assert '<option value="1" selected>' in decided and "choose…" not in decided

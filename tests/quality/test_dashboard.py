@@ -94,3 +94,32 @@ def test_dashboard_shows_each_annotators_confusion_and_the_false_negative_lane(c
     assert careless["reliability"] < careful["reliability"]  # random grades tell little about the truth
     assert html.count('class="confusion"') == len(report.per_annotator)
     assert 'id="false-negative-lane"' in html and "<code>margin</code>" in html
+
+
+def test_a_pair_sharing_one_item_is_greyed_with_its_count_and_an_undefined_figure_says_why(client, staff_user):
+    """#16 finding 7: two annotators sharing one item showed "0.00" in deep red with no count, and
+    Fleiss' kappa "undefined, 0 items" with the reason hidden in a tooltip."""
+    import re
+
+    from annotate.models import Candidate
+
+    from .conftest import add_judgments, build_collection, people
+
+    collection = build_collection(slug="thin", queries=1, candidates=3)
+    users = people(collection, ["ann0", "ann1"])
+    first, second, third = Candidate.objects.filter(collection=collection).order_by("pk")
+    add_judgments(collection, users["ann0"], {first.pk: 0, second.pk: 2})
+    add_judgments(collection, users["ann1"], {first.pk: 3, third.pk: 1})
+    store_report(collection=collection, bootstrap=0)
+    client.force_login(staff_user)
+    html = client.get(f"/c/{collection.slug}/quality/").content.decode()
+    heatmap = re.search(r'<section class="card" id="heatmap">.*?</section>', html, re.S).group()
+    assert heatmap.count('fill="#ececec" data-items="1"') == 2  # both halves of the pair: greyed
+    assert heatmap.count(">n=1</text>") == 2
+    assert "on 1 shared item (fewer than 10: not a reliable figure)" in heatmap
+    report = AgreementReport.objects.get()
+    reason = report.overall["undefined"]["fleiss_kappa"]
+    fleiss = re.search(r'<tr data-figure="fleiss_kappa">.*?</tr>', html, re.S).group()
+    from django.utils.html import escape
+
+    assert "undefined" in fleiss and f'<div class="why">{escape(reason)}</div>' in fleiss
