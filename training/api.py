@@ -37,7 +37,11 @@ class RerankApi(APIView):
     @extend_schema(
         request=InputSerializer,
         responses={200: inline_serializer("Reranked", fields={
-            "model": serializers.DictField(), "scores": serializers.ListField(child=serializers.FloatField()),
+            "model": serializers.DictField(),
+            "warnings": serializers.ListField(child=serializers.CharField(), help_text=(
+                "What a reader of the order should know: the serving model ranked below BM25 on its run's dev "
+                "queries (e.g. promoted by override), or it scores these documents practically flat.")),
+            "scores": serializers.ListField(child=serializers.FloatField()),
             "results": serializers.ListField(child=serializers.DictField())})},
         summary="Score documents for a query with the promoted reranker (503 when none is promoted)",
     )

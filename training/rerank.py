@@ -50,7 +50,7 @@ def serving(collection=None) -> dict:
     if version is not None:
         ranker = model_for(version)
         return {"ranker": ranker, "model": {"version": version.pk, "collection": version.collection.slug,
-                                            "kind": ranker.kind, "source": "promoted"}}
+                                            "kind": ranker.kind, "source": "promoted", "dev": _dev_record(version)}}
     if collection is None or not settings.BASE_MODEL_DIR:
         where = f"collection {collection.slug}" if collection is not None else "any collection"
         raise NoPromotedModel(f"no reranker is promoted for {where} and no base model is set: train one first")
@@ -68,6 +68,40 @@ def serving(collection=None) -> dict:
     return {"ranker": None, "model": {**described, "kind": "bm25"}}
 
 
+def _dev_record(version) -> dict:
+    """What the promoted model's run measured on its dev queries, for the warnings below."""
+    metrics = (version.run.metrics or {}) if version.run_id else {}
+    winner = metrics.get("winner")
+    row = next((c for c in metrics.get("candidates") or [] if c.get("name") == winner), None) or metrics.get("new") or {}
+    bm25 = (metrics.get("references") or {}).get("bm25") or metrics.get("bm25") or {}
+    decision = metrics.get("decision") or {}
+    return {"ndcg@10": row.get("ndcg@10"), "bm25_ndcg@10": bm25.get("ndcg@10"), "queries": metrics.get("dev_queries"),
+            "override_reason": decision.get("override_reason")}
+
+
+# Scores closer than this (relative to their size) give an order that is close to arbitrary.
+FLAT_SCORES = 1e-6
+
+
+def serving_warnings(model: dict, scores) -> list[str]:
+    """What a person looking at a reranked list should know: the serving model ranked below BM25 on
+    its own dev queries (an override can promote such a model), or it scores this list flat."""
+    warnings = []
+    dev = model.get("dev") or {}
+    ours, bm25 = dev.get("ndcg@10"), dev.get("bm25_ndcg@10")
+    if ours is not None and bm25 is not None and ours < bm25:
+        how = (f"promoted by staff override ({dev['override_reason']})" if dev.get("override_reason")
+               else "promoted")
+        warnings.append(f"the serving model ranked below BM25 on its run's dev queries (NDCG@10 {ours:.4f} vs "
+                        f"{bm25:.4f} on {dev.get('queries') or '?'} queries); it was {how}")
+    values = np.asarray(scores, dtype=np.float64)
+    if model.get("kind") != "bm25" and len(values) > 1 and \
+            np.ptp(values) <= FLAT_SCORES * max(1.0, float(np.abs(values).max())):
+        warnings.append(f"the model gives these {len(values)} documents practically the same score "
+                        f"(spread {np.ptp(values):.2g}): their order says nothing")
+    return warnings
+
+
 def rerank(*, query: str, documents: list[str], top_k: int | None = None, collection=None) -> dict:
     chosen = serving(collection)
     ranker = chosen["ranker"]
@@ -79,6 +113,7 @@ def rerank(*, query: str, documents: list[str], top_k: int | None = None, collec
     order = np.argsort(-scores, kind="stable")[: top_k or len(documents)]
     return {
         "model": chosen["model"],
+        "warnings": serving_warnings(chosen["model"], scores),
         "scores": [float(s) for s in scores],
         "results": [{"index": int(i), "score": float(scores[i])} for i in order],
     }

@@ -5,8 +5,11 @@ what it had), else BM25.
 Both are scored on the same lists: each judged query's graded candidates, the grade being the
 mean of its standing grades (people's and imported labels alike), BM25 over the list's own
 documents as the fusion does. At most ``MAX_QUERIES`` queries (the lowest ids) of at most
-``MAX_CANDIDATES`` graded candidates keep the first request of a large collection short. The answer is cached per process and per state of the
-judgments (count and last change), so a new grade is counted at the next request.
+``MAX_CANDIDATES`` graded candidates keep the first request of a large collection short. The
+answer is cached per process and recomputed once the collection's grades have grown by
+``RECOMPUTE_AFTER`` (or a tenth, whichever is more) since it was computed: during active judging a
+rerank request does not pay for a new standing after every grade. ``warm`` computes it (and loads
+the model) in the background when the web process starts.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import threading
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db.models import Avg, Count, Max
+from django.db.models import Avg
 
 from annotate.models import Judgment
 
@@ -27,22 +30,24 @@ MAX_QUERIES = 50
 # computes the standing, so its cost is bounded (50 x 30 texts: seconds on 2 CPU cores).
 MAX_CANDIDATES = 30
 
+RECOMPUTE_AFTER = 20
+
 _lock = threading.Lock()
-_cache: dict[tuple, dict] = {}
+_cache: dict[tuple, tuple[int, dict]] = {}  # (collection, base model) -> (grades counted, answer)
 
 
 def zero_shot_standing(collection, base_ranker: Callable[[], Ranker]) -> dict:
     """{"serves": "zero-shot base" | "bm25", "queries", "zero_shot_ndcg@10", "bm25_ndcg@10"};
     ``base_ranker()`` gives the base model (the rerank service's cached one: no second copy)."""
-    grades = Judgment.objects.grades().filter(collection=collection)
-    state = grades.aggregate(n=Count("pk"), last=Max("updated_at"))
-    key = (collection.pk, state["n"], state["last"], str(settings.BASE_MODEL_DIR))
+    n = Judgment.objects.grades().filter(collection=collection).count()
+    key = (collection.pk, str(settings.BASE_MODEL_DIR))
     with _lock:
-        if key in _cache:
-            return _cache[key]
+        counted, answer = _cache.get(key, (None, None))
+    if counted is not None and 0 <= n - counted < max(RECOMPUTE_AFTER, counted // 10):
+        return answer
     answer = compare_with_bm25(judged_groups(collection), base_ranker, tokenizer=collection.tokenizer)
     with _lock:
-        _cache[key] = answer
+        _cache[key] = (n, answer)
     return answer
 
 

@@ -48,6 +48,7 @@ def search_preview(request, slug: str):
                 results = [results[item["index"]] for item in reranked["results"]]
                 context["model_version"] = reranked["model"]["version"]
                 context["served_by"] = served_by(reranked["model"])
+                context["warnings"] = reranked["warnings"]
             except rerank_service.NoPromotedModel as error:
                 context["note"] = f"{error}; showing BM25 order."
         results = results[:SHOWN]
@@ -94,9 +95,7 @@ def training_runs(request, slug: str):
     collection = staff_collection(request.user, slug, STAFF_WHAT)
     runs = list(TrainingRun.objects.filter(collection=collection).select_related("snapshot")[:50])
     for run in runs:
-        run.dev_ndcg = [(run.metrics.get(name) or {}).get("ndcg@10") for name in ("base", "bm25", "promoted", "new")]
-        run.winner = run.metrics.get("winner")
-        run.reason = decision_reason(run)
+        run.report = run_report(run)
     return render(request, "training/runs.html", {
         "collection": collection, "runs": runs, "promoted": promoted_version(collection=collection),
         "versions": model_versions(collection=collection)[:20],

@@ -49,7 +49,9 @@ def test_the_promoted_model_orders_documents_by_grade(client, member, promoted):
     response = post(client, member, {"query": "query q1", "documents": documents, "top_k": 3, "collection": "rr"})
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["model"] == {"version": promoted.pk, "collection": "rr", "kind": "cross-encoder", "source": "promoted"}
+    assert body["model"] == {"version": promoted.pk, "collection": "rr", "kind": "cross-encoder", "source": "promoted",
+                             "dev": {"ndcg@10": None, "bm25_ndcg@10": None, "queries": None, "override_reason": None}}
+    assert body["warnings"] == []
     top = [r["index"] for r in body["results"]]
     assert set(top[:2]) == {1, 2}  # "best" and "good" above "meh" and the unmarked document
     assert len(body["scores"]) == 4 and body["results"][0]["score"] == max(body["scores"])
@@ -189,3 +191,38 @@ def test_the_standing_reads_at_most_so_many_queries_and_candidates(collection, m
         judge(collection, member, f"query {q}", {f"doc {q} {d}": 3 - d % 4 for d in range(5)})
     groups = standing.judged_groups(collection)
     assert [g.query for g in groups] == ["query 0", "query 1"] and all(len(g) == 3 for g in groups)
+
+
+def test_a_model_below_bm25_on_its_dev_queries_is_served_with_a_warning(client, collection, staff_user, member,
+                                                                        trained_model):
+    """#16 finding 9: a forced promotion served a model worse than BM25 and the preview said nothing."""
+    from .test_run_page import finished_run
+
+    finished_run(collection, {
+        "winner": "bi-encoder", "dev_queries": 7,
+        "candidates": [{"name": "bi-encoder", "ndcg@10": 0.41}],
+        "references": {"bm25": {"ndcg@10": 0.52}},
+        "decision": {"branch": "override", "override_reason": "want to see it", "reason": "promoted by staff override"},
+    }, promoted=True, path=str(trained_model))
+    Document.objects.create(collection=collection, external_id="d1", text="w1 best", content_hash="d1")
+    Document.objects.create(collection=collection, external_id="d2", text="w1 meh", content_hash="d2")
+    for i in range(3):  # documents without w1: it must have a positive idf to recall anything
+        Document.objects.create(collection=collection, external_id=f"x{i}", text=f"w{20 + i} w30", content_hash=f"x{i}")
+    expected = ("the serving model ranked below BM25 on its run's dev queries (NDCG@10 0.4100 vs 0.5200 on 7 "
+                "queries); it was promoted by staff override (want to see it)")
+    client.force_login(staff_user)
+    page = client.get(reverse("search-preview", args=["rr"]), {"q": "w1"}).content.decode()
+    assert f"<strong>Warning:</strong> {expected}." in page.replace("&#x27;", "'")
+    body = post(client, member, {"query": "w1", "documents": ["w1 best", "w1 meh"], "collection": "rr"}).json()
+    assert body["warnings"] == [expected]
+
+
+def test_flat_scores_are_warned_about_and_bm25_or_spread_scores_are_not():
+    from training.rerank import serving_warnings
+
+    model = {"kind": "cross-encoder", "dev": {}}
+    assert serving_warnings(model, [0.5, 0.5 + 1e-9, 0.5]) == [
+        "the model gives these 3 documents practically the same score (spread 1e-09): their order says nothing"]
+    assert serving_warnings(model, [0.5, 0.7, 0.1]) == []
+    assert serving_warnings({"kind": "bm25"}, [0.0, 0.0]) == []  # BM25 ties are BM25's, not a broken model
+    assert serving_warnings(model, [0.3]) == []

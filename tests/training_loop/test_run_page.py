@@ -157,13 +157,21 @@ def test_a_run_without_metrics_yet_renders_without_a_form(staff, collection):
     assert "Promote anyway" not in html
 
 
-def test_the_runs_list_links_each_run_and_shows_its_winner_and_short_reason(staff, collection):
+def test_the_runs_list_links_each_run_and_shows_its_winner_dev_size_and_reason(staff, collection):
+    """#16 finding 9: the list showed no dev size, and the reason cut to 90 characters."""
+    import re
+
     passed = finished_run(collection, metrics_now(dev=30, gain=0.1), promoted=True)
+    small = finished_run(collection, metrics_now(dev=3, gain=0.1))
     older = finished_run(collection, metrics_before(promoted=True))
     html = staff.get(reverse("training-runs", args=[collection.slug])).content.decode()
     assert f'href="{page_url(passed)}"' in html and f'href="{page_url(older)}"' in html
     assert "<strong>fusion</strong>" in html
     assert "promoted: the 95% lower bound" in html
+    assert re.findall(r'<td class="num dev-queries">(\d+)</td>', html) == ["16", "3", "30"]
+    assert "not enough dev queries (3)" in html
+    small.refresh_from_db()
+    assert small.metrics["decision"]["reason"] in html  # whole, not cut
     assert "promoted: dev NDCG@10 0.6000 against bm25 0.5200 + margin 0.0100" in html
 
 

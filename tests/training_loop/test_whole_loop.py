@@ -142,8 +142,11 @@ def test_import_annotate_export_train_promote_rerank(celery_worker_process, tiny
                           format="json")
     assert response.status_code == 200, response.content
     result = response.json()
+    dev = result["model"].pop("dev")
     assert result["model"] == {"version": promoted.pk, "collection": "loop", "kind": "cross-encoder",
                                "source": "promoted"}
+    assert dev["ndcg@10"] > dev["bm25_ndcg@10"] and dev["override_reason"] is None  # the gate promoted it
+    assert result["warnings"] == []
     order = [hit["index"] for hit in result["results"]]
     # The two strongly marked documents first. Finer distinctions -- best vs good, and meh (grade
     # 1) vs unmarked -- are not asserted for a 32-wide model after 16 epochs over noisy labels: with
