@@ -33,6 +33,7 @@ class Child:
     name: str
     argv: list[str]
     process: subprocess.Popen | None = None
+    env: dict[str, str] = field(default_factory=dict)  # added to the stack's environment
     reader: threading.Thread | None = field(default=None, repr=False)
 
 
@@ -87,7 +88,8 @@ def children(*, host: str, port: int, server: str) -> list[Child]:
         Child("worker", [python, "-m", "celery", "-A", "config", "worker", "-Q", "default,mining,training",
                          "-c", "1", "-l", "INFO", "-n", f"stack-{os.getpid()}@%h"]),
         Child("beat", [python, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]),
-        Child("web", web),
+        # The web process loads the serving rerankers in the background (training.apps).
+        Child("web", web, env={"WARM_RERANKER": "1"}),
     ]
 
 
@@ -101,7 +103,7 @@ def _pump(child: Child) -> None:
 
 def start(child: Child, env: dict[str, str]) -> None:
     child.process = subprocess.Popen(
-        child.argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+        child.argv, cwd=REPO, env={**env, **child.env}, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     child.reader = threading.Thread(target=_pump, args=(child,), daemon=True)

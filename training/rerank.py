@@ -119,6 +119,48 @@ def rerank(*, query: str, documents: list[str], top_k: int | None = None, collec
     }
 
 
+def warm(limit: int = 5) -> list[str]:
+    """Load what serves for the ``limit`` collections judged most recently (and compute their
+    before-any-run standing), so the first rerank request or search preview after a start does not
+    wait for it (10 s on 2 CPU cores for the demo). Returns the slugs warmed; a collection that
+    cannot be served is skipped."""
+    from django.db.models import Max
+
+    from annotate.models import Collection
+
+    warmed = []
+    recent = (Collection.objects.annotate(last=Max("judgments__updated_at")).filter(last__isnull=False)
+              .order_by("-last")[:limit])
+    for collection in recent:
+        try:
+            serving(collection)
+        except NoPromotedModel:
+            continue
+        warmed.append(collection.slug)
+    return warmed
+
+
+def warm_in_background(delay_s: float = 1.0) -> threading.Thread:
+    """``warm`` on a daemon thread (the web process starts answering meanwhile)."""
+    import logging
+    import time
+
+    def run():
+        time.sleep(delay_s)
+        try:
+            logging.getLogger(__name__).info("reranker warmed for %s", warm() or "no collection")
+        except Exception:  # a warm-up must never take the web process down
+            logging.getLogger(__name__).exception("reranker warm-up failed")
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    thread = threading.Thread(target=run, name="warm-reranker", daemon=True)
+    thread.start()
+    return thread
+
+
 def clear_cache() -> None:
     with _lock:
         _loaded.clear()

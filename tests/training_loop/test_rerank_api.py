@@ -226,3 +226,17 @@ def test_flat_scores_are_warned_about_and_bm25_or_spread_scores_are_not():
     assert serving_warnings(model, [0.5, 0.7, 0.1]) == []
     assert serving_warnings({"kind": "bm25"}, [0.0, 0.0]) == []  # BM25 ties are BM25's, not a broken model
     assert serving_warnings(model, [0.3]) == []
+
+
+def test_warm_loads_what_serves_for_recently_judged_collections(collection, member, promoted, monkeypatch):
+    """The web process started by `make run` calls warm() in the background: afterwards a rerank
+    request loads nothing."""
+    from training import rerank
+
+    judge(collection, member, "w1", {"w1 best": 3, "w2 meh": 0})
+    Collection.objects.create(slug="never-judged", name="n")
+    assert rerank.warm() == ["rr"]
+    loads = []
+    monkeypatch.setattr(rerank, "load_ranker", lambda *a, **k: loads.append(a) or pytest.fail("loaded again"))
+    rerank.rerank(query="w1", documents=["w1 best", "w2 meh"], collection=collection)
+    assert loads == []
