@@ -13,3 +13,12 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # One process: the throttle counts in memory (tests of the Redis-backed counter point it at the test Redis).
 CACHES = {**CACHES, "login_throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",  # noqa: F405
                                        "LOCATION": "login-throttle-test"}}
+
+# Every test -- not only those asking for the `redis_url` fixture -- talks to the test database of
+# Redis (TEST_REDIS_DB), never to the one a developer's `make run` uses: a test that queued a
+# Celery task or a debounce key through the default URL used to leave it in database 0.
+from urllib.parse import urlparse, urlunparse  # noqa: E402
+
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "9"))
+REDIS_URL = urlunparse(urlparse(REDIS_URL)._replace(path=f"/{TEST_REDIS_DB}"))  # noqa: F405
+CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
