@@ -1,9 +1,11 @@
 """Staff pages for mining jobs: the list, one job's progress (polled), cancel; and the API."""
 from __future__ import annotations
 
+from django import forms
+from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -15,13 +17,35 @@ from config.errors import api_error
 
 from . import selectors, services
 from .models import MiningJob
-from .pipeline import MiningParamsError
+from .pipeline import DEFAULT_DEPTH, DEFAULT_NEGATIVES, METHODS, MiningParamsError
+
+
+class StartMiningForm(forms.Form):
+    collection = forms.ModelChoiceField(queryset=Collection.objects.order_by("slug"), to_field_name="slug",
+                                        empty_label=None)
+    method = forms.ChoiceField(choices=[(m, m) for m in METHODS], initial="hybrid",
+                               help_text="hybrid: BM25 and the dense miner fused by rank")
+    depth = forms.IntegerField(min_value=1, max_value=10_000, initial=DEFAULT_DEPTH,
+                               help_text="documents retrieved per query")
+    negatives = forms.IntegerField(min_value=1, max_value=1000, initial=DEFAULT_NEGATIVES,
+                                   help_text="hard negatives added per query after the false-negative guards")
 
 
 @staff_required("mining jobs")
-@require_GET
+@require_http_methods(["GET", "POST"])
 def job_list(request):
-    return render(request, "mining/jobs.html", {"jobs": selectors.recent_jobs()})
+    form = StartMiningForm(request.POST or None, initial={"collection": request.GET.get("collection")})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = services.start_mining(collection=data["collection"], method=data["method"], depth=data["depth"],
+                                        negatives=data["negatives"], created_by=request.user)
+        except MiningParamsError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Mining job {job.pk} started.")
+            return redirect("mining-job", job_id=job.pk)
+    return render(request, "mining/jobs.html", {"jobs": selectors.recent_jobs(), "form": form})
 
 
 @staff_required("mining jobs")

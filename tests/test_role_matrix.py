@@ -79,13 +79,19 @@ PAGE_STAFF = {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN,
 
 RULES: dict[str, Rule] = {
     "login": Rule("GET", expect=PUBLIC),
+    "favicon": Rule("GET", expect=PUBLIC),
     "logout": Rule("POST", expect={role: LOGIN for role in ROLES}),  # everyone lands on the login page
     "home": Rule("GET", expect={"anonymous": LOGIN, "outsider": OK, "annotator": OK, "staff": OK}),
     "api-schema": Rule("GET", expect=API_LOGGED_IN),
-    "api-docs": Rule("GET", expect=API_LOGGED_IN),
+    # The docs are pages for people: an anonymous visitor is sent to log in, not answered 403.
+    "api-docs": Rule("GET", expect={"anonymous": LOGIN, "outsider": OK, "annotator": OK, "staff": OK}),
+    "api-redoc": Rule("GET", expect={"anonymous": LOGIN, "outsider": OK, "annotator": OK, "staff": OK}),
     "judge": Rule("GET", slug, PAGE_MEMBERS),
     "guidelines": Rule("GET", slug, PAGE_MEMBERS),
     "acknowledge-guidelines": Rule("POST", slug, PAGE_MEMBERS),
+    "members": Rule("GET", slug, PAGE_STAFF),
+    "member-remove": Rule("POST", lambda w: {"slug": w.collection.slug, "user_id": w.users["annotator"].pk},
+                          PAGE_STAFF),
     "api-next-task": Rule("POST", slug, API_MEMBERS),
     "api-acknowledge-guidelines": Rule("POST", slug, API_MEMBERS),
     "api-pins": Rule("POST", slug, API_STAFF, data={}),
@@ -96,6 +102,7 @@ RULES: dict[str, Rule] = {
     "api-task-finish": Rule("POST", task, API_TASK_OWNER_ONLY),
     "api-task-release": Rule("POST", task, API_TASK_OWNER_ONLY),
     # Exports are staff only (annotate/export/): the download page, the job API and its file.
+    "exports": Rule("GET", slug, PAGE_STAFF),
     "export-download": Rule("GET", lambda w: {"slug": w.collection.slug, "format": "listwise"},
                             {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "staff": OK}),
     "api-export-start": Rule("POST", slug, API_STAFF, data={}),

@@ -6,13 +6,15 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotate.access import staff_collection
-from annotate.models import Document, Judgment
+from annotate.models import Document, ExportSnapshot, Judgment
 
 from . import rerank as rerank_service
 from . import services
+from .candidates import BI, CROSS, DEFAULT_CANDIDATES, FUSED, ZERO_SHOT
+from .config import TrainingParamsError
 from .models import ModelVersion, TrainingRun
 from .override import (
     MAX_REASON_LENGTH,
@@ -89,16 +91,62 @@ def _attach_judgments(collection, query: str, results: list[dict]) -> None:
         result["grades"] = sorted(grades.get(result["document"].pk, []), reverse=True)
 
 
+class StartRunForm(forms.Form):
+    """Start a training run from the runs page: a listwise snapshot and the settings staff change
+    most. Empty fields keep the defaults (chosen by figures, README "Training runs")."""
+
+    snapshot = forms.ModelChoiceField(queryset=ExportSnapshot.objects.none(), empty_label=None,
+                                      help_text="a finished listwise export of this collection")
+    candidates = forms.MultipleChoiceField(
+        choices=[(ZERO_SHOT, "zero-shot base"), (BI, "bi-encoder, fine-tuned"), (CROSS, "cross-encoder (slow on CPU)"),
+                 (FUSED, "fusion with BM25")],
+        initial=list(DEFAULT_CANDIDATES), widget=forms.CheckboxSelectMultiple)
+    epochs = forms.IntegerField(required=False, min_value=1, max_value=100)
+    learning_rate = forms.FloatField(required=False, min_value=1e-7, max_value=1.0)
+    min_dev_queries = forms.IntegerField(required=False, min_value=1, max_value=100_000,
+                                         help_text="below this the gate promotes nothing (default 20)")
+    promotion_margin = forms.FloatField(required=False, min_value=-0.99, max_value=0.99,
+                                        help_text="dev NDCG@10 gain the lower bound must clear (default 0.005)")
+
+    def __init__(self, *args, collection, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["snapshot"].queryset = ExportSnapshot.objects.filter(
+            collection=collection, format="listwise", status=ExportSnapshot.Status.DONE).order_by("-created_at", "-pk")
+        self.fields["snapshot"].label_from_instance = lambda s: (
+            f"#{s.pk} · {s.created_at:%Y-%m-%d %H:%M} · {s.counts.get('queries', '?')} queries")
+
+    def params(self) -> dict:
+        data = self.cleaned_data
+        params = {key: data[key] for key in ("epochs", "learning_rate", "min_dev_queries", "promotion_margin")
+                  if data.get(key) is not None}
+        if list(data["candidates"]) != list(DEFAULT_CANDIDATES):
+            params["candidates"] = list(data["candidates"])
+        return params
+
+
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def training_runs(request, slug: str):
     collection = staff_collection(request.user, slug, STAFF_WHAT)
+    form = StartRunForm(request.POST or None, collection=collection,
+                        initial={"snapshot": request.GET.get("snapshot")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = services.start_training_run(snapshot=form.cleaned_data["snapshot"], created_by=request.user,
+                                              params=form.params())
+        except TrainingParamsError as error:
+            form.add_error(None, str(error))
+        except (services.TrainingDataError, services.RunAlreadyActive) as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Training run {run.pk} started; its page follows it.")
+            return redirect("training-run", slug=slug, run_id=run.pk)
     runs = list(TrainingRun.objects.filter(collection=collection).select_related("snapshot")[:50])
     for run in runs:
         run.report = run_report(run)
     return render(request, "training/runs.html", {
         "collection": collection, "runs": runs, "promoted": promoted_version(collection=collection),
-        "versions": model_versions(collection=collection)[:20],
+        "versions": model_versions(collection=collection)[:20], "form": form,
         "active": any(run.status in TrainingRun.ACTIVE for run in runs),
     })
 

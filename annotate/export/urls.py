@@ -6,6 +6,7 @@ import config.converters  # noqa: F401 -- registers <id:...>
 from . import views
 
 pages = [
+    path("c/<slug:slug>/exports/", views.exports, name="exports"),
     path("c/<slug:slug>/export/<str:format>/", views.download, name="export-download"),
 ]
 

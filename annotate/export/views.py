@@ -13,10 +13,12 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpResponseBadRequest, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -27,7 +29,7 @@ from config.errors import api_error
 from ..access import IsStaff, staff_collection
 from ..models import Collection, ExportSnapshot
 from . import services
-from .filters import FORMATS, ExportParamsError, check_format
+from .filters import FORMATS, SPLIT_CHOICES, ExportParamsError, check_format
 from .writers import WRITERS
 
 CONTROL_PARAMETERS = {"gzip"}
@@ -55,6 +57,50 @@ def _closing(inner: Iterator[bytes], outer: Iterator[bytes]) -> Iterator[bytes]:
         yield from outer
     finally:
         inner.close()
+
+
+class ExportForm(forms.Form):
+    """The export page's form: the format and the filters staff set most; every other parameter
+    keeps its default (the API and `export_data` take them all)."""
+
+    format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], initial="listwise")
+    split = forms.ChoiceField(choices=[(s, s) for s in SPLIT_CHOICES], initial="all")
+    min_judgments = forms.IntegerField(min_value=0, max_value=1000, initial=0,
+                                       help_text="pairs with fewer people's grades are left out")
+    min_weight = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.0,
+                                  help_text="pairs whose label the annotator model is less sure of are left out")
+    only_with_positive = forms.BooleanField(required=False, help_text="only queries with a relevant candidate")
+    guideline_version = forms.CharField(required=False, max_length=64, help_text="only grades made under this version")
+
+    def params(self) -> dict:
+        data = self.cleaned_data
+        params = {key: data[key] for key in ("split", "min_judgments", "min_weight", "only_with_positive")}
+        if data.get("guideline_version"):
+            params["guideline_version"] = data["guideline_version"]
+        return params
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def exports(request, slug: str):
+    """Staff: start an export job and see every snapshot, with its counts, sha256 and file."""
+    collection = staff_collection(request.user, slug, "exports")
+    form = ExportForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            snapshot = services.start_export_job(collection=collection, format=form.cleaned_data["format"],
+                                                 params=form.params(), created_by=request.user)
+        except ExportParamsError as error:
+            form.add_error(error.name if error.name in form.fields else None, error.reason)
+        else:
+            messages.success(request, f"Export {snapshot.pk} ({snapshot.format}) started; this page follows it.")
+            return redirect("exports", slug=slug)
+    snapshots = list(ExportSnapshot.objects.filter(collection=collection).select_related("created_by")
+                     .order_by("-created_at", "-pk")[:50])
+    return render(request, "annotate/exports.html", {
+        "collection": collection, "form": form, "snapshots": snapshots,
+        "active": any(s.status in ExportSnapshot.ACTIVE for s in snapshots),
+    })
 
 
 @login_required

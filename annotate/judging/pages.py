@@ -1,14 +1,17 @@
 """The judging pages: the guideline to acknowledge, then one task at a time."""
 from __future__ import annotations
 
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ..access import collection_for_member
-from ..models import GuidelineAcknowledgement
-from . import assignment, selectors
+from ..access import collection_for_member, staff_collection
+from ..models import GuidelineAcknowledgement, Membership
+from . import assignment, members, selectors
 from .guidelines import GuidelineMissing, language_for
 from .guidelines import render as render_guideline
 
@@ -55,3 +58,40 @@ def acknowledge_guidelines(request, slug: str):
     collection = collection_for_member(request.user, slug)
     GuidelineAcknowledgement.objects.get_or_create(user=request.user, version=collection.guideline_version)
     return redirect("judge", slug=slug)
+
+
+class AddMemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                               help_text="only to create a new account")
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ANNOTATOR)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def members_page(request, slug: str):
+    """Staff: who judges in the collection, what each has done, add and remove members."""
+    collection = staff_collection(request.user, slug, "members")
+    form = AddMemberForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = members.add_member(collection=collection, **form.cleaned_data)
+        except members.MemberError as error:
+            field, _, reason = str(error).partition(": ")
+            form.add_error(field if field in form.fields else None, reason or str(error))
+        else:
+            messages.success(request, f"{membership.user.username} is now a member ({membership.role}).")
+            return redirect("members", slug=slug)
+    return render(request, "annotate/members.html", {
+        "collection": collection, "form": form, "rows": members.member_figures(collection)})
+
+
+@login_required
+@require_POST
+def remove_member_page(request, slug: str, user_id: int):
+    collection = staff_collection(request.user, slug, "members")
+    user = get_object_or_404(get_user_model(), pk=user_id, memberships__collection=collection)
+    released = members.remove_member(collection=collection, user=user)
+    messages.success(request, f"{user.username} removed from {collection.slug}; {released} open task(s) given back. "
+                              "Their grades stay.")
+    return redirect("members", slug=slug)

@@ -9,6 +9,8 @@ pages = [
     path("c/<slug:slug>/judge/", pages.judge, name="judge"),
     path("c/<slug:slug>/guidelines/", pages.guidelines, name="guidelines"),
     path("c/<slug:slug>/guidelines/acknowledge/", pages.acknowledge_guidelines, name="acknowledge-guidelines"),
+    path("c/<slug:slug>/members/", pages.members_page, name="members"),
+    path("c/<slug:slug>/members/<id:user_id>/remove/", pages.remove_member_page, name="member-remove"),
 ]
 
 api = [
