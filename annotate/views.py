@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from .access import collections_visible_to, require_staff
 from .forms import ImportForm
 from .importing import UploadRejected, start_import
-from .models import ImportJob
+from .models import ImportJob, Judgment
 from .totals import totals_by_collection
 
 
@@ -18,8 +18,22 @@ from .totals import totals_by_collection
 def home(request):
     collections = list(collections_visible_to(request.user))
     totals = totals_by_collection(collections)
-    rows = [{"collection": collection, "totals": totals[collection.pk]} for collection in collections]
+    mine = own_grades(request.user, collections)
+    rows = [{"collection": collection, "totals": totals[collection.pk], "mine": mine.get(collection.pk, {})}
+            for collection in collections]
     return render(request, "annotate/home.html", {"rows": rows})
+
+
+def own_grades(user, collections) -> dict[int, dict]:
+    """{collection id: {"grades", "today"}}: the user's own standing grades -- what an annotator's
+    home shows, instead of the collection's judgment total, which counts imported reference labels."""
+    from django.db.models import Count, Q
+    from django.utils import timezone
+
+    start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = (Judgment.objects.standing().filter(annotator=user, collection__in=collections).values("collection_id")
+            .annotate(grades=Count("pk"), today=Count("pk", filter=Q(updated_at__gte=start_of_day))))
+    return {row["collection_id"]: row for row in rows}
 
 
 @login_required

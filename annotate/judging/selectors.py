@@ -59,7 +59,8 @@ def needs_acknowledgement(user, collection: Collection) -> bool:
 
 
 def progress(lease: Lease) -> dict:
-    """The annotator's counts in this task, today and overall: two queries, one per table."""
+    """The annotator's counts in this task, today and in all (``mine``), and the collection's
+    (``overall``, what the page's "Collection" bar shows)."""
     user_id, collection_id = lease.annotator_id, lease.collection_id
     start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     done = Judgment.objects.standing().filter(collection_id=collection_id, annotator_id=user_id).aggregate(
@@ -77,8 +78,17 @@ def progress(lease: Lease) -> dict:
     return {
         "task": {"done": done["task"], "assigned": len(lease.items)},
         "today": {"done": done["today"], "assigned": assigned_today},
-        "overall": {"done": done["overall"], "assigned": assigned_total},
+        "mine": {"done": done["overall"], "assigned": assigned_total},
+        "overall": collection_progress(lease.collection_id, lease.collection.overlap_k),
     }
+
+
+def collection_progress(collection_id: int, k: int) -> dict:
+    """The whole collection's judging: people's standing grades (a pair's extra grades beyond k
+    are rare and counted) of the k per candidate it needs."""
+    needed = Candidate.objects.filter(collection_id=collection_id).count() * k
+    given = Judgment.objects.standing().filter(collection_id=collection_id, annotator__isnull=False).count()
+    return {"done": min(given, needed), "assigned": needed}
 
 
 def task_payload(lease: Lease, *, language: str | None = None) -> dict:

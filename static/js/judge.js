@@ -299,7 +299,22 @@
     }
   }
 
+  // A finished query asks before the next one replaces it: the annotator may want to read the
+  // last document again, and an Enter pressed twice must not skip a query unseen.
+  let finished = false;
+  function askForTheNext() {
+    finished = true;
+    const dialog = document.getElementById("next-dialog");
+    dialog.addEventListener("close", () => {
+      if (dialog.returnValue === "next") window.location.reload();
+      else say("Query finished and saved. Press Enter for the next one.");
+    }, { once: true });
+    dialog.showModal();
+    document.getElementById("next-ok").focus();
+  }
+
   async function finish() {
+    if (finished) { window.location.reload(); return; }
     const open = cards.findIndex((c, i) => isOpen(i));
     if (open >= 0) {
       say(cards.filter((c, i) => isOpen(i)).length + " candidate(s) still need a grade or a skip.");
@@ -309,7 +324,7 @@
     await flushPending();
     if (loadPending().length) { say("Some grades are not saved yet; finishing when they are."); return; }
     const result = await post("finish/", {});
-    if (result.ok) { window.location.reload(); return; }
+    if (result.ok) { askForTheNext(); return; }
     say((result.data && result.data.detail) || "could not finish (HTTP " + result.status + ")");
   }
 

@@ -117,7 +117,10 @@ def test_judge_a_whole_query_with_the_keyboard_undo_skip_and_reload(page, annota
     page.keyboard.press("0")
     wait_grades(annotator_user, {order[0]: 2, order[1]: 1, order[2]: "skip", last: 0})
     wait_saved(page)
-    page.keyboard.press("Enter")  # finish the query
+    page.keyboard.press("Enter")  # finish the query: the page asks before loading the next
+    page.wait_for_selector("#next-dialog[open]")
+    assert page.locator("h1.query").inner_text() == ENGLISH[0]  # still this query
+    page.keyboard.press("Enter")
     page.wait_for_selector("text=Nothing left to judge")
     assert len(grades_of(annotator_user)) == 4
     seconds = list(Judgment.objects.filter(annotator=annotator_user).values_list("seconds_spent", flat=True))
@@ -202,3 +205,29 @@ def test_a_grade_answered_with_500_stays_queued_says_not_saved_and_is_stored_aft
     page.reload()
     page.wait_for_selector("#workbench")
     assert page.locator(".candidate .grade.selected").count() == 3
+
+
+
+def test_the_query_stays_in_view_and_escape_after_finishing_stays_on_the_page(page, annotator_user):
+    long_texts = [text + " " + " ".join(["filler words to make the document long"] * 60) for text in ENGLISH[1]]
+    collection = make_collection("en", ENGLISH[0], long_texts, annotator_user)
+    login(page, "ann-browser", "ann-browser-pass")
+    page.goto("/c/en/guidelines/")
+    page.click("#acknowledge")
+    page.wait_for_selector("#workbench")
+    # Progress: "Collection" counts the whole collection's grades of the k per candidate it needs.
+    assert page.locator("#progress-overall-text").inner_text() == f"0 / {4 * collection.overlap_k}"
+    for _ in range(4):
+        page.keyboard.press("1")
+    wait_saved(page)
+    assert page.locator("#progress-overall-text").inner_text() == f"4 / {4 * collection.overlap_k}"
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    box = page.locator("h1.query").bounding_box()
+    assert box is not None and 0 <= box["y"] < 900, box  # scrolled to the end, the query is on screen
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#next-dialog[open]")
+    page.keyboard.press("Escape")
+    page.wait_for_function("document.getElementById('message').textContent.includes('Press Enter for the next one')")
+    assert page.locator("h1.query").inner_text() == ENGLISH[0]
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Nothing left to judge")

@@ -62,6 +62,22 @@ def test_home_lists_the_members_collections_with_totals_and_no_import_link(as_an
     assert reverse("import-new") not in html
 
 
+def test_an_annotators_home_shows_their_own_grades_not_reference_labels(as_annotator, collection, member):
+    """#16: the annotator's home counted every judgment of the collection, imported reference
+    labels included, as if it were their work."""
+    import re
+
+    from annotate.models import Candidate, Judgment
+
+    first, second, third = Candidate.objects.filter(collection=collection).order_by("pk")[:3]
+    for candidate in (first, second, third):
+        Judgment.objects.create(collection=collection, candidate=candidate, source="qrels:qrels.tsv", grade=2)
+    Judgment.objects.create(collection=collection, candidate=first, annotator=member, grade=3)
+    html = as_annotator.get(reverse("home")).content.decode()
+    assert re.search(r'data-field="own-grades">1<', html) and re.search(r'data-field="own-today">1<', html)
+    assert ">4<" not in html  # the collection's total (3 reference labels + 1) is for staff
+
+
 def test_home_offers_staff_the_import(as_staff, collection):
     response = as_staff.get(reverse("home"))
     assert "Import data" in response.content.decode()
