@@ -5,7 +5,8 @@
     titles differ in grade); "pooled" adds the BM25 top ``--pool`` titles of the whole corpus
     (mining.text.bm25 + mining.text.tokenize) with unjudged = grade 0. Rows: BM25 (scores from the index of
     the whole corpus), then through the studio: a training run with the defaults on the train
-    queries (``--dev-share`` held out as its dev; training.candidates, training.gate), every
+    queries (``--dev-share`` held out as its dev, judged titles only, as a studio export holds;
+    training.candidates, training.gate), every
     candidate, and "served" (the winner; else the zero-shot base if it beat BM25 on the run's
     dev, else BM25). ``--ce-rows`` adds the earlier cross-encoder rows: MiniLM with a fresh head,
     fine-tuned, and fine-tuned with the training data's CJK characters added as tokens
@@ -137,9 +138,12 @@ class KuakeSetup:
                 for name, groups in self.protocols.items()}
 
 
-def studio_run(args, groups, *, name: str, out_dir, max_length: int):
+def studio_run(args, groups, *, name: str, out_dir, max_length: int, dev_lists=None):
     """What a training run does with the defaults on ``groups`` (``--dev-share`` held out as its
-    dev): (train data, dev groups, candidates, the gate's choice, BM25's per-query dev NDCG)."""
+    dev): (train data, dev groups, candidates, the gate's choice, BM25's per-query dev NDCG).
+    ``dev_lists`` (query id -> group), when given, replaces each held-out query's group: part (a)
+    trains on judged titles plus unjudged fill negatives, but a studio export holds judged pairs
+    only, so the run's dev is judged titles only."""
     from django.conf import settings
 
     from training.candidates import (
@@ -153,6 +157,8 @@ def studio_run(args, groups, *, name: str, out_dir, max_length: int):
     from training.gate import decide_run
 
     train_data, dev_groups = hold_out_dev(data_file(groups, name=name), args.dev_share)
+    if dev_lists is not None:
+        dev_groups = [dev_lists[g.query_id] for g in dev_groups]
     config = TrainConfig(max_length=max_length, seed=args.seed, epochs=args.epochs,
                          **({"learning_rate": args.lr} if args.lr_given else {}))
     candidates = train_candidates(config=config, train_data=train_data, dev_groups=dev_groups,
@@ -184,9 +190,12 @@ def part_a(args, tmp, base) -> dict:
             rows[name][row] = mean(ranked_ndcg(groups, ranker.score_lists([(g.query, g.docs) for g in groups])))
 
     train_groups = kuake.train_groups()
+    judged_only = {q: group(q, kuake.queries[q], list(kuake.qrels[q]), kuake.corpus, kuake.qrels[q])
+                   for q in kuake.train_q}
     started = time.perf_counter()
     train_data, dev_groups, candidates, choice, bm25_dev = studio_run(
-        args, train_groups, name="kuake-train", out_dir=tmp / "kuake-run", max_length=args.kuake_max_length)
+        args, train_groups, name="kuake-train", out_dir=tmp / "kuake-run", max_length=args.kuake_max_length,
+        dev_lists=judged_only)
     run_seconds = time.perf_counter() - started
     for candidate in candidates:
         evaluate_ranker_row(candidate.name, candidate.directory or candidate.source)
