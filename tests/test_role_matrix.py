@@ -90,6 +90,7 @@ RULES: dict[str, Rule] = {
     "guidelines": Rule("GET", slug, PAGE_MEMBERS),
     "acknowledge-guidelines": Rule("POST", slug, PAGE_MEMBERS),
     "members": Rule("GET", slug, PAGE_STAFF),
+    "collection-overview": Rule("GET", slug, PAGE_STAFF),
     "member-remove": Rule("POST", lambda w: {"slug": w.collection.slug, "user_id": w.users["annotator"].pk},
                           PAGE_STAFF),
     "api-next-task": Rule("POST", slug, API_MEMBERS),

@@ -6,6 +6,7 @@ import config.converters  # noqa: F401 -- registers <id:...>
 from . import api, views
 
 pages = [
+    path("c/<slug:slug>/overview/", views.overview, name="collection-overview"),
     path("c/<slug:slug>/quality/", views.dashboard, name="quality-dashboard"),
     path("c/<slug:slug>/quality/recompute/", views.recompute, name="quality-recompute"),
     path("c/<slug:slug>/adjudication/", views.adjudication_queue, name="adjudication-queue"),

@@ -18,8 +18,16 @@ from .adjudication import (
     needs_adjudication,
     query_sheet,
 )
+from .overview import overview as collection_overview
 from .report import store_report
 from .tasks import recompute_report
+
+
+@login_required
+@require_GET
+def overview(request, slug: str):
+    collection = staff_collection(request.user, slug, "the collection overview")
+    return render(request, "annotate/overview.html", {"collection": collection, **collection_overview(collection)})
 
 
 @login_required

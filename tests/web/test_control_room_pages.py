@@ -141,3 +141,28 @@ def test_the_members_page_adds_an_existing_user_creates_a_new_one_and_removes_a_
     assert "newcomer removed from room; 1 open task(s) given back" in response.content.decode()
     assert not Membership.objects.filter(user=newcomer).exists()
     assert Lease.objects.get(pk=lease.pk).status != Lease.Status.ACTIVE
+
+
+def test_the_overview_counts_coverage_up_to_k_the_pace_and_the_eta(staff, judged, django_user_model):
+    """`judged`: 12 candidates, one person's grade each; k = 2, so 24 grades are needed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotate.quality.overview import overview
+
+    judged.overlap_k = 2
+    judged.save()
+    others = [django_user_model.objects.create_user(f"o{i}", password="pw") for i in range(2)]
+    first = Candidate.objects.filter(collection=judged).order_by("pk").first()
+    for other in others:  # 3 grades on one candidate: it still covers 2
+        Judgment.objects.create(collection=judged, candidate=first, annotator=other, grade=1)
+    Judgment.objects.create(collection=judged, candidate=first, source="qrels:x", grade=3)  # not a person's
+    figures = overview(judged)
+    assert (figures["needed"], figures["given"], figures["covered"], figures["left"]) == (24, 13, 1, 11)
+    assert figures["per_hour"] == pytest.approx(14 / 24)  # every person's grade was made today
+    assert figures["eta_hours"] == pytest.approx(11 / (14 / 24))
+    assert overview(judged, now=timezone.now() + timedelta(days=3))["pace_window"] == "the last 7 days"
+    html = staff.get(reverse("collection-overview", args=["room"])).content.decode()
+    assert 'data-field="given">13 / 24<' in html and 'data-field="left">11<' in html
+    assert "18.9 hours" in html and "no report yet" in html
