@@ -65,6 +65,13 @@ def training_run(world: "World") -> dict:
     return {"run_id": run.pk}
 
 
+def model_version_with_slug(world: "World") -> dict:
+    from training.models import ModelVersion
+
+    version = ModelVersion.objects.create(collection=world.collection, path="/nonexistent/model")
+    return {**slug(world), "version_id": version.pk}
+
+
 def run_with_slug(world: "World") -> dict:
     return {**slug(world), **training_run(world)}
 
@@ -130,6 +137,7 @@ RULES: dict[str, Rule] = {
     "training-run-cancel": Rule("POST", run_with_slug, PAGE_STAFF),
     "training-run": Rule("GET", run_with_slug, PAGE_STAFF),
     "training-run-override": Rule("POST", run_with_slug, PAGE_STAFF),
+    "model-version-serve": Rule("POST", model_version_with_slug, PAGE_STAFF),
     "search-preview": Rule("GET", slug, PAGE_STAFF),
     "api-training-run-start": Rule("POST", slug, API_STAFF, data={}),
     "api-training-run": Rule("GET", training_run, API_STAFF),

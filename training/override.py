@@ -99,3 +99,25 @@ def best_candidate(candidates) -> str | None:
     rows = [c for c in candidates or [] if isinstance(c, dict) and c.get("ndcg@10") is not None]
     judged = [c for c in rows if c.get("gate")] or rows
     return max(judged, key=lambda c: c["ndcg@10"])["name"] if judged else None
+
+
+@transaction.atomic
+def serve_version_again(*, version: ModelVersion, reason: str, user) -> ModelVersion:
+    """Roll back (or forward) to an earlier ``version`` of the collection: it serves again, and the
+    version keeps who chose it, when and why (``metrics["served_again"]``, newest last). Refused when
+    it already serves or its model files are gone."""
+    from pathlib import Path
+
+    reason = checked_reason(reason)
+    locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if locked.is_promoted:
+        raise OverrideConflict(f"model version {locked.pk} already serves")
+    if not Path(locked.path).is_dir():
+        raise OverrideConflict(f"model version {locked.pk}: its files are gone ({locked.path}); it cannot serve again")
+    promote(version=locked)
+    metrics = dict(locked.metrics or {})
+    metrics["served_again"] = [*(metrics.get("served_again") or []), {
+        "by": user.get_username() if user is not None else None, "at": timezone.now().isoformat(), "reason": reason}]
+    locked.metrics = metrics
+    locked.save(update_fields=["metrics"])
+    return locked

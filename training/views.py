@@ -21,6 +21,7 @@ from .override import (
     OverrideReasonError,
     OverrideRefused,
     override_promotion,
+    serve_version_again,
 )
 from .registry import model_versions, promoted_version
 from .search import bm25_search
@@ -149,6 +150,21 @@ def training_runs(request, slug: str):
         "versions": model_versions(collection=collection)[:20], "form": form,
         "active": any(run.status in TrainingRun.ACTIVE for run in runs),
     })
+
+
+@login_required
+@require_POST
+def serve_version(request, slug: str, version_id: int):
+    """Staff: an earlier model version serves again (roll back), with a recorded reason."""
+    collection = staff_collection(request.user, slug, STAFF_WHAT)
+    version = get_object_or_404(ModelVersion, pk=version_id, collection=collection)
+    try:
+        serve_version_again(version=version, reason=request.POST.get("reason", ""), user=request.user)
+    except OverrideRefused as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Model version {version.pk} serves again.")
+    return redirect("training-runs", slug=slug)
 
 
 @login_required

@@ -332,3 +332,30 @@ def test_the_override_api_answers_409_for_a_run_not_done_or_promoted_and_403_to_
         assert response.status_code == 409 and f"training run {run.pk}" in response.json()["detail"]
     assert client.post("/api/training-runs/999999/override/", {"reason": "x"},
                        content_type="application/json").status_code == 404
+
+
+def test_an_earlier_version_serves_again_with_a_recorded_reason(staff, collection, tmp_path):
+    """Roll back from the runs page (#16 item 1): a reason is required; a version whose files are
+    gone, or the one already serving, is refused with the reason."""
+    older_dir, newer_dir = tmp_path / "older", tmp_path / "newer"
+    older_dir.mkdir()
+    newer_dir.mkdir()
+    older = finished_run(collection, metrics_now(dev=30, gain=0.1), promoted=True, path=str(older_dir))
+    newer = finished_run(collection, metrics_now(dev=30, gain=0.1), promoted=True, path=str(newer_dir))
+    gone = finished_run(collection, metrics_now(dev=30, gain=0.1), path=str(tmp_path / "deleted"))
+    older_version, newer_version, gone_version = (ModelVersion.objects.get(run=r) for r in (older, newer, gone))
+    url = lambda v: reverse("model-version-serve", args=[collection.slug, v.pk])  # noqa: E731
+
+    page = staff.post(url(older_version), {"reason": "  "}, follow=True).content.decode()
+    assert "reason is required" in page and registry.promoted_version(collection=collection) == newer_version
+    page = staff.post(url(gone_version), {"reason": "try"}, follow=True).content.decode()
+    assert "its files are gone" in page
+    page = staff.post(url(older_version), {"reason": "the new one ranks worse on live traffic"},
+                      follow=True).content.decode()
+    assert f"Model version {older_version.pk} serves again." in page
+    assert registry.promoted_version(collection=collection) == older_version
+    older_version.refresh_from_db()
+    assert older_version.metrics["served_again"][0]["reason"] == "the new one ranks worse on live traffic"
+    assert "served again by staff" in page and "the new one ranks worse on live traffic" in page
+    again = staff.post(url(older_version), {"reason": "again"}, follow=True).content.decode()
+    assert "already serves" in again
