@@ -24,6 +24,9 @@ class TrainingRun(Job):
     total_steps = models.PositiveIntegerField(default=0)
     loss = models.FloatField(null=True, blank=True)
     eta_seconds = models.FloatField(null=True, blank=True)
+    # [[stage, step, loss], ...] as the run goes (at most LOSS_CURVE_POINTS, thinned evenly): the
+    # run page draws it while the run trains.
+    loss_curve = models.JSONField(default=list, blank=True)
     metrics = models.JSONField(default=dict, blank=True, help_text="Dev metrics of base, BM25, promoted and new model.")
     promoted = models.BooleanField(default=False)
     output_dir = models.CharField(max_length=500, blank=True)

@@ -282,6 +282,9 @@ def _drop_other_candidates(out_dir: Path, *, keep: Path) -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
 
+LOSS_CURVE_POINTS = 400
+
+
 class _ProgressReporter:
     """Writes step/loss/ETA and the heartbeat to the run row (at most twice a second) and reads the
     cancel flag. Writes are conditional on this attempt: when the run was recovered as lost
@@ -289,6 +292,7 @@ class _ProgressReporter:
 
     def __init__(self, run_id: int, every: float = 0.5, *, attempt: int = 0):
         self.run_id, self.every, self.last, self.attempt = run_id, every, 0.0, attempt
+        self.curve: list[list] = []
 
     def _update(self, **fields) -> None:
         if not TrainingRun.objects.beat(self.run_id, self.attempt, **fields):
@@ -302,7 +306,11 @@ class _ProgressReporter:
         if now - self.last < self.every and step != total_steps:
             return
         self.last = now
-        self._update(step=step, total_steps=total_steps, loss=loss, eta_seconds=eta_seconds)
+        if loss is not None:
+            self.curve.append([stage or "", step, float(loss)])
+            if len(self.curve) > LOSS_CURVE_POINTS:
+                self.curve = self.curve[::2]  # thinned evenly: the shape stays, the row stays small
+        self._update(step=step, total_steps=total_steps, loss=loss, eta_seconds=eta_seconds, loss_curve=self.curve)
 
     def should_cancel(self) -> bool:
         return TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists()

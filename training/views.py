@@ -14,6 +14,7 @@ from annotate.models import Document, ExportSnapshot, Judgment
 from . import rerank as rerank_service
 from . import services
 from .candidates import BI, CROSS, DEFAULT_CANDIDATES, FUSED, ZERO_SHOT
+from .charts import loss_chart
 from .config import TrainingParamsError
 from .models import ModelVersion, TrainingRun
 from .override import (
@@ -220,6 +221,7 @@ def _render_run(request, run: TrainingRun, form: OverrideForm, *, status: int = 
     has_model = ModelVersion.objects.filter(run=run).exists()
     return render(request, "training/run.html", {
         "collection": run.collection, "run": run, "report": run_report(run), "form": form,
+        "loss_chart": loss_chart(run.loss_curve),
         "can_override": run.status == TrainingRun.Status.DONE and not run.promoted and has_model,
     }, status=status)
 

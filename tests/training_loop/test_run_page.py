@@ -359,3 +359,23 @@ def test_an_earlier_version_serves_again_with_a_recorded_reason(staff, collectio
     assert "served again by staff" in page and "the new one ranks worse on live traffic" in page
     again = staff.post(url(older_version), {"reason": "again"}, follow=True).content.decode()
     assert "already serves" in again
+
+
+def test_the_run_page_draws_the_loss_per_stage(staff, collection):
+    run = finished_run(collection, metrics_now(dev=30, gain=0.1))
+    assert 'id="loss-chart-empty"' in staff.get(page_url(run)).content.decode()
+    TrainingRun.objects.filter(pk=run.pk).update(
+        loss_curve=[["bi-encoder", 1, 2.0], ["bi-encoder", 4, 1.0], ["fusion", 1, 0.5]])
+    html = staff.get(page_url(run)).content.decode()
+    assert html.count("<polyline") == 2 and 'data-stage="bi-encoder"' in html and 'data-stage="fusion"' in html
+
+
+def test_the_loss_chart_skips_nan_and_scales_each_stage_to_its_own_steps():
+    import re
+
+    from training.charts import loss_chart
+
+    svg = str(loss_chart([["a", 0, 1.0], ["a", 10, 0.0], ["b", 5, float("nan")], ["b", 2, 0.5], ["b", 4, 0.5]]))
+    lines = {stage: points for points, stage in re.findall(r'points="([^"]+)" data-stage="(\w)"', svg)}
+    assert set(lines) == {"a", "b"} and len(lines["b"].split()) == 2  # the NaN point is not drawn
+    assert lines["a"].split()[-1].split(",")[0] == lines["b"].split()[-1].split(",")[0]  # both end at the right edge

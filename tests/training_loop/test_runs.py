@@ -57,6 +57,12 @@ def test_a_run_scores_its_candidates_on_dev_and_promotes_one_the_gate_passes(col
     assert (registry.promoted_model_dir(collection=collection) / "config.json").is_file()
     kept = sorted(p.name for p in (Path(run.output_dir) / "candidates").iterdir())
     assert kept == ["cross-encoder"]  # only the kept candidate's directory stays
+    # The loss as the run went (the run page's chart): per stage (the distillation warm start, then
+    # the fine-tuning), steps rising to the end.
+    stages = {stage for stage, _, _ in run.loss_curve}
+    steps = [step for stage, step, _ in run.loss_curve if stage == "cross-encoder"]
+    assert stages == {"cross-encoder (distil)", "cross-encoder"} and steps == sorted(steps) and steps[-1] == 48
+    assert all(isinstance(loss, float) for _, _, loss in run.loss_curve)
 
 
 def test_too_few_dev_queries_promote_nothing_and_say_so(collection, tmp_path, tiny_model):
