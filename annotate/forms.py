@@ -44,3 +44,36 @@ class ImportForm(forms.Form):
 
     def files_for_import(self) -> dict:
         return {name: self.cleaned_data.get(name) for name in ("corpus", "queries", "qrels", "run", "labels")}
+
+
+class CollectionSettingsForm(forms.ModelForm):
+    """A collection's judging rules, as staff edit them on its settings page (and set them when
+    creating one). The tokenizer is chosen at creation only: the indexes are built with it."""
+
+    class Meta:
+        model = Collection
+        fields = ["slug", "name", "description", "overlap_k", "lease_minutes", "guideline_version", "judging_view",
+                  "tokenizer", "gold_rate", "agreement_every", "adjudication_alpha", "is_active"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args, **kwargs):
+        from .judging.guidelines import available_versions
+
+        super().__init__(*args, **kwargs)
+        versions = available_versions()
+        current = getattr(self.instance, "guideline_version", None)
+        choices = sorted(set(versions) | ({current} if current and self.instance.pk else set()))
+        self.fields["guideline_version"] = forms.ChoiceField(
+            choices=[(v, v) for v in choices], initial=current or (versions[0] if versions else None),
+            help_text="a version folder under guidelines/; changing it asks every annotator to read it first")
+        self.fields["adjudication_alpha"].validators.append(_between(-1.0, 1.0))
+        if self.instance.pk:  # fixed once the collection exists: URLs and indexes depend on them
+            for name in ("slug", "tokenizer"):
+                self.fields[name].disabled = True
+
+
+def _between(low: float, high: float):
+    def check(value):
+        if not low <= value <= high:
+            raise forms.ValidationError(f"must be between {low:g} and {high:g}, got {value:g}")
+    return check

@@ -7,6 +7,8 @@ from . import api, views
 
 pages = [
     path("", views.home, name="home"),
+    path("collections/new/", views.collection_settings, name="collection-new"),
+    path("c/<slug:slug>/settings/", views.collection_settings, name="collection-settings"),
     path("imports/new/", views.import_new, name="import-new"),
     path("imports/<id:job_id>/", views.import_job, name="import-job"),
 ]

@@ -1,13 +1,14 @@
 """Pages: the collections list, and the staff pages that import data and follow an import."""
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .access import collections_visible_to, require_staff
-from .forms import ImportForm
+from .access import collections_visible_to, require_staff, staff_collection
+from .forms import CollectionSettingsForm, ImportForm
 from .importing import UploadRejected, start_import
 from .models import ImportJob, Judgment
 from .totals import totals_by_collection
@@ -34,6 +35,22 @@ def own_grades(user, collections) -> dict[int, dict]:
     rows = (Judgment.objects.standing().filter(annotator=user, collection__in=collections).values("collection_id")
             .annotate(grades=Count("pk"), today=Count("pk", filter=Q(updated_at__gte=start_of_day))))
     return {row["collection_id"]: row for row in rows}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def collection_settings(request, slug: str | None = None):
+    """Staff: create a collection, or edit one's judging rules."""
+    collection = staff_collection(request.user, slug, "collection settings") if slug else None
+    if collection is None:
+        require_staff(request.user, "creating collections")
+    form = CollectionSettingsForm(request.POST or None, instance=collection)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        messages.success(request, f"Collection {saved.slug} {'saved' if collection else 'created'}.")
+        return redirect("collection-settings", slug=saved.slug) if collection else redirect(
+            "collection-overview", slug=saved.slug)
+    return render(request, "annotate/collection_settings.html", {"collection": collection, "form": form})
 
 
 @login_required

@@ -98,6 +98,8 @@ RULES: dict[str, Rule] = {
     "acknowledge-guidelines": Rule("POST", slug, PAGE_MEMBERS),
     "members": Rule("GET", slug, PAGE_STAFF),
     "collection-overview": Rule("GET", slug, PAGE_STAFF),
+    "collection-settings": Rule("GET", slug, PAGE_STAFF),
+    "collection-new": Rule("GET", expect=PAGE_STAFF),
     "member-remove": Rule("POST", lambda w: {"slug": w.collection.slug, "user_id": w.users["annotator"].pk},
                           PAGE_STAFF),
     "api-next-task": Rule("POST", slug, API_MEMBERS),

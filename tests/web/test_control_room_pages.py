@@ -166,3 +166,32 @@ def test_the_overview_counts_coverage_up_to_k_the_pace_and_the_eta(staff, judged
     html = staff.get(reverse("collection-overview", args=["room"])).content.decode()
     assert 'data-field="given">13 / 24<' in html and 'data-field="left">11<' in html
     assert "18.9 hours" in html and "no report yet" in html
+
+
+def test_staff_create_a_collection_and_edit_its_rules_with_bad_values_refused(staff, judged):
+    response = staff.post(reverse("collection-new"), {
+        "slug": "fresh", "name": "Fresh", "overlap_k": 2, "lease_minutes": 20, "guideline_version": "v1",
+        "judging_view": "listwise", "tokenizer": "jieba", "gold_rate": 0.1, "agreement_every": 50,
+        "adjudication_alpha": 0.3, "is_active": "on"})
+    assert response.status_code == 302 and response["Location"] == reverse("collection-overview", args=["fresh"])
+    fresh = Collection.objects.get(slug="fresh")
+    assert (fresh.overlap_k, fresh.tokenizer, fresh.gold_rate) == (2, "jieba", 0.1)
+
+    url = reverse("collection-settings", args=["fresh"])
+    base = {"name": "Fresh", "overlap_k": 3, "lease_minutes": 20, "guideline_version": "v1",
+            "judging_view": "pair", "gold_rate": 0.1, "agreement_every": 50, "adjudication_alpha": 0.3,
+            "is_active": "on", "slug": "renamed", "tokenizer": "bigram"}
+    assert staff.post(url, base).status_code == 302
+    fresh.refresh_from_db()
+    assert (fresh.overlap_k, fresh.judging_view) == (3, "pair")
+    assert (fresh.slug, fresh.tokenizer) == ("fresh", "jieba")  # fixed once the collection exists
+    for field, value, words in (("overlap_k", 0, "greater than or equal to 1"),
+                                ("gold_rate", 0.9, "less than or equal to 0.5"),
+                                ("guideline_version", "v9", "Select a valid choice"),
+                                ("adjudication_alpha", 2, "must be between -1 and 1")):
+        bad = staff.post(url, {**base, field: value})
+        assert bad.status_code == 200 and words in bad.content.decode(), field
+    fresh.refresh_from_db()
+    assert (fresh.overlap_k, fresh.gold_rate, fresh.guideline_version) == (3, 0.1, "v1")
+    taken = staff.post(reverse("collection-new"), {**base, "slug": "room"})
+    assert taken.status_code == 200 and "already exists" in taken.content.decode()
