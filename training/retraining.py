@@ -46,21 +46,36 @@ def retrain_collection(*, collection_id: int) -> TrainingRun | None:
 
 
 @transaction.atomic
-def sync_schedule(*, policy: RetrainPolicy, every_hours: int = DEFAULT_EVERY_HOURS):
-    """Create (or refresh) the policy's PeriodicTask; its schedule is then edited in the admin."""
+def sync_schedule(*, policy: RetrainPolicy, every_hours: int | None = None):
+    """Create (or refresh) the policy's PeriodicTask: enabled as the policy is, every ``every_hours``
+    hours (a new task: DEFAULT_EVERY_HOURS; an existing one keeps its schedule unless given one)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    def interval_of(hours: int):
+        return IntervalSchedule.objects.get_or_create(every=hours, period=IntervalSchedule.HOURS)[0]
 
     task = policy.periodic_task
     if task is None:
-        interval, _ = IntervalSchedule.objects.get_or_create(every=every_hours, period=IntervalSchedule.HOURS)
         task, _ = PeriodicTask.objects.get_or_create(
             name=f"retrain {policy.collection.slug}",
-            defaults={"task": RETRAIN_TASK, "interval": interval, "queue": "training"},
+            defaults={"task": RETRAIN_TASK, "interval": interval_of(every_hours or DEFAULT_EVERY_HOURS),
+                      "queue": "training"},
         )
         policy.periodic_task = task
         RetrainPolicy.objects.filter(pk=policy.pk).update(periodic_task=task)
+    if every_hours is not None:
+        task.interval, task.crontab = interval_of(every_hours), None
     task.task = RETRAIN_TASK
     task.args = json.dumps([policy.collection_id])
     task.enabled = policy.enabled
     task.save()
     return task
+
+
+def every_hours_of(policy: RetrainPolicy) -> int | None:
+    """The policy's schedule in hours, when it is an hourly interval (None for a crontab set in the admin)."""
+    task = policy.periodic_task
+    if task is None or task.interval is None:
+        return None
+    interval = task.interval
+    return {"hours": interval.every, "days": interval.every * 24}.get(interval.period)

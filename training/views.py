@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -16,7 +17,7 @@ from . import services
 from .candidates import BI, CROSS, DEFAULT_CANDIDATES, FUSED, ZERO_SHOT
 from .charts import loss_chart
 from .config import TrainingParamsError
-from .models import ModelVersion, TrainingRun
+from .models import ModelVersion, RetrainPolicy, TrainingRun
 from .override import (
     MAX_REASON_LENGTH,
     OverrideReasonError,
@@ -25,6 +26,7 @@ from .override import (
     serve_version_again,
 )
 from .registry import model_versions, promoted_version
+from .retraining import every_hours_of, new_judgments_since_last_run, sync_schedule
 from .search import bm25_search
 
 RECALL_DEPTH = 100
@@ -151,6 +153,52 @@ def training_runs(request, slug: str):
         "versions": model_versions(collection=collection)[:20], "form": form,
         "active": any(run.status in TrainingRun.ACTIVE for run in runs),
     })
+
+
+class RetrainPolicyForm(forms.Form):
+    enabled = forms.BooleanField(required=False, help_text="retrain by itself on the schedule below")
+    every_hours = forms.IntegerField(min_value=1, max_value=24 * 90, initial=24, help_text="how often the check runs")
+    min_new_judgments = forms.IntegerField(min_value=0, max_value=10_000_000, initial=500,
+                                           help_text="a run starts only after this many new people's grades")
+    promotion_margin = forms.FloatField(min_value=-0.99, max_value=0.99, initial=0.005,
+                                        help_text="dev NDCG@10 gain the gate's lower bound must clear")
+    train_params = forms.JSONField(required=False, initial=dict, widget=forms.Textarea(attrs={"rows": 3}),
+                                   help_text='run settings, e.g. {"epochs": 3, "candidates": ["zero-shot", "bi-encoder", "fusion"]}')
+    export_params = forms.JSONField(required=False, initial=dict, widget=forms.Textarea(attrs={"rows": 2}),
+                                    help_text='export filters, e.g. {"min_judgments": 2}')
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def retrain_schedule(request, slug: str):
+    """Staff: the collection's retraining policy and its schedule."""
+    collection = staff_collection(request.user, slug, STAFF_WHAT)
+    policy = RetrainPolicy.objects.filter(collection=collection).select_related("periodic_task__interval").first()
+    initial = {} if policy is None else {
+        "enabled": policy.enabled, "min_new_judgments": policy.min_new_judgments,
+        "promotion_margin": policy.promotion_margin, "every_hours": every_hours_of(policy) or 24,
+        "train_params": policy.params.get("train", {}), "export_params": policy.params.get("export", {})}
+    form = RetrainPolicyForm(request.POST or None, initial=initial or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        candidate = policy or RetrainPolicy(collection=collection)
+        candidate.enabled, candidate.min_new_judgments = data["enabled"], data["min_new_judgments"]
+        candidate.promotion_margin = data["promotion_margin"]
+        candidate.params = {key: value for key, value in (("train", data["train_params"] or {}),
+                                                           ("export", data["export_params"] or {})) if value}
+        try:
+            candidate.full_clean()
+        except ValidationError as error:
+            for field, messages_ in error.message_dict.items():
+                form.add_error(None, f"{field}: {' '.join(messages_)}")
+        else:
+            candidate.save()
+            sync_schedule(policy=candidate, every_hours=data["every_hours"])
+            messages.success(request, f"Retraining {'on' if candidate.enabled else 'off'}: checked every "
+                                      f"{data['every_hours']} h, a run after {candidate.min_new_judgments} new grades.")
+            return redirect("retrain-schedule", slug=slug)
+    return render(request, "training/schedule.html", {"collection": collection, "form": form, "policy": policy,
+                                                      "new_judgments": new_judgments_since_last_run(collection)})
 
 
 @login_required

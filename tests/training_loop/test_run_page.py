@@ -379,3 +379,32 @@ def test_the_loss_chart_skips_nan_and_scales_each_stage_to_its_own_steps():
     lines = {stage: points for points, stage in re.findall(r'points="([^"]+)" data-stage="(\w)"', svg)}
     assert set(lines) == {"a", "b"} and len(lines["b"].split()) == 2  # the NaN point is not drawn
     assert lines["a"].split()[-1].split(",")[0] == lines["b"].split()[-1].split(",")[0]  # both end at the right edge
+
+
+def test_the_schedule_page_sets_the_policy_and_its_beat_task(staff, collection):
+    from django_celery_beat.models import PeriodicTask
+
+    from training.models import RetrainPolicy
+
+    url = reverse("retrain-schedule", args=[collection.slug])
+    assert "No retraining policy yet" in staff.get(url).content.decode()
+    data = {"enabled": "on", "every_hours": 6, "min_new_judgments": 40, "promotion_margin": 0.01,
+            "train_params": '{"epochs": 2}', "export_params": '{"min_judgments": 2}'}
+    assert staff.post(url, data).status_code == 302
+    policy = RetrainPolicy.objects.get(collection=collection)
+    assert (policy.enabled, policy.min_new_judgments, policy.promotion_margin) == (True, 40, 0.01)
+    assert policy.params == {"train": {"epochs": 2}, "export": {"min_judgments": 2}}
+    task = PeriodicTask.objects.get(pk=policy.periodic_task_id)
+    assert task.enabled and (task.interval.every, task.interval.period) == (6, "hours")
+    # Switched off every 12 h; a bad training setting is refused with its name, nothing changes.
+    assert staff.post(url, {**data, "enabled": "", "every_hours": 12}).status_code == 302
+    task.refresh_from_db()
+    assert not task.enabled and task.interval.every == 12
+    bad = staff.post(url, {**data, "train_params": '{"epochs": 0}'})
+    assert bad.status_code == 200 and "epochs" in bad.content.decode()
+    bad = staff.post(url, {**data, "train_params": "{not json"})
+    assert bad.status_code == 200 and "Enter a valid JSON" in bad.content.decode()
+    policy.refresh_from_db()
+    assert policy.params["train"] == {"epochs": 2} and not policy.enabled
+    page = staff.get(url).content.decode()
+    assert 'data-field="enabled">off<' in page and 'value="12"' in page
