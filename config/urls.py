@@ -14,6 +14,7 @@ from drf_spectacular.views import (
 from annotate import urls as collections
 from annotate.export import urls as export
 from annotate.judging import urls as judging
+from annotate.language import choose_language
 from annotate.quality import urls as quality
 from config.login_throttle import ThrottledLoginView
 from mining import urls as mining
@@ -25,6 +26,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/language/", choose_language, name="choose-language"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Pages for people: an anonymous visitor is sent to the login page, not answered 403.
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),

@@ -65,7 +65,7 @@ def test_login_page_locks_a_username_after_the_limit_with_a_clear_message(live_s
     client = Browserless(live_server.url)
     for _ in range(limit):
         status, _, body = client.login("ann1", "wrong-password")
-        assert status == 200 and "didn't match" in body
+        assert status == 200 and "did not match" in body
     # Locked: even the right password is refused, with the reason and the wait.
     status, _, body = client.login("ann1", "ann1-pass-123")
     assert status == 429

@@ -87,6 +87,7 @@ PAGE_STAFF = {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN,
 RULES: dict[str, Rule] = {
     "login": Rule("GET", expect=PUBLIC),
     "favicon": Rule("GET", expect=PUBLIC),
+    "choose-language": Rule("POST", expect=PUBLIC),  # a 400 for the missing language: reached the view
     "logout": Rule("POST", expect={role: LOGIN for role in ROLES}),  # everyone lands on the login page
     "home": Rule("GET", expect={"anonymous": LOGIN, "outsider": OK, "annotator": OK, "staff": OK}),
     "api-schema": Rule("GET", expect=API_LOGGED_IN),

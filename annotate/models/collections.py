@@ -94,6 +94,8 @@ class AnnotatorProfile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotator_profile")
     is_simulated = models.BooleanField(default=False)
     simulation = models.JSONField(default=dict, blank=True, help_text="Noise and seed of a simulated annotator.")
+    # The interface language the user chose once (annotate.language); blank: the browser's.
+    language = models.CharField(max_length=16, blank=True, default="", choices=settings.LANGUAGES)
 
     def __str__(self) -> str:
         return f"{self.user}{' (simulated)' if self.is_simulated else ''}"

@@ -1,0 +1,52 @@
+"""The interface language, chosen once and kept per user: English or Simplified Chinese.
+
+Django's LocaleMiddleware picks a language from the cookie or the browser; a signed-in user's
+saved choice (AnnotatorProfile.language) wins over both, on every device. ``choose_language`` saves
+it (and the cookie, for the login page before anyone signs in)."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpResponseBadRequest
+from django.shortcuts import redirect
+from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from .models import AnnotatorProfile
+
+LANGUAGE_CODES = {code for code, _ in settings.LANGUAGES}
+
+
+class UserLanguageMiddleware:
+    """After AuthenticationMiddleware and LocaleMiddleware: activate the signed-in user's saved language."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            language = (AnnotatorProfile.objects.filter(user=user).values_list("language", flat=True).first() or "")
+            if language in LANGUAGE_CODES:
+                translation.activate(language)
+                request.LANGUAGE_CODE = language
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Language", translation.get_language())
+        return response
+
+
+@require_POST
+def choose_language(request):
+    language = request.POST.get("language", "")
+    if language not in LANGUAGE_CODES:
+        return HttpResponseBadRequest(f"language: must be one of {', '.join(sorted(LANGUAGE_CODES))}, got {language!r}\n",
+                                      content_type="text/plain; charset=utf-8")
+    if request.user.is_authenticated:
+        AnnotatorProfile.objects.update_or_create(user=request.user, defaults={"language": language})
+    target = request.POST.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        target = "/"
+    response = redirect(target)
+    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, max_age=365 * 24 * 3600, samesite="Lax")
+    return response

@@ -1,0 +1,69 @@
+"""English and Simplified Chinese, chosen once and kept per user (#16 item 3)."""
+from __future__ import annotations
+
+import gettext
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from annotate.models import AnnotatorProfile
+
+pytestmark = pytest.mark.django_db
+CATALOGUE = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES"
+
+
+def test_the_choice_is_kept_on_the_user_whatever_the_browser_says(client, django_user_model):
+    user = django_user_model.objects.create_user("lang-user", password="pw")
+    client.force_login(user)
+    english = client.get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert ">Collections</a>" in english and 'lang="en"' in english
+    response = client.post("/accounts/language/", {"language": "zh-hans", "next": "/"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert AnnotatorProfile.objects.get(user=user).language == "zh-hans"
+    client.cookies.clear()  # another device: no cookie, an English browser, the saved choice wins
+    client.force_login(user)
+    chinese = client.get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert ">集合</a>" in chinese and ">退出登录</button>" in chinese and 'lang="zh-hans"' in chinese
+    client.post("/accounts/language/", {"language": "en", "next": "/"})
+    assert ">Collections</a>" in client.get("/").content.decode()
+
+
+def test_before_signing_in_the_choice_is_a_cookie(client):
+    assert "<h1>Log in</h1>" in client.get("/accounts/login/").content.decode()
+    client.post("/accounts/language/", {"language": "zh-hans", "next": "/accounts/login/"})
+    assert "<h1>登录</h1>" in client.get("/accounts/login/").content.decode()
+
+
+@pytest.mark.parametrize("language, next_url, status", [("fr", "/", 400), ("", "/", 400),
+                                                         ("zh-hans", "https://evil.example/", 302)])
+def test_a_bad_language_is_refused_and_an_outside_next_is_ignored(client, language, next_url, status):
+    response = client.post("/accounts/language/", {"language": language, "next": next_url})
+    assert response.status_code == status
+    if status == 400:
+        assert "language: must be one of en, zh-hans" in response.content.decode()
+    else:
+        assert response["Location"] == "/"
+
+
+def _po_entries(path: Path) -> dict[str, str]:
+    entries, text = {}, path.read_text(encoding="utf-8")
+    for block in text.split("\n\n"):
+        if "msgid" not in block or "msgid_plural" in block:
+            continue
+        msgid = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', block.split("msgstr")[0]))
+        msgstr = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', block.split("msgstr", 1)[1]))
+        if msgid:
+            entries[msgid.replace('\\"', '"')] = msgstr.replace('\\"', '"')
+    return entries
+
+
+def test_every_string_of_the_catalogue_is_translated_and_the_compiled_file_matches():
+    entries = _po_entries(CATALOGUE / "django.po")
+    assert len(entries) > 50
+    assert [msgid for msgid, msgstr in entries.items() if not msgstr] == []
+    with open(CATALOGUE / "django.mo", "rb") as handle:
+        compiled = gettext.GNUTranslations(handle)
+    stale = [msgid for msgid, msgstr in entries.items() if compiled.gettext(msgid) != msgstr]
+    assert stale == [], "django.mo is older than django.po: run msgfmt (README, Translations)"
