@@ -195,3 +195,19 @@ def test_staff_create_a_collection_and_edit_its_rules_with_bad_values_refused(st
     assert (fresh.overlap_k, fresh.gold_rate, fresh.guideline_version) == (3, 0.1, "v1")
     taken = staff.post(reverse("collection-new"), {**base, "slug": "room"})
     assert taken.status_code == 200 and "already exists" in taken.content.decode()
+
+
+def test_every_staff_page_has_a_plain_title_and_one_body(staff, judged):
+    """A template whose title block swallowed the page (the runs page once did) still answered 200."""
+    import re
+
+    urls = [reverse("home"), reverse("collection-new")]
+    urls += [reverse(name, args=["room"]) for name in (
+        "collection-overview", "members", "collection-settings", "exports", "training-runs", "retrain-schedule",
+        "search-preview", "quality-dashboard", "adjudication-queue")]
+    urls += [reverse("mining-jobs"), reverse("import-new")]
+    for url in urls:
+        html = staff.get(url).content.decode()
+        title = re.search(r"<title>(.*?)</title>", html, re.S)
+        assert title and "<" not in title.group(1) and len(title.group(1)) < 120, url
+        assert html.count("<main>") == 1 and html.count("</html>") == 1, url
