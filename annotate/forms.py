@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from .models import Collection
 
@@ -55,6 +56,11 @@ class CollectionSettingsForm(forms.ModelForm):
         fields = ["slug", "name", "description", "overlap_k", "lease_minutes", "guideline_version", "judging_view",
                   "tokenizer", "gold_rate", "agreement_every", "adjudication_alpha", "is_active"]
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+        labels = {"slug": _("Slug"), "name": _("Name"), "description": _("Description"),
+                  "overlap_k": _("Annotators per candidate (k)"), "lease_minutes": _("Lease (minutes)"),
+                  "judging_view": _("Judging view"), "tokenizer": _("Tokenizer"), "gold_rate": _("Gold rate"),
+                  "agreement_every": _("Agreement report every (grades)"),
+                  "adjudication_alpha": _("Adjudication below alpha"), "is_active": _("Active")}
 
     def __init__(self, *args, **kwargs):
         from .judging.guidelines import available_versions
@@ -64,8 +70,9 @@ class CollectionSettingsForm(forms.ModelForm):
         current = getattr(self.instance, "guideline_version", None)
         choices = sorted(set(versions) | ({current} if current and self.instance.pk else set()))
         self.fields["guideline_version"] = forms.ChoiceField(
-            choices=[(v, v) for v in choices], initial=current or (versions[0] if versions else None),
-            help_text="a version folder under guidelines/; changing it asks every annotator to read it first")
+            label=_("Guideline version"), choices=[(v, v) for v in choices],
+            initial=current or (versions[0] if versions else None),
+            help_text=_("a version folder under guidelines/; changing it asks every annotator to read it first"))
         self.fields["adjudication_alpha"].validators.append(_between(-1.0, 1.0))
         if self.instance.pk:  # fixed once the collection exists: URLs and indexes depend on them
             for name in ("slug", "tokenizer"):

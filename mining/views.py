@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -21,14 +22,14 @@ from .pipeline import DEFAULT_DEPTH, DEFAULT_NEGATIVES, METHODS, MiningParamsErr
 
 
 class StartMiningForm(forms.Form):
-    collection = forms.ModelChoiceField(queryset=Collection.objects.order_by("slug"), to_field_name="slug",
-                                        empty_label=None)
-    method = forms.ChoiceField(choices=[(m, m) for m in METHODS], initial="hybrid",
-                               help_text="hybrid: BM25 and the dense miner fused by rank")
-    depth = forms.IntegerField(min_value=1, max_value=10_000, initial=DEFAULT_DEPTH,
-                               help_text="documents retrieved per query")
-    negatives = forms.IntegerField(min_value=1, max_value=1000, initial=DEFAULT_NEGATIVES,
-                                   help_text="hard negatives added per query after the false-negative guards")
+    collection = forms.ModelChoiceField(label=_("Collection"), queryset=Collection.objects.order_by("slug"),
+                                        to_field_name="slug", empty_label=None)
+    method = forms.ChoiceField(label=_("Method"), choices=[(m, m) for m in METHODS], initial="hybrid",
+                               help_text=_("hybrid: BM25 and the dense miner fused by rank"))
+    depth = forms.IntegerField(label=_("Depth"), min_value=1, max_value=10_000, initial=DEFAULT_DEPTH,
+                               help_text=_("documents retrieved per query"))
+    negatives = forms.IntegerField(label=_("Negatives"), min_value=1, max_value=1000, initial=DEFAULT_NEGATIVES,
+                                   help_text=_("hard negatives added per query after the false-negative guards"))
 
 
 @staff_required("mining jobs")

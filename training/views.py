@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotate.access import staff_collection
@@ -99,18 +100,20 @@ class StartRunForm(forms.Form):
     """Start a training run from the runs page: a listwise snapshot and the settings staff change
     most. Empty fields keep the defaults (chosen by figures, README "Training runs")."""
 
-    snapshot = forms.ModelChoiceField(queryset=ExportSnapshot.objects.none(), empty_label=None,
-                                      help_text="a finished listwise export of this collection")
+    snapshot = forms.ModelChoiceField(label=_("Snapshot"), queryset=ExportSnapshot.objects.none(), empty_label=None,
+                                      help_text=_("a finished listwise export of this collection"))
     candidates = forms.MultipleChoiceField(
-        choices=[(ZERO_SHOT, "zero-shot base"), (BI, "bi-encoder, fine-tuned"), (CROSS, "cross-encoder (slow on CPU)"),
-                 (FUSED, "fusion with BM25")],
+        label=_("Candidates"),
+        choices=[(ZERO_SHOT, _("zero-shot base")), (BI, _("bi-encoder, fine-tuned")),
+                 (CROSS, _("cross-encoder (slow on CPU)")), (FUSED, _("fusion with BM25"))],
         initial=list(DEFAULT_CANDIDATES), widget=forms.CheckboxSelectMultiple)
-    epochs = forms.IntegerField(required=False, min_value=1, max_value=100)
-    learning_rate = forms.FloatField(required=False, min_value=1e-7, max_value=1.0)
-    min_dev_queries = forms.IntegerField(required=False, min_value=1, max_value=100_000,
-                                         help_text="below this the gate promotes nothing (default 20)")
-    promotion_margin = forms.FloatField(required=False, min_value=-0.99, max_value=0.99,
-                                        help_text="dev NDCG@10 gain the lower bound must clear (default 0.005)")
+    epochs = forms.IntegerField(label=_("Epochs"), required=False, min_value=1, max_value=100)
+    learning_rate = forms.FloatField(label=_("Learning rate"), required=False, min_value=1e-7, max_value=1.0)
+    min_dev_queries = forms.IntegerField(label=_("Minimum dev queries"), required=False, min_value=1,
+                                         max_value=100_000,
+                                         help_text=_("below this the gate promotes nothing (default 20)"))
+    promotion_margin = forms.FloatField(label=_("Promotion margin"), required=False, min_value=-0.99, max_value=0.99,
+                                        help_text=_("dev NDCG@10 gain the lower bound must clear (default 0.005)"))
 
     def __init__(self, *args, collection, **kwargs):
         super().__init__(*args, **kwargs)
@@ -156,16 +159,20 @@ def training_runs(request, slug: str):
 
 
 class RetrainPolicyForm(forms.Form):
-    enabled = forms.BooleanField(required=False, help_text="retrain by itself on the schedule below")
-    every_hours = forms.IntegerField(min_value=1, max_value=24 * 90, initial=24, help_text="how often the check runs")
-    min_new_judgments = forms.IntegerField(min_value=0, max_value=10_000_000, initial=500,
-                                           help_text="a run starts only after this many new people's grades")
-    promotion_margin = forms.FloatField(min_value=-0.99, max_value=0.99, initial=0.005,
-                                        help_text="dev NDCG@10 gain the gate's lower bound must clear")
-    train_params = forms.JSONField(required=False, initial=dict, widget=forms.Textarea(attrs={"rows": 3}),
-                                   help_text='run settings, e.g. {"epochs": 3, "candidates": ["zero-shot", "bi-encoder", "fusion"]}')
-    export_params = forms.JSONField(required=False, initial=dict, widget=forms.Textarea(attrs={"rows": 2}),
-                                    help_text='export filters, e.g. {"min_judgments": 2}')
+    enabled = forms.BooleanField(label=_("Enabled"), required=False,
+                                 help_text=_("retrain by itself on the schedule below"))
+    every_hours = forms.IntegerField(label=_("Every (hours)"), min_value=1, max_value=24 * 90, initial=24,
+                                     help_text=_("how often the check runs"))
+    min_new_judgments = forms.IntegerField(label=_("New grades needed"), min_value=0, max_value=10_000_000,
+                                           initial=500,
+                                           help_text=_("a run starts only after this many new people's grades"))
+    promotion_margin = forms.FloatField(label=_("Promotion margin"), min_value=-0.99, max_value=0.99, initial=0.005,
+                                        help_text=_("dev NDCG@10 gain the gate's lower bound must clear"))
+    train_params = forms.JSONField(label=_("Run settings (JSON)"), required=False, initial=dict,
+                                   widget=forms.Textarea(attrs={"rows": 3}),
+                                   help_text='{"epochs": 3, "candidates": ["zero-shot", "bi-encoder", "fusion"]}')
+    export_params = forms.JSONField(label=_("Export filters (JSON)"), required=False, initial=dict,
+                                    widget=forms.Textarea(attrs={"rows": 2}), help_text='{"min_judgments": 2}')
 
 
 @login_required

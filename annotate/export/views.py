@@ -18,6 +18,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -63,14 +64,16 @@ class ExportForm(forms.Form):
     """The export page's form: the format and the filters staff set most; every other parameter
     keeps its default (the API and `export_data` take them all)."""
 
-    format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], initial="listwise")
-    split = forms.ChoiceField(choices=[(s, s) for s in SPLIT_CHOICES], initial="all")
-    min_judgments = forms.IntegerField(min_value=0, max_value=1000, initial=0,
-                                       help_text="pairs with fewer people's grades are left out")
-    min_weight = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.0,
-                                  help_text="pairs whose label the annotator model is less sure of are left out")
-    only_with_positive = forms.BooleanField(required=False, help_text="only queries with a relevant candidate")
-    guideline_version = forms.CharField(required=False, max_length=64, help_text="only grades made under this version")
+    format = forms.ChoiceField(label=_("Format"), choices=[(f, f) for f in FORMATS], initial="listwise")
+    split = forms.ChoiceField(label=_("Split"), choices=[(s, s) for s in SPLIT_CHOICES], initial="all")
+    min_judgments = forms.IntegerField(label=_("Minimum grades per pair"), min_value=0, max_value=1000, initial=0,
+                                       help_text=_("pairs with fewer people's grades are left out"))
+    min_weight = forms.FloatField(label=_("Minimum weight"), min_value=0.0, max_value=1.0, initial=0.0,
+                                  help_text=_("pairs whose label the annotator model is less sure of are left out"))
+    only_with_positive = forms.BooleanField(label=_("Only with a positive"), required=False,
+                                            help_text=_("only queries with a relevant candidate"))
+    guideline_version = forms.CharField(label=_("Guideline version"), required=False, max_length=64,
+                                        help_text=_("only grades made under this version"))
 
     def params(self) -> dict:
         data = self.cleaned_data

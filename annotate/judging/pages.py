@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ..access import collection_for_member, staff_collection
@@ -61,10 +62,10 @@ def acknowledge_guidelines(request, slug: str):
 
 
 class AddMemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                               help_text="only to create a new account")
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ANNOTATOR)
+    username = forms.CharField(label=_("Username"), max_length=150)
+    password = forms.CharField(label=_("Password"), required=False, widget=forms.PasswordInput(render_value=False),
+                               help_text=_("only to create a new account"))
+    role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices, initial=Membership.Role.ANNOTATOR)
 
 
 @login_required

@@ -50,6 +50,7 @@ def test_a_bad_language_is_refused_and_an_outside_next_is_ignored(client, langua
 def _po_entries(path: Path) -> dict[str, str]:
     entries, text = {}, path.read_text(encoding="utf-8")
     for block in text.split("\n\n"):
+        block = "\n".join(line for line in block.split("\n") if not line.startswith("#"))  # comments
         if "msgid" not in block or "msgid_plural" in block:
             continue
         msgid = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', block.split("msgstr")[0]))
@@ -67,3 +68,22 @@ def test_every_string_of_the_catalogue_is_translated_and_the_compiled_file_match
         compiled = gettext.GNUTranslations(handle)
     stale = [msgid for msgid, msgstr in entries.items() if compiled.gettext(msgid) != msgstr]
     assert stale == [], "django.mo is older than django.po: run msgfmt (README, Translations)"
+
+
+def test_the_staff_pages_of_the_loop_speak_chinese_to_a_user_who_chose_it(client, staff_user):
+    from django.urls import reverse
+
+    from annotate.models import Collection
+
+    Collection.objects.create(slug="zh", name="ZH")
+    client.force_login(staff_user)
+    client.post("/accounts/language/", {"language": "zh-hans", "next": "/"})
+    for url, words in ((reverse("exports", args=["zh"]), ("开始导出", "格式", "还没有导出")),
+                       (reverse("training-runs", args=["zh"]), ("开始训练", "模型版本")),
+                       (reverse("retrain-schedule", args=["zh"]), ("定时重新训练", "间隔（小时）")),
+                       (reverse("collection-settings", args=["zh"]), ("每个候选的标注员数（k）", "保存")),
+                       (reverse("mining-jobs"), ("挖掘任务", "开始挖掘")),
+                       (reverse("members", args=["zh"]), ("添加成员", "用户名")),
+                       (reverse("collection-overview", args=["zh"]), ("标注进度", "一致性"))):
+        html = client.get(url).content.decode()
+        assert all(word in html for word in words), (url, [w for w in words if w not in html])
