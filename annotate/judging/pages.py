@@ -38,8 +38,26 @@ def judge(request, slug: str):
     guideline_html, guideline_language = _guideline_html(collection, request)
     return render(request, "annotate/judge.html", {
         "collection": collection, "lease": lease, "task": payload,
-        "guideline_html": guideline_html, "guideline_language": guideline_language,
+        "guideline_html": guideline_html, "guideline_language": guideline_language, "ui_text": judge_text(),
     })
+
+
+def judge_text() -> dict[str, str]:
+    """What the judging page's script says, in the user's language (%(name)s filled in by the script)."""
+    from django.utils.translation import gettext
+
+    return {
+        "saved": gettext("saved"), "saving": gettext("saving… %(n)s"),
+        "offline": gettext("offline: %(n)s not saved, waiting"),
+        "not_saved": gettext("not saved (%(why)s): %(n)s waiting, retrying"), "no_connection": gettext("no connection"),
+        "refused": gettext("not saved (HTTP %(status)s)"), "skip_needs_reason": gettext("A skip needs a reason."),
+        "grade_first": gettext("Grade or skip this candidate first, then flag it or add a note."),
+        "undone": gettext("Undone."), "nothing_to_undo": gettext("Nothing to undo."),
+        "finished_next": gettext("Query finished and saved. Press Enter for the next one."),
+        "still_open": gettext("%(n)s candidate(s) still need a grade or a skip."),
+        "not_saved_yet": gettext("Some grades are not saved yet; finishing when they are."),
+        "could_not_finish": gettext("could not finish (HTTP %(status)s)"),
+    }
 
 
 @login_required

@@ -28,16 +28,22 @@
 
   function say(text) { message.textContent = text || ""; }
 
+  // Interface text in the user's language (the view renders it: annotate/judging/pages.py).
+  const uiText = JSON.parse(document.getElementById("judge-text").textContent);
+  function t(key, values) {
+    return (uiText[key] || key).replace(/%\((\w+)\)s/g, (_, name) => String((values || {})[name]));
+  }
+
   function setSaveState() {
     const pending = loadPending().length;
     saveState.classList.toggle("pending", pending > 0 && navigator.onLine);
     saveState.classList.toggle("offline", pending > 0 && !navigator.onLine);
     saveState.classList.toggle("failed", pending > 0 && lastFailure !== null);
     if (!pending) lastFailure = null;
-    saveState.textContent = !pending ? "saved"
-      : !navigator.onLine ? "offline: " + pending + " not saved, waiting"
-      : lastFailure !== null ? "not saved (" + lastFailure + "): " + pending + " waiting, retrying"
-      : "saving… " + pending;
+    saveState.textContent = !pending ? t("saved")
+      : !navigator.onLine ? t("offline", { n: pending })
+      : lastFailure !== null ? t("not_saved", { why: lastFailure, n: pending })
+      : t("saving", { n: pending });
   }
 
   // A 5xx, a timeout or a dropped connection says nothing about the action itself: it stays
@@ -84,7 +90,7 @@
         result = { ok: false, status: 0, data: null };
       }
       if (retryable(result.status)) {
-        lastFailure = result.status ? "HTTP " + result.status : "no connection";
+        lastFailure = result.status ? "HTTP " + result.status : t("no_connection");
         scheduleRetry();
         return result;
       }
@@ -92,7 +98,7 @@
       lastFailure = null;
       retryDelay = 1000;
       if (!result.ok) {
-        say((result.data && result.data.detail) || ("not saved (HTTP " + result.status + ")"));
+        say((result.data && result.data.detail) || t("refused", { status: result.status }));
         if (result.status === 409 && action.path === "judgments/") refreshFromServer();
         return result;
       }
@@ -252,7 +258,7 @@
     const data = focusedData();
     const reason = await askText("Why skip this candidate? / 跳过原因", "");
     if (reason === null) return;
-    if (!reason.trim()) { say("A skip needs a reason."); return; }
+    if (!reason.trim()) { say(t("skip_needs_reason")); return; }
     const wasOpen = isOpenData(data);
     Object.assign(data, { grade: null, skipped: true, skip_reason: reason.trim() });
     countChange(wasOpen, false);
@@ -264,7 +270,7 @@
 
   function needsGradeFirst(data) {
     if ((data.grade === null || data.grade === undefined) && !data.skipped) {
-      say("Grade or skip this candidate first, then flag it or add a note.");
+      say(t("grade_first"));
       return true;
     }
     return false;
@@ -293,9 +299,9 @@
     if (result.ok && result.data && result.data.judgment) {
       const index = cards.findIndex((c) => c.dataset.id === String(result.data.judgment.candidate));
       if (index >= 0) setFocus(index);
-      say("Undone.");
+      say(t("undone"));
     } else if (result.ok) {
-      say("Nothing to undo.");
+      say(t("nothing_to_undo"));
     }
   }
 
@@ -307,7 +313,7 @@
     const dialog = document.getElementById("next-dialog");
     dialog.addEventListener("close", () => {
       if (dialog.returnValue === "next") window.location.reload();
-      else say("Query finished and saved. Press Enter for the next one.");
+      else say(t("finished_next"));
     }, { once: true });
     dialog.showModal();
     document.getElementById("next-ok").focus();
@@ -317,15 +323,15 @@
     if (finished) { window.location.reload(); return; }
     const open = cards.findIndex((c, i) => isOpen(i));
     if (open >= 0) {
-      say(cards.filter((c, i) => isOpen(i)).length + " candidate(s) still need a grade or a skip.");
+      say(t("still_open", { n: cards.filter((c, i) => isOpen(i)).length }));
       setFocus(open);
       return;
     }
     await flushPending();
-    if (loadPending().length) { say("Some grades are not saved yet; finishing when they are."); return; }
+    if (loadPending().length) { say(t("not_saved_yet")); return; }
     const result = await post("finish/", {});
     if (result.ok) { askForTheNext(); return; }
-    say((result.data && result.data.detail) || "could not finish (HTTP " + result.status + ")");
+    say((result.data && result.data.detail) || t("could_not_finish", { status: result.status }));
   }
 
   document.addEventListener("keydown", (event) => {

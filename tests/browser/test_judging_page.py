@@ -231,3 +231,20 @@ def test_the_query_stays_in_view_and_escape_after_finishing_stays_on_the_page(pa
     assert page.locator("h1.query").inner_text() == ENGLISH[0]
     page.keyboard.press("Enter")
     page.wait_for_selector("text=Nothing left to judge")
+
+
+def test_the_page_script_speaks_the_users_language(page, annotator_user):
+    """The judging page's own messages (save state, what is missing) follow the user's chosen language."""
+    from annotate.models import AnnotatorProfile
+
+    AnnotatorProfile.objects.create(user=annotator_user, language="zh-hans")
+    make_collection("zh", *CHINESE, annotator_user)
+    login(page, "ann-browser", "ann-browser-pass")
+    page.goto("/c/zh/guidelines/")
+    page.click("#acknowledge")
+    page.wait_for_selector("#workbench")
+    page.keyboard.press("2")
+    page.wait_for_function("document.getElementById('save-state').textContent === '已保存'")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('message').textContent === '还有 3 个候选需要评分或跳过。'")
+    assert page.locator("a:has-text('集合')").count() >= 1  # the header too
