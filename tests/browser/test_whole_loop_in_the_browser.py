@@ -105,7 +105,7 @@ def test_staff_and_an_annotator_run_the_whole_loop_from_the_browser(page, live_s
         shot(page, "mining-en")
 
         # The annotator judges one query with the keyboard.
-        page.click("button:has-text('Log out')")
+        page.click("#log-out")
         login(page, "loop-ann", "loop-annotator-pass-1")
         page.goto("/c/loop/guidelines/?lang=zh")
         page.click("#acknowledge")
@@ -121,7 +121,7 @@ def test_staff_and_an_annotator_run_the_whole_loop_from_the_browser(page, live_s
         page.keyboard.press("Escape")
 
         # Staff: quality, export, training, the decision, the search preview.
-        page.click("button:has-text('Log out')")
+        page.click("#log-out")
         login(page, "staff", "staff-pass-123")
         page.goto("/c/loop/quality/")
         page.click("button:has-text('Recompute')")
@@ -152,7 +152,20 @@ def test_staff_and_an_annotator_run_the_whole_loop_from_the_browser(page, live_s
         page.click("button:has-text('Search')")
         page.wait_for_selector(".served-by")
         assert page.locator("table.results tbody tr").count() >= 1
+        shot(page, "search-en")
+
+        # The same staff pages in Chinese, chosen once with the switch in the header.
+        page.click("#language-switch button[value=zh-hans]")
+        page.wait_for_selector(".collection-nav >> text=训练")
         shot(page, "search-zh")
+        page.click(".collection-nav >> text=概览")
+        page.wait_for_selector("text=标注进度")
+        shot(page, "overview-zh")
+        page.click(".collection-nav >> text=训练")
+        page.click("table.results tbody tr >> nth=0 >> a >> nth=0")  # the run just made
+        page.wait_for_selector("text=训练损失")
+        assert page.locator("[data-field=reason]").inner_text() == reason
+        shot(page, "run-zh")
     finally:
         worker.stop()
     assert server_errors == []
