@@ -255,3 +255,31 @@ def _guard_scores(resources: Resources, method: str, documents: list, tokens, ve
         return {}
     rows = np.asarray(resources.embeddings.vectors[positions], dtype=np.float32)
     return dict(zip(documents, (rows @ np.asarray(vector, dtype=np.float32)).tolist()))
+
+
+COLLECTION_KEYS = ("premine_method", "ready_per_annotator", "bm25")
+
+
+def check_collection_settings(settings) -> dict:
+    """A collection's ``mining_settings`` checked as the jobs and pre-mining read them: the job keys
+    (depth, negatives, PARAM_KEYS) through resolve_settings, plus ``premine_method`` (a METHOD),
+    ``ready_per_annotator`` (1..1000) and ``bm25`` ({"k1", "b", "epsilon"} numbers). Returns them;
+    MiningParamsError names the first bad one."""
+    if not isinstance(settings, Mapping):
+        raise MiningParamsError(f"mining settings must be a JSON object, got {type(settings).__name__}")
+    unknown = sorted(set(settings) - set(PARAM_KEYS) - {"depth", "negatives"} - set(COLLECTION_KEYS))
+    if unknown:
+        raise MiningParamsError(f"unknown mining setting(s): {', '.join(unknown)}; expected depth, negatives, "
+                                f"{', '.join(PARAM_KEYS + COLLECTION_KEYS)}")
+    method = settings.get("premine_method", "bm25")
+    resolve_settings(method=method, params={k: v for k, v in settings.items() if k not in COLLECTION_KEYS})
+    ready = settings.get("ready_per_annotator", 5)
+    if not isinstance(ready, int) or isinstance(ready, bool) or not 1 <= ready <= 1000:
+        raise MiningParamsError(f"ready_per_annotator must be an integer between 1 and 1000, got {ready!r}")
+    bm25 = settings.get("bm25", {})
+    if not isinstance(bm25, Mapping) or set(bm25) - {"k1", "b", "epsilon"} or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in bm25.values()):
+        raise MiningParamsError(f'bm25 must be {{"k1", "b", "epsilon"}} with numbers >= 0, got {bm25!r}')
+    if "b" in bm25 and bm25["b"] > 1:
+        raise MiningParamsError(f"bm25.b must be between 0 and 1, got {bm25['b']!r}")
+    return dict(settings)

@@ -7,6 +7,7 @@ from . import views
 
 pages = [
     path("mining/jobs/", views.job_list, name="mining-jobs"),
+    path("c/<slug:slug>/mining/settings/", views.mining_settings, name="mining-settings"),
     path("mining/jobs/<id:job_id>/", views.job_detail, name="mining-job"),
     path("mining/jobs/<id:job_id>/progress.json", views.job_progress, name="mining-job-progress"),
     path("mining/jobs/<id:job_id>/cancel/", views.job_cancel, name="mining-job-cancel"),

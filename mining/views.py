@@ -18,7 +18,13 @@ from config.errors import api_error
 
 from . import selectors, services
 from .models import MiningJob
-from .pipeline import DEFAULT_DEPTH, DEFAULT_NEGATIVES, METHODS, MiningParamsError
+from .pipeline import (
+    DEFAULT_DEPTH,
+    DEFAULT_NEGATIVES,
+    METHODS,
+    MiningParamsError,
+    check_collection_settings,
+)
 
 
 class StartMiningForm(forms.Form):
@@ -47,6 +53,30 @@ def job_list(request):
             messages.success(request, f"Mining job {job.pk} started.")
             return redirect("mining-job", job_id=job.pk)
     return render(request, "mining/jobs.html", {"jobs": selectors.recent_jobs(), "form": form})
+
+
+class MiningSettingsForm(forms.Form):
+    settings = forms.JSONField(label=_("Mining defaults (JSON)"), required=False,
+                               widget=forms.Textarea(attrs={"rows": 6, "cols": 70}),
+                               help_text=_("what every job and pre-mining of this collection starts from"))
+
+
+@staff_required("mining settings")
+@require_http_methods(["GET", "POST"])
+def mining_settings(request, slug: str):
+    """Staff: a collection's mining defaults, checked as a job would check them."""
+    collection = get_object_or_404(Collection, slug=slug)
+    form = MiningSettingsForm(request.POST or None, initial={"settings": collection.mining_settings or {}})
+    if request.method == "POST" and form.is_valid():
+        try:
+            checked = check_collection_settings(form.cleaned_data["settings"] or {})
+        except MiningParamsError as error:
+            form.add_error("settings", str(error))
+        else:
+            Collection.objects.filter(pk=collection.pk).update(mining_settings=checked)
+            messages.success(request, f"Mining defaults of {collection.slug} saved.")
+            return redirect("mining-settings", slug=slug)
+    return render(request, "mining/settings.html", {"collection": collection, "form": form})
 
 
 @staff_required("mining jobs")

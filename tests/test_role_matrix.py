@@ -129,6 +129,7 @@ RULES: dict[str, Rule] = {
     "api-import-job": Rule("GET", import_job, API_STAFF),
     # Mining (staff)
     "mining-jobs": Rule("GET", expect=PAGE_STAFF),
+    "mining-settings": Rule("GET", slug, PAGE_STAFF),
     "mining-job": Rule("GET", mining_job, PAGE_STAFF),
     "mining-job-progress": Rule("GET", mining_job, PAGE_STAFF),
     "mining-job-cancel": Rule("POST", mining_job, PAGE_STAFF),

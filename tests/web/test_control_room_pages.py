@@ -211,3 +211,22 @@ def test_every_staff_page_has_a_plain_title_and_one_body(staff, judged):
         title = re.search(r"<title>(.*?)</title>", html, re.S)
         assert title and "<" not in title.group(1) and len(title.group(1)) < 120, url
         assert html.count("<main>") == 1 and html.count("</html>") == 1, url
+
+
+def test_the_mining_defaults_are_edited_and_checked_as_a_job_checks_them(staff, judged):
+    url = reverse("mining-settings", args=["room"])
+    good = '{"premine_method": "hybrid", "ready_per_annotator": 3, "depth": 20, "margin": 0.1, "bm25": {"k1": 1.2}}'
+    assert staff.post(url, {"settings": good}).status_code == 302
+    judged.refresh_from_db()
+    assert judged.mining_settings["premine_method"] == "hybrid" and judged.mining_settings["bm25"] == {"k1": 1.2}
+    for bad, words in (('{"premine_method": "magic"}', "method must be one of"),
+                       ('{"depth": 0}', "depth must be between 1 and 10000"),
+                       ('{"ready_per_annotator": "many"}', "ready_per_annotator must be an integer"),
+                       ('{"bm25": {"b": 2}}', "bm25.b must be between 0 and 1"),
+                       ('{"deepness": 3}', "unknown mining setting(s): deepness"),
+                       ("[1, 2]", "must be a JSON object"),
+                       ("{oops", "Enter a valid JSON")):
+        response = staff.post(url, {"settings": bad})
+        assert response.status_code == 200 and words in response.content.decode(), bad
+    judged.refresh_from_db()
+    assert judged.mining_settings["depth"] == 20  # nothing half-saved
