@@ -84,6 +84,9 @@ def test_the_staff_pages_of_the_loop_speak_chinese_to_a_user_who_chose_it(client
                        (reverse("collection-settings", args=["zh"]), ("每个候选的标注员数（k）", "保存")),
                        (reverse("mining-jobs"), ("挖掘任务", "开始挖掘")),
                        (reverse("members", args=["zh"]), ("添加成员", "用户名")),
-                       (reverse("collection-overview", args=["zh"]), ("标注进度", "一致性"))):
+                       (reverse("collection-overview", args=["zh"]), ("标注进度", "一致性")),
+                       (reverse("quality-dashboard", args=["zh"]), ("立即重新计算", "趋势")),
+                       (reverse("adjudication-queue", args=["zh"]), ("评分相差两级及以上的候选",)),
+                       (reverse("mining-settings", args=["zh"]), ("挖掘默认设置",))):
         html = client.get(url).content.decode()
         assert all(word in html for word in words), (url, [w for w in words if w not in html])
