@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .access import collections_visible_to, require_staff, staff_collection
@@ -47,7 +48,8 @@ def collection_settings(request, slug: str | None = None):
     form = CollectionSettingsForm(request.POST or None, instance=collection)
     if request.method == "POST" and form.is_valid():
         saved = form.save()
-        messages.success(request, f"Collection {saved.slug} {'saved' if collection else 'created'}.")
+        messages.success(request, (gettext("Collection %(slug)s saved.") if collection else gettext("Collection %(slug)s created."))
+                         % {"slug": saved.slug})
         return redirect("collection-settings", slug=saved.slug) if collection else redirect(
             "collection-overview", slug=saved.slug)
     return render(request, "annotate/collection_settings.html", {"collection": collection, "form": form})

@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -50,7 +51,7 @@ def job_list(request):
         except MiningParamsError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, f"Mining job {job.pk} started.")
+            messages.success(request, gettext("Mining job %(id)s started.") % {"id": job.pk})
             return redirect("mining-job", job_id=job.pk)
     return render(request, "mining/jobs.html", {"jobs": selectors.recent_jobs(), "form": form})
 
@@ -74,7 +75,7 @@ def mining_settings(request, slug: str):
             form.add_error("settings", str(error))
         else:
             Collection.objects.filter(pk=collection.pk).update(mining_settings=checked)
-            messages.success(request, f"Mining defaults of {collection.slug} saved.")
+            messages.success(request, gettext("Mining defaults of %(slug)s saved.") % {"slug": collection.slug})
             return redirect("mining-settings", slug=slug)
     return render(request, "mining/settings.html", {"collection": collection, "form": form})
 

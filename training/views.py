@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -146,7 +147,7 @@ def training_runs(request, slug: str):
         except (services.TrainingDataError, services.RunAlreadyActive) as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, f"Training run {run.pk} started; its page follows it.")
+            messages.success(request, gettext("Training run %(id)s started; its page follows it.") % {"id": run.pk})
             return redirect("training-run", slug=slug, run_id=run.pk)
     runs = list(TrainingRun.objects.filter(collection=collection).select_related("snapshot")[:50])
     for run in runs:
@@ -201,8 +202,9 @@ def retrain_schedule(request, slug: str):
         else:
             candidate.save()
             sync_schedule(policy=candidate, every_hours=data["every_hours"])
-            messages.success(request, f"Retraining {'on' if candidate.enabled else 'off'}: checked every "
-                                      f"{data['every_hours']} h, a run after {candidate.min_new_judgments} new grades.")
+            said = (gettext("Retraining on: checked every %(hours)s h, a run after %(n)s new grades.") if candidate.enabled
+                    else gettext("Retraining off."))
+            messages.success(request, said % {"hours": data["every_hours"], "n": candidate.min_new_judgments})
             return redirect("retrain-schedule", slug=slug)
     return render(request, "training/schedule.html", {"collection": collection, "form": form, "policy": policy,
                                                       "new_judgments": new_judgments_since_last_run(collection)})
@@ -219,7 +221,7 @@ def serve_version(request, slug: str, version_id: int):
     except OverrideRefused as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"Model version {version.pk} serves again.")
+        messages.success(request, gettext("Model version %(id)s serves again.") % {"id": version.pk})
     return redirect("training-runs", slug=slug)
 
 
@@ -247,7 +249,7 @@ def override_training_run(request, slug: str, run_id: int):
         run.refresh_from_db()  # another request may have promoted it meanwhile: show the run as it is
         form.add_error("reason" if isinstance(error, OverrideReasonError) else None, str(error))
         return _render_run(request, run, form, status=400 if isinstance(error, OverrideReasonError) else 409)
-    messages.success(request, f"Training run {run.pk} promoted by override.")
+    messages.success(request, gettext("Training run %(id)s promoted by override.") % {"id": run.pk})
     return redirect("training-run", slug=slug, run_id=run.pk)
 
 

@@ -18,6 +18,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -96,7 +97,8 @@ def exports(request, slug: str):
         except ExportParamsError as error:
             form.add_error(error.name if error.name in form.fields else None, error.reason)
         else:
-            messages.success(request, f"Export {snapshot.pk} ({snapshot.format}) started; this page follows it.")
+            messages.success(request, gettext("Export %(id)s (%(format)s) started; this page follows it.") % {
+                "id": snapshot.pk, "format": snapshot.format})
             return redirect("exports", slug=slug)
     snapshots = list(ExportSnapshot.objects.filter(collection=collection).select_related("created_by")
                      .order_by("-created_at", "-pk")[:50])

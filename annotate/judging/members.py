@@ -9,6 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Max
+from django.utils.translation import gettext
 
 from ..models import AgreementReport, Collection, Judgment, Lease, Membership
 from . import assignment
@@ -25,14 +26,15 @@ def add_member(*, collection: Collection, username: str, password: str = "",
     when a password is given (checked by the password validators), else refused."""
     username = (username or "").strip()
     if not username:
-        raise MemberError("username: required")
+        raise MemberError("username: " + gettext("required"))
     if role not in Membership.Role.values:
-        raise MemberError(f"role: must be one of {', '.join(Membership.Role.values)}, got {role!r}")
+        raise MemberError("role: " + gettext("must be one of %(roles)s, got %(role)r") % {
+            "roles": ", ".join(Membership.Role.values), "role": role})
     users = get_user_model()
     user = users.objects.filter(username=username).first()
     if user is None:
         if not password:
-            raise MemberError(f"username: no account {username!r}; give a password to create it")
+            raise MemberError("username: " + gettext("no account %(name)r; give a password to create it") % {"name": username})
         candidate = users(username=username)
         try:
             users.username_validator(username)
@@ -42,10 +44,12 @@ def add_member(*, collection: Collection, username: str, password: str = "",
                               f"{' '.join(error.messages)}") from None
         user = users.objects.create_user(username=username, password=password)
     elif password:
-        raise MemberError(f"password: account {username!r} exists; its password is not changed here")
+        raise MemberError("password: " + gettext("account %(name)r exists; its password is not changed here") % {
+            "name": username})
     membership, created = Membership.objects.get_or_create(collection=collection, user=user, defaults={"role": role})
     if not created:
-        raise MemberError(f"username: {username!r} is already a member of {collection.slug}")
+        raise MemberError("username: " + gettext("%(name)r is already a member of %(collection)s") % {
+            "name": username, "collection": collection.slug})
     return membership
 
 

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -96,10 +97,11 @@ def members_page(request, slug: str):
         try:
             membership = members.add_member(collection=collection, **form.cleaned_data)
         except members.MemberError as error:
-            field, _, reason = str(error).partition(": ")
+            field, _sep, reason = str(error).partition(": ")
             form.add_error(field if field in form.fields else None, reason or str(error))
         else:
-            messages.success(request, f"{membership.user.username} is now a member ({membership.role}).")
+            messages.success(request, gettext("%(user)s is now a member (%(role)s).") % {
+                "user": membership.user.username, "role": membership.get_role_display()})
             return redirect("members", slug=slug)
     return render(request, "annotate/members.html", {
         "collection": collection, "form": form, "rows": members.member_figures(collection)})
@@ -111,6 +113,6 @@ def remove_member_page(request, slug: str, user_id: int):
     collection = staff_collection(request.user, slug, "members")
     user = get_object_or_404(get_user_model(), pk=user_id, memberships__collection=collection)
     released = members.remove_member(collection=collection, user=user)
-    messages.success(request, f"{user.username} removed from {collection.slug}; {released} open task(s) given back. "
-                              "Their grades stay.")
+    messages.success(request, gettext("%(user)s removed from %(collection)s; %(n)s open task(s) given back. Their grades stay.")
+                     % {"user": user.username, "collection": collection.slug, "n": released})
     return redirect("members", slug=slug)

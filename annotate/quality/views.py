@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ..access import staff_collection
@@ -47,10 +48,10 @@ def recompute(request, slug: str):
     collection = staff_collection(request.user, slug, "quality control")
     if selectors.people_grade_count(collection) <= INLINE_REPORT_LIMIT:
         report = store_report(collection=collection)
-        messages.info(request, f"A new agreement report was computed ({report.seconds:.2f} s).")
+        messages.info(request, gettext("A new agreement report was computed (%(seconds).2f s).") % {"seconds": report.seconds})
     else:
         transaction.on_commit(lambda: recompute_report.delay(collection.pk, min_new=0))
-        messages.info(request, "A new agreement report is being computed; reload in a minute.")
+        messages.info(request, gettext("A new agreement report is being computed; reload in a minute."))
     return redirect("quality-dashboard", slug=slug)
 
 
@@ -74,13 +75,13 @@ def adjudication_query(request, slug: str, query_id: int):
         try:
             grade = int(request.POST.get("grade", ""))
         except ValueError:
-            messages.error(request, f"choose a final grade {GRADE_MIN}..{GRADE_MAX}")
+            messages.error(request, gettext("choose a final grade %(low)s..%(high)s") % {"low": GRADE_MIN, "high": GRADE_MAX})
         else:
             try:
                 adjudicate(candidate=candidate, grade=grade, reason=request.POST.get("reason", ""),
                            decided_by=request.user)
-                messages.success(request, f"Final grade {grade} set for {candidate.document.external_id}; "
-                                          "it replaces every other grade of this pair in the export.")
+                messages.success(request, gettext("Final grade %(grade)s set for %(document)s; it replaces every other grade of this pair in the "
+                                             "export.") % {"grade": grade, "document": candidate.document.external_id})
             except AdjudicationError as error:
                 messages.error(request, str(error))
         return redirect("adjudication-query", slug=slug, query_id=query.pk)

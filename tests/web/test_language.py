@@ -90,3 +90,21 @@ def test_the_staff_pages_of_the_loop_speak_chinese_to_a_user_who_chose_it(client
                        (reverse("mining-settings", args=["zh"]), ("挖掘默认设置",))):
         html = client.get(url).content.decode()
         assert all(word in html for word in words), (url, [w for w in words if w not in html])
+
+
+def test_what_the_pages_say_back_is_in_the_users_language_too(client, staff_user, django_user_model):
+    from django.urls import reverse
+
+    from annotate.models import Collection
+
+    Collection.objects.create(slug="zh2", name="ZH2")
+    django_user_model.objects.create_user("someone", password="pw")
+    client.force_login(staff_user)
+    client.post("/accounts/language/", {"language": "zh-hans", "next": "/"})
+    url = reverse("members", args=["zh2"])
+    refused = client.post(url, {"username": "ghost", "role": "annotator"}).content.decode()
+    assert "没有账号 &#x27;ghost&#x27;；填写密码以创建" in refused
+    added = client.post(url, {"username": "someone", "role": "annotator"}, follow=True).content.decode()
+    assert "someone 已成为成员" in added
+    required = client.post(reverse("exports", args=["zh2"]), {"format": "listwise"}).content.decode()
+    assert "该字段是必填项" in required  # Django's own messages come translated with Django
