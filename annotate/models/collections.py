@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class Collection(models.Model):
@@ -73,8 +74,8 @@ class Membership(models.Model):
     """An annotator (or a collection manager) taking part in a collection."""
 
     class Role(models.TextChoices):
-        ANNOTATOR = "annotator", "Annotator"
-        MANAGER = "manager", "Manager"
+        ANNOTATOR = "annotator", _("Annotator")
+        MANAGER = "manager", _("Manager")
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")

@@ -105,6 +105,6 @@ def test_what_the_pages_say_back_is_in_the_users_language_too(client, staff_user
     refused = client.post(url, {"username": "ghost", "role": "annotator"}).content.decode()
     assert "没有账号 &#x27;ghost&#x27;；填写密码以创建" in refused
     added = client.post(url, {"username": "someone", "role": "annotator"}, follow=True).content.decode()
-    assert "someone 已成为成员" in added
+    assert "someone 已成为成员（标注员）" in added
     required = client.post(reverse("exports", args=["zh2"]), {"format": "listwise"}).content.decode()
     assert "该字段是必填项" in required  # Django's own messages come translated with Django
