@@ -20,7 +20,7 @@ def model_versions(*, collection) -> QuerySet[ModelVersion]:
 
 def promoted_version(*, collection=None) -> ModelVersion | None:
     """The collection's promoted version; without a collection, the most recently promoted one."""
-    return ModelVersion.objects.promoted(collection).select_related("collection").first()
+    return ModelVersion.objects.promoted(collection).select_related("collection", "run").first()
 
 
 def promoted_model_dir(*, collection) -> Path | None:
