@@ -2,7 +2,9 @@
 
 Django's LocaleMiddleware picks a language from the cookie or the browser; a signed-in user's
 saved choice (AnnotatorProfile.language) wins over both, on every device. ``choose_language`` saves
-it (and the cookie, for the login page before anyone signs in)."""
+it (and the cookie, for the login page before anyone signs in). The saved choice is read once, at
+login, into the session: the middleware then costs no query per request (the judging API's
+requests are the hot path)."""
 from __future__ import annotations
 
 from django.conf import settings
@@ -15,21 +17,29 @@ from django.views.decorators.http import require_POST
 from .models import AnnotatorProfile
 
 LANGUAGE_CODES = {code for code, _ in settings.LANGUAGES}
+SESSION_KEY = "ui_language"
+
+
+def remember_on_login(sender, request, user, **kwargs):
+    """``user_logged_in`` receiver (annotate.apps): the user's saved language into the new session."""
+    language = AnnotatorProfile.objects.filter(user=user).values_list("language", flat=True).first() or ""
+    if language in LANGUAGE_CODES and request is not None and hasattr(request, "session"):
+        request.session[SESSION_KEY] = language
 
 
 class UserLanguageMiddleware:
-    """After AuthenticationMiddleware and LocaleMiddleware: activate the signed-in user's saved language."""
+    """After SessionMiddleware and LocaleMiddleware: activate the signed-in user's saved language
+    (put in the session at login or when chosen; a logout flushes it with the session)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            language = (AnnotatorProfile.objects.filter(user=user).values_list("language", flat=True).first() or "")
-            if language in LANGUAGE_CODES:
-                translation.activate(language)
-                request.LANGUAGE_CODE = language
+        session = getattr(request, "session", None)
+        language = session.get(SESSION_KEY) if session is not None else None
+        if language in LANGUAGE_CODES:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
         response = self.get_response(request)
         response.headers.setdefault("Content-Language", translation.get_language())
         return response
@@ -43,6 +53,7 @@ def choose_language(request):
                                       content_type="text/plain; charset=utf-8")
     if request.user.is_authenticated:
         AnnotatorProfile.objects.update_or_create(user=request.user, defaults={"language": language})
+        request.session[SESSION_KEY] = language
     target = request.POST.get("next") or "/"
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
                                            require_https=request.is_secure()):
