@@ -83,10 +83,15 @@ def _limit_message(exception) -> str:
 
 def not_found(request, exception=None):
     if _is_api(request):
-        return JsonResponse(error_body(f"No API route matches {request.path!r}."), status=404)
+        return JsonResponse(error_body(_no_route(request)), status=404)
     return defaults.page_not_found(request, exception)
 
 
+def _no_route(request) -> str:
+    return f"No API route matches {request.path!r}."
+
+
+# What an API error says when only its status is known (ApiErrorsAsJson, server_error).
 _STATUS_DETAIL = {
     400: "Bad request.",
     401: "Authentication credentials were not provided.",
@@ -113,7 +118,7 @@ class ApiErrorsAsJson:
         if not _is_api(request) or response.status_code < 400 or _is_json(response) or _is_docs_page(request):
             return response
         if response.status_code == 404:
-            detail = f"No API route matches {request.path!r}."
+            detail = _no_route(request)
         else:
             detail = _STATUS_DETAIL.get(response.status_code, f"HTTP {response.status_code}.")
         answer = JsonResponse(error_body(detail), status=response.status_code)
@@ -141,5 +146,5 @@ def _is_docs_page(request) -> bool:
 
 def server_error(request):
     if _is_api(request):
-        return JsonResponse(error_body("Internal server error; it has been logged."), status=500)
+        return JsonResponse(error_body(_STATUS_DETAIL[500]), status=500)
     return defaults.server_error(request)

@@ -9,6 +9,8 @@ is staff (annotate/access.py); this module only decides whether the run can be o
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -106,8 +108,6 @@ def serve_version_again(*, version: ModelVersion, reason: str, user) -> ModelVer
     """Roll back (or forward) to an earlier ``version`` of the collection: it serves again, and the
     version keeps who chose it, when and why (``metrics["served_again"]``, newest last). Refused when
     it already serves or its model files are gone."""
-    from pathlib import Path
-
     reason = checked_reason(reason)
     locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if locked.is_promoted:

@@ -142,9 +142,7 @@ def training_runs(request, slug: str):
         try:
             run = services.start_training_run(snapshot=form.cleaned_data["snapshot"], created_by=request.user,
                                               params=form.params())
-        except TrainingParamsError as error:
-            form.add_error(None, str(error))
-        except (services.TrainingDataError, services.RunAlreadyActive) as error:
+        except (TrainingParamsError, services.TrainingDataError, services.RunAlreadyActive) as error:
             form.add_error(None, str(error))
         else:
             messages.success(request, gettext("Training run %(id)s started; its page follows it.") % {"id": run.pk})

@@ -45,8 +45,6 @@ def judge(request, slug: str):
 
 def judge_text() -> dict[str, str]:
     """What the judging page's script says, in the user's language (%(name)s filled in by the script)."""
-    from django.utils.translation import gettext
-
     return {
         "saved": gettext("saved"), "saving": gettext("saving… %(n)s"),
         "offline": gettext("offline: %(n)s not saved, waiting"),

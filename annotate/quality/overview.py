@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count
+from django.db.models import Count, Q, Sum, Value
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from ..models import Candidate, Collection, Judgment, Query
@@ -21,14 +22,19 @@ def overview(collection: Collection, *, now=None) -> dict:
     k = collection.overlap_k
     candidates = Candidate.objects.filter(collection=collection).count()
     people = Judgment.objects.standing().filter(collection=collection, annotator__isnull=False)
-    per_candidate = people.order_by().values("candidate_id").annotate(n=Count("pk")).values_list("n", flat=True)
-    given = sum(min(n, k) for n in per_candidate)
-    covered = sum(1 for n in per_candidate if n >= k)
+    # One query each, in the database: per candidate its people's grades up to k, then summed (not
+    # every candidate's count pulled into Python).
+    coverage = (people.order_by().values("candidate_id").annotate(n=Count("pk"), capped=Least("n", Value(k)))
+                .aggregate(given=Sum("capped"), covered=Count("candidate_id", filter=Q(n__gte=k))))
+    day, week = now - timedelta(days=1), now - timedelta(days=7)
+    recent = people.aggregate(day=Count("pk", filter=Q(updated_at__gte=day)),
+                              week=Count("pk", filter=Q(updated_at__gte=week)),
+                              active_today=Count("annotator_id", distinct=True, filter=Q(updated_at__gte=day)))
+    given, covered = coverage["given"] or 0, coverage["covered"] or 0
     needed = candidates * k
     left = max(needed - given, 0)
-    day = people.filter(updated_at__gte=now - timedelta(days=1)).count()
-    week = people.filter(updated_at__gte=now - timedelta(days=7)).count()
-    per_hour, window = (day / 24.0, "the last 24 hours") if day else (week / (24.0 * 7), "the last 7 days")
+    per_hour, window = ((recent["day"] / 24.0, "the last 24 hours") if recent["day"]
+                        else (recent["week"] / (24.0 * 7), "the last 7 days"))
     eta_hours = left / per_hour if per_hour and left else (0.0 if not left else None)
     points = trend(collection)
     return {
@@ -36,7 +42,7 @@ def overview(collection: Collection, *, now=None) -> dict:
         "candidates": candidates, "k": k, "needed": needed, "given": given, "left": left, "covered": covered,
         "share": given / needed if needed else None,
         "per_hour": per_hour, "pace_window": window, "eta_hours": eta_hours,
-        "active_today": people.filter(updated_at__gte=now - timedelta(days=1)).values("annotator_id").distinct().count(),
+        "active_today": recent["active_today"],
         "latest_alpha": points[-1]["alpha"] if points else None,
         "trend_svg": svg.trend_chart(
             [(f"{p['created_at']:%Y-%m-%d %H:%M} ({p['n_judgments']})", p["alpha"], p["low"], p["high"]) for p in points],
