@@ -22,3 +22,11 @@ from urllib.parse import urlparse, urlunparse  # noqa: E402
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "9"))
 REDIS_URL = urlunparse(urlparse(REDIS_URL)._replace(path=f"/{TEST_REDIS_DB}"))  # noqa: F405
 CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
+
+# The SQLite test database is a file (workers started by tests must see it): two suites run side by
+# side with different TEST_REDIS_DB numbers get different files too, instead of deleting each other's.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and "TEST_REDIS_DB" in os.environ:  # noqa: F405
+    from pathlib import Path  # noqa: E402
+
+    _test_db = Path(DATABASES["default"]["TEST"]["NAME"])  # noqa: F405
+    DATABASES["default"]["TEST"]["NAME"] = str(_test_db.with_name(f"{_test_db.stem}_{TEST_REDIS_DB}{_test_db.suffix}"))  # noqa: F405
