@@ -1,7 +1,7 @@
 """Simulated annotators: multi-annotator data with a known truth, for demos, benchmarks and tests.
 
 Each simulated annotator judges the candidates that have a *reference grade* — an imported
-non-human Judgment (qrels, labelled files). Where a candidate has several such sources, the
+non-human Judgment (qrels, labelled files; never click labels, which are weak). Where a candidate has several such sources, the
 reference is taken from the first in this order: sources starting with "qrels:", then "labels:",
 then any other; ties by source name (so the choice never depends on import order).
 
@@ -60,6 +60,7 @@ from django.utils import timezone
 from .grades import GRADE_MAX, GRADE_MIN, GRADES
 from .importing.fastinsert import insert_rows
 from .models import (
+    CLICK_SOURCE,
     AnnotatorProfile,
     Candidate,
     Collection,
@@ -181,7 +182,9 @@ def source_rank(source: str) -> tuple[int, str]:
 def reference_grades(collection: Collection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(candidate pks, reference grades, 64-bit pair keys) of every candidate with a reference grade."""
     best: dict[int, tuple[tuple[int, str], int]] = {}
+    # Click labels are weak labels, not a reference: a simulated annotator never grades from them.
     rows = (Judgment.objects.filter(collection=collection, annotator__isnull=True).grades()
+            .exclude(source=CLICK_SOURCE)
             .values_list("candidate_id", "source", "grade").iterator(chunk_size=BATCH))
     for candidate_id, source, grade in rows:
         rank = source_rank(source)

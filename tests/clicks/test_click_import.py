@@ -119,3 +119,23 @@ def test_a_pair_seen_too_little_gets_no_click_label(collection, tmp_path):
     fit = fit_click_labels(collection=collection)
     examined = dict(zip(range(fit.pairs), fit.model.examinations))
     assert fit.labelled == sum(e >= MIN_EXAMINATIONS for e in examined.values())
+
+
+def test_import_data_takes_click_logs_all_or_nothing_with_the_corpus(tmp_path, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": f"d{d}", "text": f"doc {d}"}) + "\n" for d in range(1, 4)))
+    bad = _log(tmp_path, [_search("q1", ["d1", "d2"], ["d1"], text="q"), _search("q1", ["d1", "d7"])], "bad.jsonl")
+    with pytest.raises(CommandError, match=r"bad.jsonl:2: unknown document 'd7'"):
+        call_command("import_data", "cl", "--corpus", str(corpus), "--clicks", str(bad))
+    assert not Collection.objects.filter(slug="cl").exists()  # the corpus went back out with it
+
+    good = _log(tmp_path, [_search("q1", ["d1", "d2"] if i % 2 else ["d2", "d1"], ["d1"], text="q") for i in range(20)])
+    call_command("import_data", "cl", "--corpus", str(corpus), "--clicks", str(good), "--json")
+    totals = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert totals == {"collection": "cl", "documents": 3, "queries": 1, "candidates": 2, "judgments": 2}
+    call_command("import_data", "cl", "--clicks", str(good))
+    assert "already imported" in capsys.readouterr().err
+    assert ClickLog.objects.count() == 1

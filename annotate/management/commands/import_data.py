@@ -1,5 +1,10 @@
 """`python manage.py import_data COLLECTION [--corpus F] [--queries F] [--qrels F] [--run F]
-[--labels F ...] [--json]`: import files into a collection (created if missing), all or nothing.
+[--labels F ...] [--clicks F ...] [--json]`: import files into a collection (created if missing),
+all or nothing.
+
+`--clicks`: click logs (annotate/clicks/log.py documents the format), taken in after the other
+files in the same transaction, so a bad click log undoes the whole command; a log already taken in
+(same sha256) is skipped and said so. The click model is refitted once at the end.
 
 A bad file ends the command with one line `error: <file>:<line>: <reason>` and a non-zero exit;
 the database is unchanged. `--json` prints the collection's totals as the last line of stdout.
@@ -10,8 +15,12 @@ import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from annotate.clicks.services import fit_click_labels, import_click_log
 from annotate.importing import ImportFileError, InvalidCollectionSlug, import_files
+from annotate.models import Collection
+from annotate.totals import totals_by_collection
 
 
 class error(CommandError):  # noqa: N801
@@ -30,14 +39,20 @@ class Command(BaseCommand):
         parser.add_argument("--run", type=Path, help="TREC run: qid Q0 docid rank score tag")
         parser.add_argument("--labels", type=Path, nargs="+", action="extend", default=[],
                             help="labelled JSONL (pointwise, pairwise or listwise); repeatable")
+        parser.add_argument("--clicks", type=Path, nargs="+", action="extend", default=[],
+                            help="click log JSONL {query_id, query?, shown: [{doc_id, position}], clicks?}; repeatable")
         parser.add_argument("--json", action="store_true", help="print the totals as JSON on the last line")
 
-    def handle(self, *args, collection, corpus, queries, qrels, run, labels, **options):
-        if not any([corpus, queries, qrels, run, labels]):
-            raise error("give at least one input: --corpus, --queries, --qrels, --run or --labels")
+    def handle(self, *args, collection, corpus, queries, qrels, run, labels, clicks, **options):
+        if not any([corpus, queries, qrels, run, labels, clicks]):
+            raise error("give at least one input: --corpus, --queries, --qrels, --run, --labels or --clicks")
         try:
-            totals = import_files(collection_slug=collection, corpus=corpus, queries=queries, qrels=qrels,
-                                  run=run, labels=labels, progress_bar=options["verbosity"] > 0)
+            with transaction.atomic():
+                if any([corpus, queries, qrels, run, labels]):
+                    totals = import_files(collection_slug=collection, corpus=corpus, queries=queries, qrels=qrels,
+                                          run=run, labels=labels, progress_bar=options["verbosity"] > 0)
+                if clicks:
+                    totals = self._import_clicks(collection, clicks)
         except (ImportFileError, InvalidCollectionSlug) as failure:
             raise error(str(failure)) from None
         if options["json"]:
@@ -47,6 +62,24 @@ class Command(BaseCommand):
                 f"{totals['collection']}: {totals['documents']} documents, {totals['queries']} queries, "
                 f"{totals['candidates']} candidates, {totals['judgments']} judgments"
             )
+
+
+    def _import_clicks(self, slug: str, paths: list[Path]) -> dict:
+        target = Collection.objects.filter(slug=slug).first()
+        if target is None:
+            raise error(f"{slug}: no such collection; import its corpus first (--corpus), then click logs")
+        for path in paths:
+            result = import_click_log(collection=target, path=path, fit=False)
+            if result.already_imported:
+                self.stderr.write(f"{path.name}: already imported on {result.log.imported_at:%Y-%m-%d %H:%M}; skipped")
+            else:
+                self.stderr.write(f"{path.name}: {result.log.searches} searches, {result.log.clicks} clicks, "
+                                  f"{result.new_queries} new queries, {result.new_candidates} new candidates")
+        fit = fit_click_labels(collection=target)
+        self.stderr.write(f"click labels: {fit.labelled} of {fit.pairs} pairs"
+                          + ("" if fit.model is None or fit.model.identified else
+                             " (every pair was shown at one position only: position bias cannot be separated)"))
+        return {"collection": slug, **totals_by_collection([target])[target.pk]}
 
 
 def _dumps(totals: dict) -> str:
