@@ -16,6 +16,14 @@ grades among the judged pairs, as the product cuts at the shares among people's 
 compared with the reference grades by weighted Cohen's kappa (sklearn), over every pair shown at
 least once. Acceptance (#17): kappa of the debiased labels >= kappa of click-through rate + 0.1.
 
+Then one annotator: every pair graded once by an honest simulated annotator
+(annotate.simulation.simulated_grades, ``--annotator-noise`` 0.3, the labels issue's profile), and
+the exported label (the annotator model's most probable grade, annotate.agreement.annotator_model,
+as the export computes it) with and without the click labels as a second, unpooled source (the
+pairs with MIN_EXAMINATIONS or more, as annotate.clicks.services writes them), with no gold and
+with a ``--gold`` share of gold pairs clamped to their grade (accuracy over the other pairs).
+Acceptance (#17): the click labels raise exact-label accuracy.
+
     .venv/bin/python bench/clicks.py [--sessions 300] [--noise 0.5] [--seed 0]
 Last line: one JSON object with the figures.
 """
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,6 +43,8 @@ from _args import int_at_least, positive_float
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT.parent / "shared" / "datasets" / "trec-dl19"
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "1")
 
 
 def main(argv=None) -> dict:
@@ -43,11 +54,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--noise", type=positive_float, default=0.5, help="Gumbel scale of the per-search shuffle")
     parser.add_argument("--eta", type=positive_float, default=1.0, help="examination 1/r^eta")
     parser.add_argument("--attraction", default="0.05,0.2,0.5,0.8", help="click probability per grade 0..3 when examined")
+    parser.add_argument("--annotator-noise", type=float, default=0.3, help="the one annotator's error rate")
+    parser.add_argument("--gold", type=float, default=0.05, help="share of gold pairs in the second setting")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     attraction = _attraction(parser, args.attraction)
 
+    import django
     from sklearn.metrics import cohen_kappa_score
+
+    django.setup()  # the simulated annotator and the click services live in the Django apps
 
     from annotate.clicks.click_model import fit_position_based_model, ordinal_grades
 
@@ -84,12 +100,54 @@ def main(argv=None) -> dict:
         "acceptance": {"kappa_linear_gain_ge_0.1": gain["kappa_linear"] >= 0.1,
                        "kappa_quadratic_gain_ge_0.1": gain["kappa_quadratic"] >= 0.1},
     }
+    result["one_annotator"] = _one_annotator(pairs, truth, model, args)
     print(f"click-through rate: weighted kappa {figures['click_through_rate']['kappa_linear']:.3f} (linear)"
           f" {figures['click_through_rate']['kappa_quadratic']:.3f} (quadratic)")
     print(f"position-based model: weighted kappa {figures['position_based_model']['kappa_linear']:.3f} (linear)"
           f" {figures['position_based_model']['kappa_quadratic']:.3f} (quadratic); gain {gain}")
+    for setting, row in result["one_annotator"].items():
+        print(f"one annotator, {setting}: exact-label accuracy {row['annotator_alone']:.4f} alone, "
+              f"{row['with_click_labels']:.4f} with click labels, {row['with_raw_ctr_labels']:.4f} with raw-CTR labels")
+    result["acceptance"]["clicks_raise_one_annotator_accuracy"] = all(
+        row["with_click_labels"] > row["annotator_alone"] for row in result["one_annotator"].values())
     print(json.dumps(result))
     return result
+
+
+def _one_annotator(pairs, truth, model, args) -> dict:
+    from annotate.agreement.annotator_model import fit_annotator_model
+    from annotate.clicks.click_model import ordinal_grades
+    from annotate.clicks.services import MIN_EXAMINATIONS
+    from annotate.simulation import pair_key, simulated_grades
+
+    keys = np.array([pair_key(q, d) for q, d in pairs], dtype=np.uint64)
+    person = simulated_grades(truth, keys, noise=args.annotator_noise, random_share=0.0, seed=args.seed, index=0)
+    shares = np.bincount(person, minlength=4) / person.size   # people's shares, as the product cuts
+    evidence = np.flatnonzero(model.examinations >= MIN_EXAMINATIONS)
+    n = truth.size
+    rows = {}
+    for setting, share in (("no gold", 0.0), (f"gold {args.gold:.0%}", args.gold)):
+        rng = np.random.default_rng(args.seed + 1)
+        gold_items = np.flatnonzero(rng.random(n) < share)
+        gold = {int(i): int(truth[i]) for i in gold_items}
+        scored = np.setdiff1d(np.arange(n), gold_items)
+
+        def accuracy(source=None) -> float:
+            items, judges, grades = [np.arange(n)], [np.zeros(n, dtype=np.int64)], [person]
+            if source is not None:
+                items.append(evidence)
+                judges.append(np.ones(evidence.size, dtype=np.int64))
+                grades.append(ordinal_grades(source, shares=shares)[evidence])
+            fitted = fit_annotator_model(np.concatenate(items), np.concatenate(judges), np.concatenate(grades),
+                                         n_items=n, n_judges=len(items), n_grades=4, gold=gold,
+                                         pooled=np.array([True, False][: len(items)]))
+            return round(float((fitted.labels()[scored] == truth[scored]).mean()), 4)
+
+        rows[setting] = {"gold_pairs": int(gold_items.size), "click_labelled_pairs": int(evidence.size),
+                         "annotator_alone": accuracy(), "with_click_labels": accuracy(model.attractiveness),
+                         "with_raw_ctr_labels": accuracy(model.click_through_rate()),
+                         "annotator_raw": round(float((person[scored] == truth[scored]).mean()), 4)}
+    return rows
 
 
 def _attraction(parser, text: str) -> list[float]:

@@ -79,13 +79,14 @@ class Priors:
     population_strength: float = 10.0    # pseudo-judgments per row of the population confusion
     population_agreement: float = 0.7    # share of those on the diagonal
     class_strength: float = 1.0          # pseudo-items per grade in the class prior
+    source_strength: float = 2.0         # pseudo-judgments per row toward the population, unpooled judges
     tol: float = 1e-4                    # stop when no posterior moves more than this in a round
     max_iter: int = 100
 
     def __post_init__(self):
         if self.judge_strength is not None and not self.judge_strength >= 0:
             raise AnnotatorModelError(f"judge_strength must be >= 0 or None (fitted), got {self.judge_strength}")
-        for name in ("population_strength", "class_strength"):
+        for name in ("population_strength", "class_strength", "source_strength"):
             if not getattr(self, name) >= 0:
                 raise AnnotatorModelError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.population_agreement <= 1:
@@ -169,21 +170,28 @@ class AnnotatorModel:
 def fit_annotator_model(
     item, judge, grade, *, n_items: int, n_judges: int, n_grades: int,
     gold: Mapping[int, int] | None = None, final: Mapping[int, int] | None = None,
-    priors: Priors = Priors(),
+    priors: Priors = Priors(), pooled=None,
 ) -> AnnotatorModel:
-    """Fit the model by EM (see the module docstring). Raises AnnotatorModelError on bad inputs."""
+    """Fit the model by EM (see the module docstring). Raises AnnotatorModelError on bad inputs.
+
+    ``pooled`` (n_judges booleans; default all True) says which judges form the population: its
+    confusion and the fitted prior strength come from them alone. The others -- sources of another
+    kind than the people (a click model, a machine judge) -- are drawn toward the population with
+    the fixed ``Priors.source_strength`` instead: pooled with the people, two judges that disagree
+    would be pulled toward one shared confusion and could not be told apart."""
     item, judge, grade = _checked(item, judge, grade, n_items, n_judges, n_grades)
+    pooled = _checked_pooled(pooled, n_judges)
     clamped_items, clamped_grades = _clamps(gold, final, n_items, n_grades)
     # One column per (judge, reported grade): row i counts item i's judgments in each column, so the
     # E-step is incidence @ log-confusion and the M-step incidence.T @ posteriors (sparse products).
     incidence = sparse.csr_matrix(
         (np.ones(item.size), (item, judge * n_grades + grade)), shape=(n_items, n_judges * n_grades))
 
-    posteriors = _majority_vote(incidence, n_judges, n_grades)
+    posteriors = _majority_vote(incidence, n_judges, n_grades, pooled)
     _clamp(posteriors, clamped_items, clamped_grades)
     converged, iterations = False, 0
     for iterations in range(1, priors.max_iter + 1):
-        class_prior, confusion, population, _ = _m_step(posteriors, incidence, n_judges, n_grades, priors)
+        class_prior, confusion, population, _ = _m_step(posteriors, incidence, n_judges, n_grades, priors, pooled)
         log_joint = _log_joint(class_prior, confusion, incidence, n_grades)
         updated = _normalised(log_joint)
         _clamp(updated, clamped_items, clamped_grades)
@@ -192,7 +200,7 @@ def fit_annotator_model(
         if change < priors.tol:
             converged = True
             break
-    class_prior, confusion, population, strength = _m_step(posteriors, incidence, n_judges, n_grades, priors)
+    class_prior, confusion, population, strength = _m_step(posteriors, incidence, n_judges, n_grades, priors, pooled)
     log_joint = _log_joint(class_prior, confusion, incidence, n_grades)
     # The posteriors returned are those of the parameters returned, so posterior_for() agrees with them.
     posteriors = _normalised(log_joint)
@@ -234,6 +242,17 @@ def _checked(item, judge, grade, n_items, n_judges, n_grades):
     return arrays
 
 
+def _checked_pooled(pooled, n_judges) -> np.ndarray:
+    if pooled is None:
+        return np.ones(n_judges, dtype=bool)
+    pooled = np.asarray(pooled)
+    if pooled.shape != (n_judges,) or pooled.dtype != bool:
+        raise AnnotatorModelError(f"pooled must be {n_judges} booleans, got dtype {pooled.dtype} shape {pooled.shape}")
+    if n_judges and not pooled.any():
+        return np.ones(n_judges, dtype=bool)  # no people at all: the sources are the population
+    return pooled
+
+
 def _clamps(gold, final, n_items, n_grades):
     fixed: dict[int, int] = {}
     for name, given in (("gold", gold), ("final", final)):  # final second: it wins over gold
@@ -251,23 +270,32 @@ def _clamp(posteriors, items, grades):
     posteriors[items, grades] = 1.0
 
 
-def _majority_vote(incidence, n_judges, n_grades):
-    """Each item's share of votes per grade (a soft majority vote); an item nobody graded: uniform."""
-    votes = np.asarray(incidence @ np.tile(np.eye(n_grades), (n_judges, 1)))
+def _majority_vote(incidence, n_judges, n_grades, pooled=None):
+    """Each item's share of votes per grade (a soft majority vote); an item nobody graded: uniform.
+    With unpooled judges (sources), the vote is the pooled judges' where they graded the item, so
+    EM starts from the people and a source's first confusion is measured against people's grades."""
+    per_judge = np.tile(np.eye(n_grades), (n_judges, 1))
+    votes = np.asarray(incidence @ per_judge)
+    if pooled is not None and not pooled.all():
+        people = np.asarray(incidence @ (per_judge * np.repeat(pooled, n_grades)[:, None]))
+        votes = np.where(people.sum(axis=1, keepdims=True) > 0, people, votes)
     votes += 1e-3  # an even split stays even, an unjudged item is uniform
     return votes / votes.sum(axis=1, keepdims=True)
 
 
-def _m_step(posteriors, incidence, n_judges, n_grades, priors):
+def _m_step(posteriors, incidence, n_judges, n_grades, priors, pooled=None):
     """MAP class prior, population confusion and per-judge confusions from the current posteriors."""
     # counts[j, k, l]: expected number of items of true grade k that judge j reported as l.
     counts = np.asarray(incidence.T @ posteriors).reshape(n_judges, n_grades, n_grades).transpose(0, 2, 1)
+    pooled = np.ones(n_judges, dtype=bool) if pooled is None else pooled
     off = priors.population_strength * (1 - priors.population_agreement) / max(n_grades - 1, 1)
     population_prior = np.full((n_grades, n_grades), off)
     np.fill_diagonal(population_prior, priors.population_strength * priors.population_agreement)
-    population = _rows(counts.sum(axis=0) + population_prior)
-    strength = priors.judge_strength if priors.judge_strength is not None else _fitted_strength(counts, population)
-    confusion = _rows(counts + strength * population[None])
+    population = _rows(counts[pooled].sum(axis=0) + population_prior)
+    strength = (priors.judge_strength if priors.judge_strength is not None
+                else _fitted_strength(counts[pooled], population))
+    per_judge = np.where(pooled, strength, priors.source_strength)[:, None, None]
+    confusion = _rows(counts + per_judge * population[None])
     class_prior = _rows(posteriors.sum(axis=0) + priors.class_strength)
     return class_prior, confusion, population, strength
 

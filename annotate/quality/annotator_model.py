@@ -1,7 +1,9 @@
 """The collection's annotator model, fitted on exactly the judgments an export counts.
 
 Every judge gets a confusion of their own (annotate/agreement/annotator_model.py): each person, and
-each imported source (a qrels file, a labelled file) under its source name. Gold candidates are
+each imported source (a qrels file, a labelled file, the click labels) under its source name. The
+people are the population a newcomer is drawn toward; a source is not pooled with them, and EM
+starts from the people's grades, so a source weighs as much as it agrees with people. Gold candidates are
 clamped to their gold grade and adjudicated ones to the latest adjudication (final). The export
 then reads each pair's posterior from the fitted parameters (`posterior`), so two pairs graded the
 same way by the same judges get the same record and the aggregate can be cached by judge set.
@@ -99,8 +101,11 @@ def fit_collection_model(judgments: QuerySet, *, collection, include_sources: bo
                       .values_list("candidate_id", "grade")):
         latest.setdefault(pk, value)  # the latest comes first
     final = _on_items(candidates, latest.items())
+    # People form the population; imported labels, click labels and a machine judge are sources of
+    # another kind, each with a confusion of its own measured against the people (not pooled).
+    pooled = np.array([not name.startswith(SOURCE_MARK) for name in names], dtype=bool)
     model = fit_annotator_model(item.reshape(-1), judge, grade, n_items=len(candidates), n_judges=len(names),
-                                n_grades=len(GRADES), gold=gold, final=final)
+                                n_grades=len(GRADES), gold=gold, final=final, pooled=pooled)
     return CollectionAnnotatorModel(model, {name: index for index, name in enumerate(names)})
 
 

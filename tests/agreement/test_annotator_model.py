@@ -204,3 +204,25 @@ def test_bad_inputs_are_refused_with_the_problem_named(change, message):
     arguments.update(change)
     with pytest.raises(AnnotatorModelError, match=message):
         fit_annotator_model(arguments.pop("item"), arguments.pop("judge"), arguments.pop("grade"), **arguments)
+
+
+def test_a_source_is_not_pooled_with_the_people_and_starts_from_their_grades():
+    """Clicks or a machine judge are another kind of judge: their confusion is their own, measured
+    against the people (annotate.clicks, #17), and the people's population ignores them."""
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 4, 600)
+    people = [np.where(rng.random(600) < 0.8, truth, rng.integers(0, 4, 600)) for _ in range(3)]
+    source = np.minimum(truth + 1, 3)  # a shifted source: informative once decoded
+    item = np.concatenate([np.arange(600)] * 4)
+    judge = np.repeat(np.arange(4), 600)
+    grade = np.concatenate(people + [source])
+    pooled = np.array([True, True, True, False])
+    model = fit_annotator_model(item, judge, grade, n_items=600, n_judges=4, n_grades=4, pooled=pooled)
+    people_only = fit_annotator_model(item[:1800], judge[:1800], grade[:1800], n_items=600, n_judges=3, n_grades=4)
+    # the population is the people's: the shifted source does not bend it
+    assert np.abs(model.population_confusion - people_only.population_confusion).max() < 0.05
+    # its own confusion is the shift, decoded: true k reported as k + 1
+    assert all(model.confusion[3, k, min(k + 1, 3)] > 0.9 for k in range(4))
+    assert (model.labels() == truth).mean() >= (people_only.labels() == truth).mean()
+    with pytest.raises(AnnotatorModelError, match="pooled must be 4 booleans"):
+        fit_annotator_model(item, judge, grade, n_items=600, n_judges=4, n_grades=4, pooled=[1, 1, 1, 0])
