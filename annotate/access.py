@@ -15,22 +15,40 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext, gettext_noop
 from rest_framework import permissions
 
 from .models import Collection, GuidelineAcknowledgement, Membership
+
+# What the views name as reserved for staff. Some pass the English name; marked here, it is in the
+# catalogue, and the refusal names it in the reader's language (a name passed translated stays as it is).
+THIS_PAGE = gettext_noop("this page")
+STAFF_AREAS = (
+    THIS_PAGE,
+    gettext_noop("quality control"),
+    gettext_noop("the collection overview"),
+    gettext_noop("exports"),
+    gettext_noop("mining jobs"),
+    gettext_noop("mining settings"),
+)
 
 
 def is_staff(user) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_staff)
 
 
-def require_staff(user, what: str = "this page") -> None:
+def require_staff(user, what: str = THIS_PAGE) -> None:
     """PermissionDenied (403) naming what is reserved for staff, unless `user` is staff."""
     if not is_staff(user):
-        raise PermissionDenied(f"{what} is for staff only")
+        raise PermissionDenied(staff_only(what))
 
 
-def staff_required(what: str = "this page"):
+def staff_only(what: str) -> str:
+    """The refusal's reason, in the active language: "quality control is for staff only"."""
+    return gettext("%(what)s is for staff only") % {"what": gettext(what)}
+
+
+def staff_required(what: str = THIS_PAGE):
     """View decorator: logged-in staff only; others are sent to log in, or get 403 (never the
     admin's login page)."""
     def decorator(view):
@@ -45,7 +63,7 @@ def staff_required(what: str = "this page"):
     return decorator
 
 
-def staff_collection(user, slug: str, what: str = "this page") -> Collection:
+def staff_collection(user, slug: str, what: str = THIS_PAGE) -> Collection:
     """The collection for a staff page (403 for others, 404 for an unknown slug)."""
     require_staff(user, what)
     return get_object_or_404(Collection, slug=slug)
@@ -80,7 +98,7 @@ def collection_for_member(user, slug: str) -> Collection:
         .first()
     )
     if collection is None or not (is_staff(user) or collection.is_member):
-        raise Http404("no such collection")
+        raise Http404(gettext("no such collection"))
     return collection
 
 

@@ -10,7 +10,8 @@
 File readers (annotate.importing, training.data) stream the lines and add where a record came
 from (file:line) to a FormatError's reason. Two readers take seed records, each by its own
 SeedRules: the importer takes judgments (JudgmentRules), training takes examples (ExampleRules);
-the walk over a record is SeedRules.parse, once. Plain Python: nothing here knows Django.
+the walk over a record is SeedRules.parse, once. Plain Python, bar gettext: an import's reasons
+are shown to the person who started it, in their language (training's ExampleRules stay English).
 """
 from __future__ import annotations
 
@@ -19,16 +20,15 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
+
 from annotate.grades import GRADE_MAX, GRADE_MIN
 
 LISTWISE, POINTWISE, PAIRWISE = "listwise", "pointwise", "pairwise"
 SEED_FORMATS = (LISTWISE, POINTWISE, PAIRWISE)
 # The keys a complete record of each format has (what the exports write).
 SEED_KEYS = {LISTWISE: ("candidates",), POINTWISE: ("doc", "label"), PAIRWISE: ("positive", "negative")}
-FORMAT_HINT = (
-    "expected pointwise {query, doc, label}, pairwise {query, positive, negative} "
-    "or listwise {query, candidates}"
-)
 MAX_ID_LENGTH = 255
 
 
@@ -40,49 +40,58 @@ class FormatError(ValueError):
 
 
 def json_type(value) -> str:
+    """What a JSON value is, as "got ..." names it in a reason."""
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return "a boolean"
+        return pgettext("JSON value", "a boolean")
     if isinstance(value, (int, float)):
-        return "a number"
+        return pgettext("JSON value", "a number")
     if isinstance(value, str):
-        return "a string"
+        return pgettext("JSON value", "a string")
     if isinstance(value, list):
-        return "an array"
-    return "an object"
+        return pgettext("JSON value", "an array")
+    return pgettext("JSON value", "an object")
 
 
 def external_id(value, field: str) -> str:
     """Ids are strings; a JSON integer is accepted and turned into its decimal string (many files
     write numeric ids unquoted). Floats, booleans, empty strings and over-long ids are refused."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise FormatError(f"'{field}' must be a string, got {json_type(value)}")
+        raise FormatError(_must_be_string(field, value))
     text = str(value)
     if not text.strip():
-        raise FormatError(f"'{field}' is empty")
+        raise FormatError(_("'%(field)s' is empty") % {"field": field})
     if len(text) > MAX_ID_LENGTH:
-        raise FormatError(f"'{field}' is longer than {MAX_ID_LENGTH} characters")
+        raise FormatError(_("'%(field)s' is longer than %(max)d characters") % {"field": field, "max": MAX_ID_LENGTH})
     return text
 
 
 def string_field(row: dict, field: str, *, required: bool = True, allow_null: bool = False) -> str | None:
     if field not in row:
         if required:
-            raise FormatError(f"missing field '{field}'")
+            raise FormatError(_missing(field))
         return None
     value = row[field]
     if value is None and allow_null:
         return None
     if not isinstance(value, str):
-        raise FormatError(f"'{field}' must be a string, got {json_type(value)}")
+        raise FormatError(_must_be_string(field, value))
     return value
+
+
+def _missing(field: str) -> str:
+    return _("missing field '%(field)s'") % {"field": field}
+
+
+def _must_be_string(field: str, value) -> str:
+    return _("'%(field)s' must be a string, got %(type)s") % {"field": field, "type": json_type(value)}
 
 
 def grade_from_json(value, field: str) -> int:
     """A judgment's grade in a JSON row: an integer (not a boolean, not a string, not 2.0) within 0..3."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise FormatError(f"'{field}' must be an integer, got {json_type(value)}")
+        raise FormatError(_("'%(field)s' must be an integer, got %(type)s") % {"field": field, "type": json_type(value)})
     return _in_grade_range(value, field)
 
 
@@ -91,13 +100,18 @@ def grade_from_token(token: str, field: str) -> int:
     try:
         value = int(token)
     except ValueError:
-        raise FormatError(f"{field} '{token}' is not an integer") from None
+        raise FormatError(_not_an_integer(field, token)) from None
     return _in_grade_range(value, field)
+
+
+def _not_an_integer(field: str, token: str) -> str:
+    return _("%(field)s '%(value)s' is not an integer") % {"field": field, "value": token}
 
 
 def _in_grade_range(value: int, field: str) -> int:
     if not GRADE_MIN <= value <= GRADE_MAX:
-        raise FormatError(f"{field} {value} is outside {GRADE_MIN}..{GRADE_MAX}")
+        raise FormatError(_("%(field)s %(value)d is outside %(low)d..%(high)d")
+                          % {"field": field, "value": value, "low": GRADE_MIN, "high": GRADE_MAX})
     return value
 
 
@@ -105,9 +119,9 @@ def finite_float(token: str, field: str) -> float:
     try:
         value = float(token)
     except ValueError:
-        raise FormatError(f"{field} '{token}' is not a number") from None
+        raise FormatError(_("%(field)s '%(value)s' is not a number") % {"field": field, "value": token}) from None
     if not math.isfinite(value):
-        raise FormatError(f"{field} '{token}' is not a finite number")
+        raise FormatError(_("%(field)s '%(value)s' is not a finite number") % {"field": field, "value": token})
     return value
 
 
@@ -197,7 +211,8 @@ class JudgmentRules(SeedRules):
             return PAIRWISE
         if any(key in record for key in ("doc", "doc_id", "label")):
             return POINTWISE
-        raise FormatError(f"unknown row format: {FORMAT_HINT}")
+        raise FormatError(_("unknown row format: expected pointwise {query, doc, label}, pairwise "
+                            "{query, positive, negative} or listwise {query, candidates}"))
 
     def query(self, record, file_format):
         return _named(record, "query", "query_id")
@@ -205,7 +220,7 @@ class JudgmentRules(SeedRules):
     def pointwise_doc(self, record):
         doc_id, text = _named(record, "doc", "doc_id")
         if "label" not in record:
-            raise FormatError("missing field 'label'")
+            raise FormatError(_missing("label"))
         return SeedDoc(doc_id, text, label=grade_from_json(record["label"], "label"))
 
     def pair(self, record):
@@ -217,28 +232,30 @@ class JudgmentRules(SeedRules):
                 docs.append(SeedDoc(external_id(record[id_key], id_key), text, role=role))
                 continue
             if role not in record:
-                raise FormatError(f"missing field '{role}'")
+                raise FormatError(_missing(role))
             value = record[role]
             texts = value if isinstance(value, list) else [value]
             if isinstance(value, list) and not value:
-                raise FormatError(f"'{role}' is an empty list")
+                raise FormatError(_("'%(field)s' is an empty list") % {"field": role})
             for index, text in enumerate(texts):
                 if not isinstance(text, str):
                     where = f"{role}[{index}]" if isinstance(value, list) else role
-                    raise FormatError(f"'{where}' must be a string, got {json_type(text)}")
+                    raise FormatError(_must_be_string(where, text))
                 docs.append(SeedDoc(None, text, role=role))
         return docs
 
     def candidates(self, record):
         candidates = record["candidates"]
         if not isinstance(candidates, list):
-            raise FormatError(f"'candidates' must be an array, got {json_type(candidates)}")
+            raise FormatError(_("'%(field)s' must be an array, got %(type)s")
+                              % {"field": "candidates", "type": json_type(candidates)})
         return candidates
 
     def candidate(self, candidate, index):
         where = f"candidates[{index}]."
         if not isinstance(candidate, dict):
-            raise FormatError(f"'candidates[{index}]' must be an object, got {json_type(candidate)}")
+            raise FormatError(_("'%(field)s' must be an object, got %(type)s")
+                              % {"field": f"candidates[{index}]", "type": json_type(candidate)})
         doc_id, text = _named(candidate, "doc", "doc_id", where)
         label = candidate.get("label")
         return SeedDoc(doc_id, text, label=None if label is None else grade_from_json(label, f"{where}label"))
@@ -248,11 +265,11 @@ def _named(row: dict, text_key: str, id_key: str, where: str = "") -> tuple[str 
     """(id or None, text or None) from a text field and/or an id field; at least one must be there."""
     text = row.get(text_key)
     if text is not None and not isinstance(text, str):
-        raise FormatError(f"'{where}{text_key}' must be a string, got {json_type(text)}")
+        raise FormatError(_must_be_string(f"{where}{text_key}", text))
     if row.get(id_key) is not None:
         return external_id(row[id_key], f"{where}{id_key}"), text
     if text is None:
-        raise FormatError(f"missing field '{where}{text_key}'")
+        raise FormatError(_missing(f"{where}{text_key}"))
     return None, text
 
 
@@ -350,10 +367,11 @@ def qrels_columns(fields: list[str]) -> int:
     if len(fields) == 3:
         if _is_int(fields[2]) or tuple(f.lower() for f in fields) == BEIR_HEADER:
             return 3
-        raise FormatError(f"bad header: expected 'query-id corpus-id score', got '{' '.join(fields)}'")
+        raise FormatError(_("bad header: expected 'query-id corpus-id score', got '%(header)s'")
+                          % {"header": " ".join(fields)})
     raise FormatError(
-        f"unrecognised qrels: expected a BEIR header 'query-id corpus-id score' or TREC rows "
-        f"'qid 0 docid grade', got {len(fields)} columns"
+        _("unrecognised qrels: expected a BEIR header 'query-id corpus-id score' or TREC rows "
+          "'qid 0 docid grade', got %(n)d columns") % {"n": len(fields)}
     )
 
 
@@ -365,7 +383,7 @@ def parse_qrel(fields: list[str], columns: int) -> tuple[str, str, int]:
     """(query id, doc id, grade) of one qrels row of a file laid out in ``columns`` columns."""
     if len(fields) != columns:
         layout = "query-id corpus-id score" if columns == 3 else "qid iteration docid grade"
-        raise FormatError(f"expected {columns} columns ({layout}), got {len(fields)}")
+        raise FormatError(_wrong_columns(columns, layout, len(fields)))
     query_id, doc_id, grade = (fields[0], fields[1], fields[2]) if columns == 3 else (fields[0], fields[2], fields[3])
     return query_id, doc_id, grade_from_token(grade, "grade")
 
@@ -373,15 +391,20 @@ def parse_qrel(fields: list[str], columns: int) -> tuple[str, str, int]:
 def parse_run_line(fields: list[str]) -> tuple[str, str, int, float, str]:
     """(query id, doc id, rank, score, tag) of one TREC run row; the Q0 column is ignored."""
     if len(fields) != 6:
-        raise FormatError(f"expected 6 columns (qid Q0 docid rank score tag), got {len(fields)}")
-    query_id, _, doc_id, rank, score, tag = fields
+        raise FormatError(_wrong_columns(6, "qid Q0 docid rank score tag", len(fields)))
+    query_id, _q0, doc_id, rank, score, tag = fields
     try:
         rank = int(rank)
     except ValueError:
-        raise FormatError(f"rank '{rank}' is not an integer") from None
+        raise FormatError(_not_an_integer("rank", rank)) from None
     if rank < 0:
-        raise FormatError(f"rank {rank} is negative")
+        raise FormatError(_("%(field)s %(value)d is negative") % {"field": "rank", "value": rank})
     return query_id, doc_id, rank, finite_float(score, "score"), tag
+
+
+def _wrong_columns(expected: int, layout: str, got: int) -> str:
+    return _("expected %(expected)d columns (%(layout)s), got %(got)d") % {
+        "expected": expected, "layout": layout, "got": got}
 
 
 def _is_int(token: str) -> bool:

@@ -28,17 +28,20 @@ class MultipleFileField(forms.FileField):
 class ImportForm(forms.Form):
     # Empty files pass the fields: the service refuses them with a message that names the file.
     collection = forms.CharField(
-        max_length=64, widget=forms.TextInput(attrs={"list": "collection-slugs", "autocomplete": "off"}),
-        help_text="An existing collection, or a new one to create (lower-case letters, digits, - and _).",
+        label=_("Collection"), max_length=64,
+        widget=forms.TextInput(attrs={"list": "collection-slugs", "autocomplete": "off"}),
+        help_text=_("An existing collection, or a new one to create (lower-case letters, digits, - and _)."),
     )
-    corpus = forms.FileField(required=False, allow_empty_file=True,
-                             help_text='BEIR corpus JSONL: {"_id", "title"?, "text"}')
-    queries = forms.FileField(required=False, allow_empty_file=True, help_text='BEIR queries JSONL: {"_id", "text"}')
-    qrels = forms.FileField(required=False, allow_empty_file=True,
-                            help_text="BEIR TSV (query-id corpus-id score) or TREC (qid 0 docid grade)")
-    run = forms.FileField(required=False, allow_empty_file=True, help_text="TREC run: qid Q0 docid rank score tag")
-    labels = MultipleFileField(required=False, allow_empty_file=True,
-                               help_text="Pointwise, pairwise or listwise JSONL; several allowed")
+    corpus = forms.FileField(label=_("Corpus"), required=False, allow_empty_file=True,
+                             help_text=_('BEIR corpus JSONL: {"_id", "title"?, "text"}'))
+    queries = forms.FileField(label=_("Queries"), required=False, allow_empty_file=True,
+                              help_text=_('BEIR queries JSONL: {"_id", "text"}'))
+    qrels = forms.FileField(label=_("Qrels"), required=False, allow_empty_file=True,
+                            help_text=_("BEIR TSV (query-id corpus-id score) or TREC (qid 0 docid grade)"))
+    run = forms.FileField(label=_("Run file"), required=False, allow_empty_file=True,
+                          help_text=_("TREC run: qid Q0 docid rank score tag"))
+    labels = MultipleFileField(label=_("Labels"), required=False, allow_empty_file=True,
+                               help_text=_("Pointwise, pairwise or listwise JSONL; several allowed"))
 
     def existing_slugs(self) -> list[str]:
         return list(Collection.objects.order_by("slug").values_list("slug", flat=True)[:500])
@@ -82,5 +85,6 @@ class CollectionSettingsForm(forms.ModelForm):
 def _between(low: float, high: float):
     def check(value):
         if not low <= value <= high:
-            raise forms.ValidationError(f"must be between {low:g} and {high:g}, got {value:g}")
+            raise forms.ValidationError(_("must be between %(low)g and %(high)g, got %(value)g")
+                                        % {"low": low, "high": high, "value": value})
     return check

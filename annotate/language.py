@@ -61,3 +61,17 @@ def choose_language(request):
     response = redirect(target)
     response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, max_age=365 * 24 * 3600, samesite="Lax")
     return response
+
+
+def saved_language(user_id: int | None) -> str:
+    """The language the user chose (AnnotatorProfile.language), else the site's default."""
+    if user_id is None:
+        return settings.LANGUAGE_CODE
+    language = AnnotatorProfile.objects.filter(user_id=user_id).values_list("language", flat=True).first()
+    return language if language in LANGUAGE_CODES else settings.LANGUAGE_CODE
+
+
+def in_language_of(user_id: int | None):
+    """A worker (Celery) has no request, so no language: what a job stores for its page (an error,
+    a warning) is written, under this, in the language of the user who started the job."""
+    return translation.override(saved_language(user_id))

@@ -42,9 +42,9 @@ def own_grades(user, collections) -> dict[int, dict]:
 @require_http_methods(["GET", "POST"])
 def collection_settings(request, slug: str | None = None):
     """Staff: create a collection, or edit one's judging rules."""
-    collection = staff_collection(request.user, slug, "collection settings") if slug else None
+    collection = staff_collection(request.user, slug, gettext("collection settings")) if slug else None
     if collection is None:
-        require_staff(request.user, "creating collections")
+        require_staff(request.user, gettext("creating collections"))
     form = CollectionSettingsForm(request.POST or None, instance=collection)
     if request.method == "POST" and form.is_valid():
         saved = form.save()
@@ -58,7 +58,7 @@ def collection_settings(request, slug: str | None = None):
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_new(request):
-    require_staff(request.user, "importing")
+    require_staff(request.user, gettext("importing"))
     form = ImportForm(request.POST or None, request.FILES or None,
                       initial={"collection": request.GET.get("collection", "")})
     if request.method == "POST" and form.is_valid():
@@ -77,7 +77,7 @@ def import_new(request):
 @login_required
 @require_GET
 def import_job(request, job_id: int):
-    require_staff(request.user, "importing")
+    require_staff(request.user, gettext("importing"))
     job = get_object_or_404(ImportJob.objects.select_related("collection", "created_by"), pk=job_id)
     return render(request, "annotate/import_job.html", {
         "job": job, "status_url": reverse("api-import-job", args=[job.pk]),

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from training import encoders
 from training.encoders import EncodeStats, ModelDirError, Pooling, read_pooling  # noqa: F401 -- mining's names
@@ -66,12 +67,13 @@ def bi_encoder(model_dir: str | Path | None = None) -> BiEncoder:
         return _encoders[key]
 
 
-def unk_warning(unk_rate: float, *, what: str, model_dir: Path) -> str | None:
+def unk_warning(unk_rate: float, *, slug: str, model_dir: Path) -> str | None:
     if unk_rate <= UNK_WARNING_RATE:
         return None
-    return (f"{what}: the model's tokenizer turns {unk_rate:.1%} of the tokens into [UNK] "
-            f"(over {UNK_WARNING_RATE:.0%}); dense retrieval with {model_dir} sees little of this text — "
-            f"use a model whose vocabulary covers its language, or bm25")
+    return _("collection %(slug)s: the model's tokenizer turns %(rate)s of the tokens into [UNK] (over %(limit)s); "
+             "dense retrieval with %(model)s sees little of this text — use a model whose vocabulary covers its "
+             "language, or bm25") % {"slug": slug, "rate": f"{unk_rate:.1%}", "limit": f"{UNK_WARNING_RATE:.0%}",
+                                     "model": model_dir}
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ def corpus_embeddings(collection, encoder: BiEncoder, *, progress=None) -> Corpu
     def build(staging: Path) -> None:
         version, pks, texts = consistent_corpus(collection)
         if version != collection.corpus_version:
-            raise RuntimeError(f"collection {collection.slug}: documents changed while being embedded; retry")
+            raise RuntimeError(_("collection %(slug)s: documents changed while being embedded; retry") % {
+                "slug": collection.slug})
         started = time.monotonic()
         stats = EncodeStats()
         vectors = encoder.encode(texts, stats=stats, progress=progress)
@@ -109,7 +112,7 @@ def corpus_embeddings(collection, encoder: BiEncoder, *, progress=None) -> Corpu
 
     path = versioned_dir(root, key, build, keep=keep_current_and_newer(collection.corpus_version))
     meta = json.loads((path / "meta.json").read_text())
-    warning = unk_warning(meta["unk_rate"], what=f"collection {collection.slug}", model_dir=encoder.model_dir)
+    warning = unk_warning(meta["unk_rate"], slug=collection.slug, model_dir=encoder.model_dir)
     if warning:
         logger.warning(warning)
     return CorpusEmbeddings(

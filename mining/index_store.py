@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from .text.bm25 import BM25Index, BM25Params
 from .text.tokenize import tokenize_many
@@ -158,7 +159,8 @@ def bm25_params_for(collection) -> BM25Params:
             epsilon=float(raw.get("epsilon", defaults.epsilon)),
         )
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"collection {collection.slug}: mining_settings.bm25 must hold numbers: {exc}") from None
+        raise ValueError(_("collection %(slug)s: mining_settings.bm25 must hold numbers: %(error)s") % {
+            "slug": collection.slug, "error": exc}) from None
 
 
 def index_key(collection, params: BM25Params | None = None) -> str:
@@ -186,12 +188,13 @@ def consistent_corpus(collection) -> tuple[int, np.ndarray, list[str]]:
     """
     from annotate.models import Collection
 
-    for _ in range(5):
+    for _attempt in range(5):
         version = Collection.objects.values_list("corpus_version", flat=True).get(pk=collection.pk)
         pks, texts = document_texts(collection)
         if Collection.objects.values_list("corpus_version", flat=True).get(pk=collection.pk) == version:
             return version, pks, texts
-    raise RuntimeError(f"collection {collection.slug}: documents kept changing while the index was built")
+    raise RuntimeError(_("collection %(slug)s: documents kept changing while the index was built") % {
+        "slug": collection.slug})
 
 
 _loaded: OrderedDict[str, CollectionIndex] = OrderedDict()
@@ -216,7 +219,7 @@ def collection_index(collection) -> CollectionIndex:
         if version != collection.corpus_version:
             raise _CorpusMoved()
         if len(pks) == 0:
-            raise ValueError(f"collection {collection.slug} has no documents to index")
+            raise ValueError(_("collection %(slug)s has no documents to index") % {"slug": collection.slug})
         started = time.monotonic()
         index = BM25Index.build(tokenize_many(texts, method=collection.tokenizer),
                                 k1=params.k1, b=params.b, epsilon=params.epsilon)

@@ -37,6 +37,8 @@ import random
 from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 
+from django.utils.translation import gettext as _
+
 STRATEGIES = ("top", "random")
 # The guards that drop a document as a likely positive, in the order they are applied.
 GUARDS = ("range_min", "max_score", "margin", "dedup")
@@ -60,25 +62,27 @@ class NegativeSettings:
         for name in ("count", "lane"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                problems.append(f"{name} must be an integer >= 0, got {value!r}")
+                problems.append(_("%(name)s must be an integer >= 0, got %(value)r") % {"name": name, "value": value})
         if not isinstance(self.range_min, int) or self.range_min < 0:
-            problems.append(f"range_min must be an integer >= 0, got {self.range_min!r}")
+            problems.append(_("range_min must be an integer >= 0, got %(value)r") % {"value": self.range_min})
         if not isinstance(self.range_max, int) or self.range_max < 1:
-            problems.append(f"range_max must be an integer >= 1, got {self.range_max!r}")
+            problems.append(_("range_max must be an integer >= 1, got %(value)r") % {"value": self.range_max})
         elif isinstance(self.range_min, int) and self.range_min >= self.range_max:
-            problems.append(f"range_min ({self.range_min}) must be below range_max ({self.range_max})")
+            problems.append(_("range_min (%(range_min)s) must be below range_max (%(range_max)s)") % {
+                "range_min": self.range_min, "range_max": self.range_max})
         for name in ("margin", "abs_margin"):
             value = getattr(self, name)
             if value is not None and (not _is_number(value) or value < 0):
-                problems.append(f"{name} must be a number >= 0 or null, got {value!r}")
+                problems.append(_("%(name)s must be a number >= 0 or null, got %(value)r") % {"name": name, "value": value})
         if self.max_score is not None and not _is_number(self.max_score):
-            problems.append(f"max_score must be a number or null, got {self.max_score!r}")
+            problems.append(_("max_score must be a number or null, got %(value)r") % {"value": self.max_score})
         if self.dedup is not None and (not _is_number(self.dedup) or not 0 < self.dedup <= 1):
-            problems.append(f"dedup must be a similarity in (0, 1] or null, got {self.dedup!r}")
+            problems.append(_("dedup must be a similarity in (0, 1] or null, got %(value)r") % {"value": self.dedup})
         if self.strategy not in STRATEGIES:
-            problems.append(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+            problems.append(_("strategy must be one of %(strategies)s, got %(value)r") % {
+                "strategies": ", ".join(STRATEGIES), "value": self.strategy})
         if not isinstance(self.seed, int):
-            problems.append(f"seed must be an integer, got {self.seed!r}")
+            problems.append(_("seed must be an integer, got %(value)r") % {"value": self.seed})
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.utils.translation import gettext as _
 
 from . import dense as dense_retrieval
 from .fusion import DEFAULT_K, reciprocal_rank_fusion
@@ -72,12 +73,13 @@ def resolve_settings(*, method: str, depth: int | None = None, negatives: int | 
                      params: Mapping | None = None, defaults: Mapping | None = None) -> MiningSettings:
     """Settings from explicit arguments over `params` over `defaults` (a collection's mining_settings)."""
     if method not in METHODS:
-        raise MiningParamsError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise MiningParamsError(_("method must be one of %(methods)s, got %(method)r") % {
+            "methods": ", ".join(METHODS), "method": method})
     params = dict(params or {})
     unknown = sorted(set(params) - set(PARAM_KEYS) - {"depth", "negatives"})
     if unknown:
-        raise MiningParamsError(f"unknown mining parameter(s): {', '.join(unknown)}; "
-                                f"expected depth, negatives, {', '.join(PARAM_KEYS)}")
+        raise MiningParamsError(_("unknown mining parameter(s): %(unknown)s; expected depth, negatives, %(keys)s") % {
+            "unknown": ", ".join(unknown), "keys": ", ".join(PARAM_KEYS)})
     merged = {**DEFAULT_GUARDS, **{k: v for k, v in (defaults or {}).items() if k in PARAM_KEYS + ("depth", "negatives")},
               **params}
     if depth is not None:
@@ -88,11 +90,11 @@ def resolve_settings(*, method: str, depth: int | None = None, negatives: int | 
     count = merged.pop("negatives", DEFAULT_NEGATIVES)
     for name, value in (("depth", depth_value), ("negatives", count)):
         if not isinstance(value, int) or isinstance(value, bool):
-            raise MiningParamsError(f"{name} must be an integer, got {value!r}")
+            raise MiningParamsError(_("%(name)s must be an integer, got %(value)r") % {"name": name, "value": value})
     if depth_value < 1 or depth_value > 10_000:
-        raise MiningParamsError(f"depth must be between 1 and 10000, got {depth_value}")
+        raise MiningParamsError(_("depth must be between 1 and 10000, got %(depth)s") % {"depth": depth_value})
     if count < 0:
-        raise MiningParamsError(f"negatives must be >= 0, got {count}")
+        raise MiningParamsError(_("negatives must be >= 0, got %(count)s") % {"count": count})
     try:
         negative_settings = NegativeSettings(count=count, range_max=depth_value,
                                              **{k: merged[k] for k in NEGATIVE_KEYS if k in merged})
@@ -100,21 +102,22 @@ def resolve_settings(*, method: str, depth: int | None = None, negatives: int | 
         raise MiningParamsError(str(exc)) from None
     fusion_k = merged.get("fusion_k", DEFAULT_K)
     if not isinstance(fusion_k, (int, float)) or isinstance(fusion_k, bool) or fusion_k < 0:
-        raise MiningParamsError(f"fusion_k must be a number >= 0, got {fusion_k!r}")
+        raise MiningParamsError(_("fusion_k must be a number >= 0, got %(value)r") % {"value": fusion_k})
     weights = merged.get("weights") or {}
     if not isinstance(weights, Mapping) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in weights.values()
     ):
-        raise MiningParamsError(f"weights must map source names to numbers >= 0, got {weights!r}")
+        raise MiningParamsError(_("weights must map source names to numbers >= 0, got %(value)r") % {"value": weights})
     positive_grade = merged.get("positive_grade", 2)
     if positive_grade not in (1, 2, 3):
-        raise MiningParamsError(f"positive_grade must be 1, 2 or 3, got {positive_grade!r}")
+        raise MiningParamsError(_("positive_grade must be 1, 2 or 3, got %(value)r") % {"value": positive_grade})
     chunk_size = merged.get("chunk_size", DEFAULT_CHUNK_SIZE)
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or not 1 <= chunk_size <= 10_000:
-        raise MiningParamsError(f"chunk_size must be an integer between 1 and 10000, got {chunk_size!r}")
+        raise MiningParamsError(_("chunk_size must be an integer between 1 and 10000, got %(value)r") % {
+            "value": chunk_size})
     model_dir = merged.get("model_dir")
     if model_dir is not None and not isinstance(model_dir, str):
-        raise MiningParamsError(f"model_dir must be a path, got {model_dir!r}")
+        raise MiningParamsError(_("model_dir must be a path, got %(value)r") % {"value": model_dir})
     return MiningSettings(method=method, negatives=negative_settings, fusion_k=float(fusion_k),
                           weights=dict(weights), positive_grade=positive_grade, chunk_size=chunk_size,
                           model_dir=model_dir)
@@ -266,20 +269,23 @@ def check_collection_settings(settings) -> dict:
     ``ready_per_annotator`` (1..1000) and ``bm25`` ({"k1", "b", "epsilon"} numbers). Returns them;
     MiningParamsError names the first bad one."""
     if not isinstance(settings, Mapping):
-        raise MiningParamsError(f"mining settings must be a JSON object, got {type(settings).__name__}")
+        raise MiningParamsError(_("mining settings must be a JSON object, got %(type)s") % {
+            "type": type(settings).__name__})
     unknown = sorted(set(settings) - set(PARAM_KEYS) - {"depth", "negatives"} - set(COLLECTION_KEYS))
     if unknown:
-        raise MiningParamsError(f"unknown mining setting(s): {', '.join(unknown)}; expected depth, negatives, "
-                                f"{', '.join(PARAM_KEYS + COLLECTION_KEYS)}")
+        raise MiningParamsError(_("unknown mining setting(s): %(unknown)s; expected depth, negatives, %(keys)s") % {
+            "unknown": ", ".join(unknown), "keys": ", ".join(PARAM_KEYS + COLLECTION_KEYS)})
     method = settings.get("premine_method", "bm25")
     resolve_settings(method=method, params={k: v for k, v in settings.items() if k not in COLLECTION_KEYS})
     ready = settings.get("ready_per_annotator", 5)
     if not isinstance(ready, int) or isinstance(ready, bool) or not 1 <= ready <= 1000:
-        raise MiningParamsError(f"ready_per_annotator must be an integer between 1 and 1000, got {ready!r}")
+        raise MiningParamsError(_("ready_per_annotator must be an integer between 1 and 1000, got %(value)r") % {
+            "value": ready})
     bm25 = settings.get("bm25", {})
     if not isinstance(bm25, Mapping) or set(bm25) - {"k1", "b", "epsilon"} or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in bm25.values()):
-        raise MiningParamsError(f'bm25 must be {{"k1", "b", "epsilon"}} with numbers >= 0, got {bm25!r}')
+        raise MiningParamsError(_('bm25 must be {"k1", "b", "epsilon"} with numbers >= 0, got %(value)r') % {
+            "value": bm25})
     if "b" in bm25 and bm25["b"] > 1:
-        raise MiningParamsError(f"bm25.b must be between 0 and 1, got {bm25['b']!r}")
+        raise MiningParamsError(_("bm25.b must be between 0 and 1, got %(value)r") % {"value": bm25["b"]})
     return dict(settings)

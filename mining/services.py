@@ -21,6 +21,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from annotate.models import Candidate, Collection, Document, Judgment, Query
 from config import liveness
@@ -60,7 +61,7 @@ def start_mining(
     `mining` queue once the transaction commits; without, the caller runs it (`run_job_inline`).
     """
     if params is not None and not isinstance(params, dict):
-        raise MiningParamsError(f"params must be an object, got {type(params).__name__}")
+        raise MiningParamsError(_("params must be an object, got %(type)s") % {"type": type(params).__name__})
     settings = resolve_settings(method=method, depth=depth, negatives=negatives, params=params,
                                 defaults=collection.mining_settings or {})
     queries = Query.objects.filter(collection=collection)
@@ -68,9 +69,9 @@ def start_mining(
         queries = queries.filter(pk__in=list(query_ids))
     ordered = list(queries.order_by("pk").values_list("pk", flat=True))
     if not ordered:
-        raise MiningParamsError(f"collection {collection.slug} has no queries to mine")
+        raise MiningParamsError(_("collection %(slug)s has no queries to mine") % {"slug": collection.slug})
     if not Document.objects.filter(collection=collection).exists():
-        raise MiningParamsError(f"collection {collection.slug} has no documents to mine")
+        raise MiningParamsError(_("collection %(slug)s has no documents to mine") % {"slug": collection.slug})
     job = MiningJob.objects.create(
         collection=collection, created_by=created_by, method=method, params=settings.as_params(),
         queries_total=len(ordered),
@@ -293,7 +294,8 @@ def orphaned_chunks(job: MiningJob, *, grace: float) -> list[MiningChunk]:
 def requeue_chunk(chunk: MiningChunk) -> bool:
     """Give a stalled chunk back to the queue; False if someone else did, or it moved on meanwhile."""
     if chunk.attempts >= MAX_CHUNK_ATTEMPTS:
-        fail_job(chunk.job, error=f"chunk {chunk.index} was started {chunk.attempts} times without finishing")
+        fail_job(chunk.job, error=_("chunk %(index)s was started %(attempts)s times without finishing") % {
+            "index": chunk.index, "attempts": chunk.attempts})
         return False
     return bool(MiningChunk.objects.filter(
         pk=chunk.pk, status=MiningChunk.Status.RUNNING, attempts=chunk.attempts, started_at=chunk.started_at,
@@ -315,7 +317,8 @@ def run_job_inline(job: MiningJob, *, progress: Callable[[int], None] | None = N
         try:
             mine_chunk(chunk, resources=resources, worker="inline")
         except Exception as exc:
-            fail_job(job, error=f"chunk {chunk.index}: {type(exc).__name__}: {exc}")
+            fail_job(job, error=_("chunk %(index)s: %(error)s") % {"index": chunk.index,
+                                                                   "error": f"{type(exc).__name__}: {exc}"})
             raise
         if progress is not None:
             progress(len(chunk.query_ids))

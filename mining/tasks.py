@@ -7,6 +7,9 @@ back chunks whose worker died (config/liveness.py), and marks the job done after
 
 Every task takes ids, is safe to run twice and retries on transient errors (a database or Redis
 connection dropped). Messages are acknowledged after the task ran (acks_late, global).
+
+A worker has no request language: what a task stores for the job's page (an error, a warning) is
+written in the language of the user who started the job (annotate.language.in_language_of).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from celery import group, shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from annotate.language import in_language_of
 from config import liveness
 from config.celery import enqueue_when_a_worker_starts
 from config.redis_client import redis_client
@@ -47,12 +51,13 @@ def start_job(self, job_id: int) -> None:
     job = MiningJob.objects.filter(pk=job_id).first()
     if job is None:
         return
-    try:
-        if services.prepare_job(job) is None:
-            return
-    except Exception as exc:
-        _fail_unless_retrying(self, job, exc)
-        raise
+    with in_language_of(job.created_by_id):
+        try:
+            if services.prepare_job(job) is None:
+                return
+        except Exception as exc:
+            _fail_unless_retrying(self, job, exc)
+            raise
     enqueue_chunks(job, MiningChunk.objects.filter(job=job, status=MiningChunk.Status.QUEUED))
 
 
@@ -73,12 +78,13 @@ def mine_chunk(self, chunk_id: int) -> int | None:
     if (chunk.status == MiningChunk.Status.RUNNING and chunk.worker != worker
             and liveness.is_alive(MiningChunk.LIVENESS, chunk.pk)):
         return None  # a duplicate message: another live worker is mining it
-    try:
-        with liveness.hold(MiningChunk.LIVENESS, chunk.pk, worker=worker):
-            added = services.mine_chunk(chunk, worker=worker)
-    except Exception as exc:
-        _fail_unless_retrying(self, chunk.job, exc)
-        raise
+    with in_language_of(chunk.job.created_by_id):
+        try:
+            with liveness.hold(MiningChunk.LIVENESS, chunk.pk, worker=worker):
+                added = services.mine_chunk(chunk, worker=worker)
+        except Exception as exc:
+            _fail_unless_retrying(self, chunk.job, exc)
+            raise
     tend(chunk.job)
     return added
 
@@ -96,7 +102,10 @@ def tend(job: MiningJob) -> str:
     if job.status != MiningJob.Status.RUNNING:
         return job.status
     stalled = services.stalled_chunks(job, grace=STALL_GRACE)
-    requeued = [chunk for chunk in stalled if services.requeue_chunk(chunk)]
+    requeued = []
+    if stalled:  # a chunk started too often fails the job, with a message for its page
+        with in_language_of(job.created_by_id):
+            requeued = [chunk for chunk in stalled if services.requeue_chunk(chunk)]
     if requeued:
         logger.warning("mining job %s: chunk(s) %s of a dead worker given back", job.pk,
                        ", ".join(str(c.index) for c in requeued))

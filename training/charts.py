@@ -5,6 +5,9 @@ from __future__ import annotations
 from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
+
+from .wording import model_name
 
 COLOURS = ("#2457c5", "#c0392b", "#1e8449", "#8e44ad", "#b9770e")
 
@@ -14,19 +17,21 @@ def loss_chart(curve: list, *, width: int = 640, height: int = 220) -> SafeStrin
     points = [(str(stage), float(step), float(loss)) for stage, step, loss in curve or []
               if loss is not None and loss == loss]  # NaN is not drawn
     if not points:
-        return mark_safe('<p class="muted" id="loss-chart-empty">No loss recorded yet.</p>')
+        empty = escape(gettext("No loss recorded yet."))
+        return mark_safe(f'<p class="muted" id="loss-chart-empty">{empty}</p>')
     left, right, top, bottom = 52, 12, 14, 30
     stages = list(dict.fromkeys(stage for stage, _, _ in points))
     low, high = min(p[2] for p in points), max(p[2] for p in points)
     high = high if high > low else low + 1.0
     last_step = {stage: max(s for st, s, _ in points if st == stage) or 1.0 for stage in stages}
     plot_w, plot_h = width - left - right, height - top - bottom
+    x_label = escape(gettext("share of each stage’s steps"))
     body = [f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>',
             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#999"/>',
             f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" font-size="10">{high:.3g}</text>',
             f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" font-size="10">{low:.3g}</text>',
             f'<text x="{left + plot_w / 2:.0f}" y="{height - 6}" text-anchor="middle" font-size="10">'
-            'share of each stage\'s steps</text>']
+            f'{x_label}</text>']
     for index, stage in enumerate(stages):
         colour = COLOURS[index % len(COLOURS)]
         coords = " ".join(
@@ -34,8 +39,10 @@ def loss_chart(curve: list, *, width: int = 640, height: int = 220) -> SafeStrin
             for st, step, loss in points if st == stage)
         body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{coords}" '
                     f'data-stage="{escape(stage)}"/>')
+        shown = escape(model_name(stage) if stage else gettext("training"))
         body.append(f'<text x="{left + plot_w - 4}" y="{top + 12 + 13 * index}" text-anchor="end" font-size="11" '
-                    f'fill="{colour}">{escape(stage or "training")}</text>')
-    return mark_safe(f'<svg id="loss-chart" role="img" aria-label="training loss" viewBox="0 0 {width} {height}" '
+                    f'fill="{colour}">{shown}</text>')
+    label, title = escape(gettext("training loss")), escape(gettext("Training loss per stage"))
+    return mark_safe(f'<svg id="loss-chart" role="img" aria-label="{label}" viewBox="0 0 {width} {height}" '
                      f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
-                     f'<title>Training loss per stage</title>{"".join(body)}</svg>')
+                     f'<title>{title}</title>{"".join(body)}</svg>')

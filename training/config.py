@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
+from django.utils.translation import gettext as _
+
 from annotate.grades import GRADE_MAX
 
 # A candidate graded at least this is a positive (TREC DL's relevance convention, also the metrics').
@@ -80,49 +82,63 @@ class TrainConfig:
         return {**self.loss_config, "target": self.listwise_target}
 
     def check(self) -> None:
+        """ValueError naming the first setting training would refuse (in the user's language: the
+        start-a-run and schedule forms show it)."""
         for name in ("epochs", "batch_size", "group_size", "max_length", "grad_accum", "eval_batch_size"):
             value = getattr(self, name)
             if not _int_at_least(value, 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ValueError(_("%(name)s must be a positive integer, got %(value)s")
+                                 % {"name": name, "value": repr(value)})
         for name in ("in_batch_negatives", "checkpoint_every"):
             value = getattr(self, name)
             if not _int_at_least(value, 0):
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+                raise ValueError(_("%(name)s must be a non-negative integer, got %(value)s")
+                                 % {"name": name, "value": repr(value)})
         if not _is_int(self.seed):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+            raise ValueError(_("seed must be an integer, got %(value)s") % {"value": repr(self.seed)})
         for name in ("learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "positive_threshold"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
-        if not 0 < self.positive_threshold <= GRADE_MAX:
-            raise ValueError(f"positive_threshold must be a grade in (0, {GRADE_MAX}], got {self.positive_threshold}")
-        if not isinstance(self.loss_config, dict):
-            raise ValueError(f"loss_config must be an object of the loss's options, got {self.loss_config!r}")
-        if self.group_size < 2:
-            raise ValueError(f"group_size must be >= 2, got {self.group_size}")
-        if self.max_length < 8:
-            raise ValueError(f"max_length must be >= 8, got {self.max_length}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+                raise ValueError(_("%(name)s must be a number, got %(value)s") % {"name": name, "value": repr(value)})
+        self._check_ranges()
         if self.chunk_cost is not None and not _int_at_least(self.chunk_cost, 0):
-            raise ValueError(f"chunk_cost must be a non-negative integer or null, got {self.chunk_cost!r}")
+            raise ValueError(_("chunk_cost must be a non-negative integer or null, got %(value)s")
+                             % {"value": repr(self.chunk_cost)})
         if self.device is not None:
             _check_device(self.device)
         if not isinstance(self.add_cjk_vocab, bool):
-            raise ValueError(f"add_cjk_vocab must be true or false, got {self.add_cjk_vocab!r}")
+            raise ValueError(_("add_cjk_vocab must be true or false, got %(value)s") % {"value": repr(self.add_cjk_vocab)})
+        self._check_loss()
+
+    def _check_ranges(self) -> None:
+        if self.weight_decay < 0:
+            raise ValueError(_("weight_decay must be >= 0, got %(value)s") % {"value": self.weight_decay})
+        if not self.max_grad_norm > 0:
+            raise ValueError(_("max_grad_norm must be > 0, got %(value)s") % {"value": self.max_grad_norm})
+        if not 0 < self.positive_threshold <= GRADE_MAX:
+            raise ValueError(_("positive_threshold must be a grade in (0, %(max)s], got %(value)s")
+                             % {"max": GRADE_MAX, "value": self.positive_threshold})
+        if not isinstance(self.loss_config, dict):
+            raise ValueError(_("loss_config must be an object of the loss's options, got %(value)s")
+                             % {"value": repr(self.loss_config)})
+        if self.group_size < 2:
+            raise ValueError(_("group_size must be >= 2, got %(value)s") % {"value": self.group_size})
+        if self.max_length < 8:
+            raise ValueError(_("max_length must be >= 8, got %(value)s") % {"value": self.max_length})
+        if not self.learning_rate > 0:
+            raise ValueError(_("learning_rate must be > 0, got %(value)s") % {"value": self.learning_rate})
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(_("warmup_ratio must be in [0, 1), got %(value)s") % {"value": self.warmup_ratio})
+
+    def _check_loss(self) -> None:
         if self.listwise_target not in LISTWISE_TARGETS:
-            raise ValueError(f"listwise_target must be one of {', '.join(LISTWISE_TARGETS)}, "
-                             f"got {self.listwise_target!r}")
+            raise ValueError(_("listwise_target must be one of %(choices)s, got %(value)s")
+                             % {"choices": ", ".join(LISTWISE_TARGETS), "value": repr(self.listwise_target)})
         if self.loss != "listwise" and self.listwise_target != "label":
-            raise ValueError(f"listwise_target applies to the listwise loss only, not {self.loss!r}")
+            raise ValueError(_("listwise_target applies to the listwise loss only, not %(loss)s")
+                             % {"loss": repr(self.loss)})
         if "target" in self.loss_config:
-            raise ValueError("loss_config: set the listwise target with listwise_target, not loss_config.target")
+            raise ValueError(_("loss_config: set the listwise target with listwise_target, not loss_config.target"))
         # torch only here: Django loads models.py (and with it this module) in every process.
         from .losses import build_loss
 
@@ -137,7 +153,8 @@ def _check_device(device) -> None:
             raise TypeError
         torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device must be cpu, cuda or cuda:N (or null for the default), got {device!r}") from None
+        raise ValueError(_("device must be cpu, cuda or cuda:N (or null for the default), got %(value)s")
+                         % {"value": repr(device)}) from None
 
 
 def _is_int(value) -> bool:
@@ -157,32 +174,39 @@ def train_config(params: dict) -> TrainConfig:
     unknown = sorted(set(params) - known - RUN_PARAMS)
     if unknown:
         # A misspelt key ("learning-rate") would otherwise train with the default without a word.
-        raise TrainingParamsError(f"params: unknown {', '.join(map(repr, unknown))}; "
-                                  f"known: {', '.join(sorted(known | RUN_PARAMS))}")
+        raise TrainingParamsError(_("params: unknown %(unknown)s; known: %(known)s") % {
+            "unknown": ", ".join(map(repr, unknown)), "known": ", ".join(sorted(known | RUN_PARAMS))})
     try:
         config = TrainConfig(**{key: value for key, value in params.items() if key in known})
         config.check()
-        if "promotion_margin" in params:
-            margin = params["promotion_margin"]
-            # A difference of NDCG@10 means lies in (-1, 1): the gate refuses a margin outside it.
-            if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not -1 < margin < 1:
-                raise ValueError(f"promotion_margin must be a number in (-1, 1), got {margin!r}")
-        if "candidates" in params:
-            from .candidates import check_candidates
-
-            check_candidates(params["candidates"])
-        if "bi_encoder" in params:
-            overrides = params["bi_encoder"]
-            if not isinstance(overrides, dict):
-                raise ValueError(f"bi_encoder must be an object of training settings, got {overrides!r}")
-            unknown_bi = sorted(set(overrides) - known)
-            if unknown_bi:
-                raise ValueError(f"bi_encoder: unknown {', '.join(map(repr, unknown_bi))}")
-            TrainConfig(**{**{k: v for k, v in params.items() if k in known}, **overrides}).check()
-        if "distil" in params and not isinstance(params["distil"], bool):
-            raise ValueError(f"distil must be true or false, got {params['distil']!r}")
-        if "min_dev_queries" in params and not _int_at_least(params["min_dev_queries"], 1):
-            raise ValueError(f"min_dev_queries must be a positive integer, got {params['min_dev_queries']!r}")
+        _check_run_params(params, known)
     except (TypeError, ValueError) as error:
-        raise TrainingParamsError(f"params: {error}") from None
+        raise TrainingParamsError(_("params: %(problem)s") % {"problem": error}) from None
     return config
+
+
+def _check_run_params(params: dict, known: set[str]) -> None:
+    """The run's own keys (RUN_PARAMS): ValueError naming the first bad one."""
+    if "promotion_margin" in params:
+        margin = params["promotion_margin"]
+        # A difference of NDCG@10 means lies in (-1, 1): the gate refuses a margin outside it.
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not -1 < margin < 1:
+            raise ValueError(_("promotion_margin must be a number in (-1, 1), got %(value)s") % {"value": repr(margin)})
+    if "candidates" in params:
+        from .candidates import check_candidates
+
+        check_candidates(params["candidates"])
+    if "bi_encoder" in params:
+        overrides = params["bi_encoder"]
+        if not isinstance(overrides, dict):
+            raise ValueError(_("bi_encoder must be an object of training settings, got %(value)s")
+                             % {"value": repr(overrides)})
+        unknown_bi = sorted(set(overrides) - known)
+        if unknown_bi:
+            raise ValueError(_("bi_encoder: unknown %(unknown)s") % {"unknown": ", ".join(map(repr, unknown_bi))})
+        TrainConfig(**{**{k: v for k, v in params.items() if k in known}, **overrides}).check()
+    if "distil" in params and not isinstance(params["distil"], bool):
+        raise ValueError(_("distil must be true or false, got %(value)s") % {"value": repr(params["distil"])})
+    if "min_dev_queries" in params and not _int_at_least(params["min_dev_queries"], 1):
+        raise ValueError(_("min_dev_queries must be a positive integer, got %(value)s")
+                         % {"value": repr(params["min_dev_queries"])})

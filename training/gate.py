@@ -83,7 +83,7 @@ class ReferenceComparison:
 class GateDecision:
     promote: bool
     branch: str                  # NOT_ENOUGH, OVERRIDE, FAILS or PASSES
-    reason: str                  # one sentence for the run's page
+    reason: str                  # one sentence, in English, as stored (training.wording says it again on the pages)
     dev_queries: int
     min_dev_queries: int
     margin: float
@@ -95,6 +95,9 @@ class GateDecision:
     candidate_interval: tuple[float, float] | None  # the same for its own mean
     comparisons: tuple[ReferenceComparison, ...]  # empty with no dev query at all
     override_reason: str | None  # set only when the override promoted
+    # An override was asked for but dev was large enough to test, so the test decided (the reason
+    # says so; the pages word it again from this flag).
+    override_not_applied: bool = False
 
     @property
     def interval_level(self) -> float:
@@ -165,11 +168,13 @@ def decide_promotion(
                             for c in failing)
         reason = (f"not promoted: fails against {against}, not above the margin {margin:+.4f} "
                   f"on {n} dev queries{unused}")
-        return GateDecision(promote=False, branch=FAILS, reason=reason, override_reason=None, **decided)
+        return GateDecision(promote=False, branch=FAILS, reason=reason, override_reason=None,
+                            override_not_applied=bool(unused), **decided)
     gains = ", ".join(f"{c.reference} {c.mean_difference:+.4f} (bound {c.lower_bound:+.4f})" for c in comparisons)
     reason = (f"promoted: the {bound} of the dev NDCG@10 gain is above the margin {margin:+.4f} "
               f"against every reference on {n} dev queries: {gains}{unused}")
-    return GateDecision(promote=True, branch=PASSES, reason=reason, override_reason=None, **decided)
+    return GateDecision(promote=True, branch=PASSES, reason=reason, override_reason=None,
+                        override_not_applied=bool(unused), **decided)
 
 
 def mean_interval(figures: Mapping, *, alpha: float = DEFAULT_ALPHA, resamples: int = DEFAULT_RESAMPLES,

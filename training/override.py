@@ -13,11 +13,13 @@ from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .gate import OVERRIDE
 from .models import ModelVersion, TrainingRun
 from .registry import promote
 from .services import send_miner_distillation
+from .wording import STAFF_OVERRIDE, status_name
 
 MAX_REASON_LENGTH = 500
 
@@ -38,13 +40,14 @@ class OverrideConflict(OverrideRefused):
 def checked_reason(reason) -> str:
     """The reason stripped, or OverrideReasonError naming what is wrong with it."""
     if not isinstance(reason, str):
-        raise OverrideReasonError(f"reason must be text, got {type(reason).__name__}")
+        raise OverrideReasonError(_("reason must be text, got %(type)s") % {"type": type(reason).__name__})
     reason = reason.strip()
     if not reason:
-        raise OverrideReasonError("reason is required: say in one sentence why this model should serve "
-                                  "although the gate did not promote it")
+        raise OverrideReasonError(_("reason is required: say in one sentence why this model should serve "
+                                    "although the gate did not promote it"))
     if len(reason) > MAX_REASON_LENGTH:
-        raise OverrideReasonError(f"reason is {len(reason)} characters long; at most {MAX_REASON_LENGTH}")
+        raise OverrideReasonError(_("reason is %(length)d characters long; at most %(limit)d")
+                                  % {"length": len(reason), "limit": MAX_REASON_LENGTH})
     return reason
 
 
@@ -63,7 +66,7 @@ def override_promotion(*, run: TrainingRun, reason: str, user) -> TrainingRun:
     _check_overridable(locked)
     version = ModelVersion.objects.filter(run=locked).first()
     if version is None:
-        raise OverrideConflict(f"training run {locked.pk} has no trained model to promote")
+        raise OverrideConflict(_("training run %(id)s has no trained model to promote") % {"id": locked.pk})
     promote(version=version)
     transaction.on_commit(lambda: send_miner_distillation(version.pk))
 
@@ -75,7 +78,7 @@ def override_promotion(*, run: TrainingRun, reason: str, user) -> TrainingRun:
         "gate_reason": decision.get("reason"), "override_reason": reason,
         "overridden_by": user.get_username() if user is not None else None,
         "overridden_at": timezone.now().isoformat(),
-        "reason": f"promoted by staff override: {reason}",
+        "reason": STAFF_OVERRIDE % {"reason": reason},  # stored in English; the pages word it again
     })
     metrics["decision"] = decision
     locked.metrics, locked.promoted = metrics, True
@@ -85,14 +88,15 @@ def override_promotion(*, run: TrainingRun, reason: str, user) -> TrainingRun:
 
 def _check_overridable(run: TrainingRun) -> None:
     if run.status != TrainingRun.Status.DONE:
-        raise OverrideConflict(f"training run {run.pk} is {run.status}: only a finished (done) run can be "
-                               "promoted by override")
+        raise OverrideConflict(_("training run %(id)s is %(status)s: only a finished (done) run can be "
+                                 "promoted by override") % {"id": run.pk, "status": status_name(run.status)})
     decision = (run.metrics or {}).get("decision") or {}
     if decision.get("branch") == OVERRIDE:
-        raise OverrideConflict(f"training run {run.pk} was already promoted by override "
-                               f"({decision.get('overridden_by') or 'unknown user'}, {decision.get('overridden_at')})")
+        raise OverrideConflict(_("training run %(id)s was already promoted by override (%(user)s, %(at)s)") % {
+            "id": run.pk, "user": decision.get("overridden_by") or _("unknown user"),
+            "at": decision.get("overridden_at")})
     if run.promoted:
-        raise OverrideConflict(f"training run {run.pk} is already promoted: the gate passed it")
+        raise OverrideConflict(_("training run %(id)s is already promoted: the gate passed it") % {"id": run.pk})
 
 
 def best_candidate(candidates) -> str | None:
@@ -111,9 +115,10 @@ def serve_version_again(*, version: ModelVersion, reason: str, user) -> ModelVer
     reason = checked_reason(reason)
     locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if locked.is_promoted:
-        raise OverrideConflict(f"model version {locked.pk} already serves")
+        raise OverrideConflict(_("model version %(id)s already serves") % {"id": locked.pk})
     if not Path(locked.path).is_dir():
-        raise OverrideConflict(f"model version {locked.pk}: its files are gone ({locked.path}); it cannot serve again")
+        raise OverrideConflict(_("model version %(id)s: its files are gone (%(path)s); it cannot serve again")
+                               % {"id": locked.pk, "path": locked.path})
     promote(version=locked)
     metrics = dict(locked.metrics or {})
     metrics["served_again"] = [*(metrics.get("served_again") or []), {

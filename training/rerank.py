@@ -15,6 +15,7 @@ import threading
 
 import numpy as np
 from django.conf import settings
+from django.utils.translation import gettext, gettext_noop
 
 from .rankers import list_bm25, load_ranker
 from .registry import promoted_version
@@ -52,8 +53,11 @@ def serving(collection=None) -> dict:
         return {"ranker": ranker, "model": {"version": version.pk, "collection": version.collection.slug,
                                             "kind": ranker.kind, "source": "promoted", "dev": _dev_record(version)}}
     if collection is None or not settings.BASE_MODEL_DIR:
-        where = f"collection {collection.slug}" if collection is not None else "any collection"
-        raise NoPromotedModel(f"no reranker is promoted for {where} and no base model is set: train one first")
+        if collection is None:
+            raise NoPromotedModel(gettext("no reranker is promoted for any collection and no base model is set: "
+                                          "train one first"))
+        raise NoPromotedModel(gettext("no reranker is promoted for collection %(collection)s and no base model is "
+                                      "set: train one first") % {"collection": collection.slug})
     from .standing import zero_shot_standing
 
     def base_ranker():
@@ -83,22 +87,43 @@ def _dev_record(version) -> dict:
 FLAT_SCORES = 1e-6
 
 
+# The warnings, as msgids: the API says them in English (its clients match on them), the search
+# preview in the viewer's language.
+_BELOW_BM25 = gettext_noop("the serving model ranked below BM25 on its run's dev queries (NDCG@10 %(ours)s vs "
+                           "%(bm25)s on %(n)s queries); it was promoted")
+_BELOW_BM25_OVERRIDDEN = gettext_noop("the serving model ranked below BM25 on its run's dev queries (NDCG@10 "
+                                      "%(ours)s vs %(bm25)s on %(n)s queries); it was promoted by staff override "
+                                      "(%(reason)s)")
+_FLAT = gettext_noop("the model gives these %(n)s documents practically the same score (spread %(spread)s): "
+                     "their order says nothing")
+
+
 def serving_warnings(model: dict, scores) -> list[str]:
     """What a person looking at a reranked list should know: the serving model ranked below BM25 on
-    its own dev queries (an override can promote such a model), or it scores this list flat."""
+    its own dev queries (an override can promote such a model), or it scores this list flat. In
+    English, as the rerank API answers."""
+    return [msgid % figures for msgid, figures in _warnings(model, scores)]
+
+
+def shown_warnings(model: dict, scores) -> list[str]:
+    """``serving_warnings`` in the viewer's language (the search preview)."""
+    return [gettext(msgid) % figures for msgid, figures in _warnings(model, scores)]
+
+
+def _warnings(model: dict, scores) -> list[tuple[str, dict]]:
     warnings = []
     dev = model.get("dev") or {}
     ours, bm25 = dev.get("ndcg@10"), dev.get("bm25_ndcg@10")
     if ours is not None and bm25 is not None and ours < bm25:
-        how = (f"promoted by staff override ({dev['override_reason']})" if dev.get("override_reason")
-               else "promoted")
-        warnings.append(f"the serving model ranked below BM25 on its run's dev queries (NDCG@10 {ours:.4f} vs "
-                        f"{bm25:.4f} on {dev.get('queries') or '?'} queries); it was {how}")
+        figures = {"ours": f"{ours:.4f}", "bm25": f"{bm25:.4f}", "n": dev.get("queries") or "?"}
+        if dev.get("override_reason"):
+            warnings.append((_BELOW_BM25_OVERRIDDEN, {**figures, "reason": dev["override_reason"]}))
+        else:
+            warnings.append((_BELOW_BM25, figures))
     values = np.asarray(scores, dtype=np.float64)
     if model.get("kind") != "bm25" and len(values) > 1 and \
             np.ptp(values) <= FLAT_SCORES * max(1.0, float(np.abs(values).max())):
-        warnings.append(f"the model gives these {len(values)} documents practically the same score "
-                        f"(spread {np.ptp(values):.2g}): their order says nothing")
+        warnings.append((_FLAT, {"n": len(values), "spread": f"{np.ptp(values):.2g}"}))
     return warnings
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .candidates import (
     DEFAULT_CANDIDATES,
@@ -47,6 +48,7 @@ from .models import ModelVersion, RetrainPolicy, TrainingRun
 from .rankers import load_ranker
 from .registry import promote, promoted_version
 from .trainer import TrainingCancelled
+from .wording import HELD_OUT_DEV, SNAPSHOT_DEV, STALE_FIGURES
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +66,11 @@ def start_training_run(*, snapshot, created_by=None, base_model: str | None = No
                        trigger: str = TrainingRun.Trigger.MANUAL) -> TrainingRun:
     """Create a pending run on ``snapshot`` and enqueue it once the transaction commits."""
     if snapshot.status != snapshot.Status.DONE or not snapshot.file_path:
-        raise TrainingDataError(f"export snapshot {snapshot.pk} is {snapshot.status}, not done: nothing to train on")
+        raise TrainingDataError(_("export snapshot %(id)s is %(status)s, not done: nothing to train on")
+                                % {"id": snapshot.pk, "status": snapshot.status})
     if snapshot.format != "listwise":
-        raise TrainingDataError(f"export snapshot {snapshot.pk} is {snapshot.format}; training needs a listwise export")
+        raise TrainingDataError(_("export snapshot %(id)s is %(format)s; training needs a listwise export")
+                                % {"id": snapshot.pk, "format": snapshot.format})
     train_config(dict(params or {}))
     try:
         with transaction.atomic():
@@ -75,7 +79,8 @@ def start_training_run(*, snapshot, created_by=None, base_model: str | None = No
                 base_model=str(base_model or settings.BASE_MODEL_DIR or ""), params=dict(params or {}),
             )
     except IntegrityError:
-        raise RunAlreadyActive(f"collection {snapshot.collection} already has a pending or running training run") from None
+        raise RunAlreadyActive(_("collection %(collection)s already has a pending or running training run")
+                               % {"collection": snapshot.collection}) from None
     transaction.on_commit(lambda: send_run(run.pk))
     return run
 
@@ -161,7 +166,8 @@ def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
     if not train_groups:
         raise TrainingDataError(f"{path}: snapshot {snapshot.pk} has no train queries")
     train_data = DataFile(path=path, format=data.format, groups=train_groups, sha256=data.sha256)
-    dev_note = f"the snapshot's {len(dev_groups)} dev queries"
+    # Stored in English (the worker's language); the run page words it again (training.wording).
+    dev_note = SNAPSHOT_DEV % {"n": len(dev_groups)}
     if not dev_groups:
         # A small collection's split may give no dev query at all: hold out a share of the train
         # queries (by query id, as train_reranker does) rather than fail; the gate then says how
@@ -171,7 +177,7 @@ def _train_and_evaluate(run: TrainingRun, out_dir: Path) -> dict:
         except ValueError:
             raise TrainingDataError(f"{path}: snapshot {snapshot.pk} has no dev queries and too few train queries "
                                     f"({len(train_groups)}) to hold some out") from None
-        dev_note = f"{len(dev_groups)} of the snapshot's {len(train_groups)} train queries held out (no dev split)"
+        dev_note = HELD_OUT_DEV % {"n": len(dev_groups), "train": len(train_groups)}
     config = train_config(run.params)
     base_model = run.base_model or settings.BASE_MODEL_DIR
     reporter = _ProgressReporter(run.pk, attempt=run.attempts)
@@ -224,7 +230,7 @@ def _record(run: TrainingRun, out_dir: Path, outcome: dict) -> None:
     current = promoted_version(collection=run.collection)
     if (current.pk if current else None) != outcome["promoted_version"]:
         promote_it, branch = False, FAILS
-        reason = "not promoted: another model was promoted while this run trained; its figures are stale"
+        reason = STALE_FIGURES
     chosen = candidates[choice.chosen]
     directory = keep_directory(chosen, out_dir)
     _drop_other_candidates(out_dir, keep=directory)

@@ -15,7 +15,7 @@ from annotate.access import staff_collection
 from annotate.models import Document, ExportSnapshot, Judgment
 
 from . import rerank as rerank_service
-from . import services
+from . import services, wording
 from .candidates import BI, CROSS, DEFAULT_CANDIDATES, FUSED, ZERO_SHOT
 from .charts import loss_chart
 from .config import TrainingParamsError
@@ -33,7 +33,7 @@ from .search import bm25_search
 
 RECALL_DEPTH = 100
 SHOWN = 20
-STAFF_WHAT = "training and the search preview"
+STAFF_WHAT = _("training and the search preview")
 
 
 @login_required
@@ -56,9 +56,9 @@ def search_preview(request, slug: str):
                 results = [results[item["index"]] for item in reranked["results"]]
                 context["model_version"] = reranked["model"]["version"]
                 context["served_by"] = served_by(reranked["model"])
-                context["warnings"] = reranked["warnings"]
+                context["warnings"] = rerank_service.shown_warnings(reranked["model"], reranked["scores"])
             except rerank_service.NoPromotedModel as error:
-                context["note"] = f"{error}; showing BM25 order."
+                context["note"] = gettext("%(problem)s; showing BM25 order.") % {"problem": error}
         results = results[:SHOWN]
         _attach_judgments(collection, query, results)
         context["results"] = results
@@ -68,17 +68,17 @@ def search_preview(request, slug: str):
 def served_by(model: dict) -> str:
     """Which reranker ordered the results, in words (training.rerank.serving)."""
     if model.get("source") == "promoted":
-        return f"reranked by the promoted model, version {model['version']} ({model['kind']})"
+        return gettext("reranked by the promoted model, version %(version)s (%(kind)s)") % {
+            "version": model["version"], "kind": wording.model_name(model["kind"])}
     standing = model.get("standing") or {}
-    figures = (f"zero-shot NDCG@10 {_figure(standing.get('zero_shot_ndcg@10'))} vs BM25 "
-               f"{_figure(standing.get('bm25_ndcg@10'))} on {standing.get('queries', 0)} judged queries")
+    figures = gettext("zero-shot NDCG@10 %(zero_shot)s vs BM25 %(bm25)s on %(n)s judged queries") % {
+        "zero_shot": _figure(standing.get("zero_shot_ndcg@10")), "bm25": _figure(standing.get("bm25_ndcg@10")),
+        "n": standing.get("queries", 0)}
     if model.get("kind") == "bm25":
-        return f"nothing promoted yet and the base model does not beat BM25 ({figures}): BM25 order"
-    return f"nothing promoted yet: reranked by the base model used zero-shot, which beats BM25 ({figures})"
-
-
-def _figure(value) -> str:
-    return "-" if value is None else f"{value:.4f}"
+        return gettext("nothing promoted yet and the base model does not beat BM25 (%(figures)s): BM25 order") % {
+            "figures": figures}
+    return gettext("nothing promoted yet: reranked by the base model used zero-shot, which beats BM25 "
+                   "(%(figures)s)") % {"figures": figures}
 
 
 def _text(document) -> str:
@@ -120,8 +120,8 @@ class StartRunForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["snapshot"].queryset = ExportSnapshot.objects.filter(
             collection=collection, format="listwise", status=ExportSnapshot.Status.DONE).order_by("-created_at", "-pk")
-        self.fields["snapshot"].label_from_instance = lambda s: (
-            f"#{s.pk} · {s.created_at:%Y-%m-%d %H:%M} · {s.counts.get('queries', '?')} queries")
+        self.fields["snapshot"].label_from_instance = lambda s: gettext("#%(id)s · %(created)s · %(n)s queries") % {
+            "id": s.pk, "created": f"{s.created_at:%Y-%m-%d %H:%M}", "n": s.counts.get("queries", "?")}
 
     def params(self) -> dict:
         data = self.cleaned_data
@@ -267,9 +267,9 @@ def _run_of(collection, run_id: int) -> TrainingRun:
 class OverrideForm(forms.Form):
     # The service checks the reason again (blank after stripping, length) with its own message.
     reason = forms.CharField(max_length=MAX_REASON_LENGTH, widget=forms.Textarea(attrs={"rows": 2}),
-                             error_messages={"required": "A reason is required: say why this model should serve."},
-                             help_text="Why this model should serve although the gate did not promote it; "
-                                       "kept on the run.")
+                             error_messages={"required": _("A reason is required: say why this model should serve.")},
+                             help_text=_("Why this model should serve although the gate did not promote it; "
+                                         "kept on the run."))
 
 
 def _render_run(request, run: TrainingRun, form: OverrideForm, *, status: int = 200):
@@ -284,7 +284,8 @@ def _render_run(request, run: TrainingRun, form: OverrideForm, *, status: int = 
 # --- what a run's metrics say, in the current shape (issue 15) and the older one ---------------
 def run_report(run: TrainingRun) -> dict:
     """The run page's figures: candidates, references, dev size, winner and decision. Runs recorded
-    before the candidates existed (base/bm25/new/promoted/decision) are shown as two candidates."""
+    before the candidates existed (base/bm25/new/promoted/decision) are shown as two candidates.
+    Names and sentences are in the viewer's language (training.wording); ``name`` stays as recorded."""
     metrics = run.metrics or {}
     winner = metrics.get("winner")
     if "candidates" in metrics:
@@ -298,19 +299,26 @@ def run_report(run: TrainingRun) -> dict:
         references = [_reference(name, metrics[name]) for name in ("bm25", "promoted") if metrics.get(name)]
     levels = [row["gate"].get("interval_level") for row in metrics.get("candidates") or [] if row.get("gate")]
     return {"candidates": candidates, "references": references, "dev_queries": dev_queries(metrics),
-            "winner": winner, "decision": metrics.get("decision") or {}, "reason": decision_reason(run),
+            "status": wording.status_name(run.status), "trigger": wording.status_name(run.trigger),
+            "winner": winner, "winner_shown": wording.model_name(winner) if winner else None,
+            "dev_source": wording.dev_source(metrics.get("dev_source") or ""),
+            "decision": metrics.get("decision") or {}, "reason": wording.run_decision(run),
+            "gate_reason": wording.gate_said(run),
             "interval_level": 100 * levels[0] if levels and levels[0] else None}
 
 
 def _candidate(row: dict, winner: str | None) -> dict:
     gate = row.get("gate") or None
     return {
-        "name": row.get("name", "?"), "kind": row.get("kind", ""), "ndcg": row.get("ndcg@10"),
-        "interval": row.get("interval"), "seconds": row.get("seconds"), "note": row.get("note") or "",
+        "name": row.get("name", "?"), "shown": wording.model_name(row.get("name", "?")),
+        "kind": wording.model_name(row["kind"]) if row.get("kind") else "",
+        "ndcg": row.get("ndcg@10"), "interval": row.get("interval"), "seconds": row.get("seconds"),
+        "note": wording.candidate_note(row.get("note") or ""),
         "winner": winner is not None and row.get("name") == winner,
         "gate": None if gate is None else {
-            "branch": gate.get("branch", ""),
-            "comparisons": [{"reference": c.get("reference"), "lower_bound": (c.get("interval") or [None])[0],
+            "branch": gate.get("branch", ""), "branch_shown": wording.branch_name(gate.get("branch", "")),
+            "comparisons": [{"reference": wording.model_name(c.get("reference")),
+                             "lower_bound": (c.get("interval") or [None])[0],
                              "difference": c.get("mean_difference"), "passes": c.get("passes")}
                             for c in gate.get("comparisons") or []],
         },
@@ -318,9 +326,9 @@ def _candidate(row: dict, winner: str | None) -> dict:
 
 
 def _reference(name: str, figures: dict) -> dict:
-    label = {"bm25": "BM25", "promoted": "promoted model"}.get(name, name)
+    label = {"bm25": "BM25", "promoted": gettext("promoted model")}.get(name) or wording.model_name(name)
     if figures.get("version") is not None:
-        label = f"{label} (version {figures['version']})"
+        label = gettext("%(name)s (version %(version)s)") % {"name": label, "version": figures["version"]}
     return {"name": label, "ndcg": figures.get("ndcg@10"), "interval": figures.get("interval"),
             "queries": figures.get("queries")}
 
@@ -329,24 +337,6 @@ def dev_queries(metrics: dict) -> int | None:
     if metrics.get("dev_queries") is not None:
         return metrics["dev_queries"]
     return (metrics.get("new") or metrics.get("base") or {}).get("queries")
-
-
-def decision_reason(run: TrainingRun) -> str:
-    """The decision in one sentence: the gate's own, or one written from an older run's figures."""
-    decision = (run.metrics or {}).get("decision")
-    if not decision:
-        if run.status in TrainingRun.ACTIVE:
-            return f"no decision yet: the run is {run.status}"
-        return f"no decision: the run is {run.status}"
-    if decision.get("reason"):
-        return decision["reason"]
-    new, baseline = decision.get("new_ndcg@10"), decision.get("baseline_ndcg@10")
-    against, margin = decision.get("against", "the reference"), decision.get("margin") or 0.0
-    if baseline is None:
-        return ("not promoted: another model was promoted while this run was evaluated"
-                if not decision.get("promoted") else "promoted")
-    comparison = f"dev NDCG@10 {_figure(new)} against {against} {_figure(baseline)} + margin {margin:.4f}"
-    return f"promoted: {comparison}" if decision.get("promoted") else f"not promoted: {comparison}"
 
 
 def _figure(value) -> str:

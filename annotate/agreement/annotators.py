@@ -47,6 +47,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 import numpy as np
+from django.utils.translation import gettext_lazy as _
 
 from ..grades import GRADES
 
@@ -260,10 +261,12 @@ def _number(value) -> float | None:
     return None if np.isnan(value) else value
 
 
+# What each flag means, for the quality page. Reports store the flag codes, so a report computed
+# before (or in another language) reads in the viewer's language: lazy, worded when shown.
 FLAG_TEXT = {
-    "low_consensus": "agrees little with the others' consensus",
-    "low_gold": "low accuracy on gold items",
-    "too_fast": "judges faster than anyone can read",
-    "drift": "grade distribution drifted over time",
-    "many_skips": "skips many candidates",
+    "low_consensus": _("agrees little with the others' consensus"),
+    "low_gold": _("low accuracy on gold items"),
+    "too_fast": _("judges faster than anyone can read"),
+    "drift": _("grade distribution drifted over time"),
+    "many_skips": _("skips many candidates"),
 }

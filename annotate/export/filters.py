@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, fields
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
 
 from ..splits import SPLITS
 from .aggregation import METHODS, PRIOR_MODES, AggregationOptions
@@ -86,7 +87,7 @@ class ExportParams:
 
 def check_format(value) -> str:
     if value not in FORMATS:
-        raise ExportParamsError("format", f"must be one of {', '.join(FORMATS)}, got {value!r}")
+        raise ExportParamsError("format", _one_of(FORMATS, value))
     return value
 
 
@@ -96,21 +97,27 @@ def parse_params(raw: dict | None) -> ExportParams:
     known = {f.name for f in fields(ExportParams)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ExportParamsError(unknown[0], f"unknown export parameter (known: {', '.join(sorted(known))})")
+        raise ExportParamsError(unknown[0], _("unknown export parameter (known: %(known)s)") % {
+            "known": ", ".join(sorted(known))})
     values = {name: value for name, value in raw.items() if value is not None and value != ""}
     parsed = {}
     for name, value in values.items():
         parsed[name] = _PARSERS[name](name, value)
     params = ExportParams(**parsed)
     if params.since and params.until and params.since_time > params.until_time:
-        raise ExportParamsError("since", f"{params.since} is after until={params.until}")
+        raise ExportParamsError("since", _("%(since)s is after until=%(until)s") % {
+            "since": params.since, "until": params.until})
     return params
+
+
+def _one_of(options, value) -> str:
+    return _("must be one of %(choices)s, got %(value)r") % {"choices": ", ".join(options), "value": value}
 
 
 def _choice(options):
     def parse(name, value):
         if value not in options:
-            raise ExportParamsError(name, f"must be one of {', '.join(options)}, got {value!r}")
+            raise ExportParamsError(name, _one_of(options, value))
         return value
     return parse
 
@@ -118,19 +125,21 @@ def _choice(options):
 def _number(low: float | None = None, high: float | None = None, *, integer: bool = False, open_low: bool = False):
     def parse(name, value):
         if isinstance(value, bool):
-            raise ExportParamsError(name, f"must be a number, got {value!r}")
+            raise ExportParamsError(name, _("must be a number, got %(value)r") % {"value": value})
         try:
             number = (int(value) if integer and not isinstance(value, float) else float(value))
         except (TypeError, ValueError):
-            raise ExportParamsError(name, f"must be {'an integer' if integer else 'a number'}, got {value!r}") from None
+            reason = _("must be an integer, got %(value)r") if integer else _("must be a number, got %(value)r")
+            raise ExportParamsError(name, reason % {"value": value}) from None
         if integer and (isinstance(value, float) and not value.is_integer()):
-            raise ExportParamsError(name, f"must be an integer, got {value!r}")
+            raise ExportParamsError(name, _("must be an integer, got %(value)r") % {"value": value})
         if not integer and not math.isfinite(number):
-            raise ExportParamsError(name, f"must be a finite number, got {value!r}")
+            raise ExportParamsError(name, _("must be a finite number, got %(value)r") % {"value": value})
         if low is not None and (number < low or (open_low and number == low)):
-            raise ExportParamsError(name, f"must be {'>' if open_low else '>='} {low}, got {value!r}")
+            reason = _("must be > %(low)s, got %(value)r") if open_low else _("must be >= %(low)s, got %(value)r")
+            raise ExportParamsError(name, reason % {"low": low, "value": value})
         if high is not None and number > high:
-            raise ExportParamsError(name, f"must be <= {high}, got {value!r}")
+            raise ExportParamsError(name, _("must be <= %(high)s, got %(value)r") % {"high": high, "value": value})
         return int(number) if integer else float(number)
     return parse
 
@@ -142,18 +151,19 @@ def _bool(name, value):
         return True
     if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
         return False
-    raise ExportParamsError(name, f"must be true or false, got {value!r}")
+    raise ExportParamsError(name, _("must be true or false, got %(value)r") % {"value": value})
 
 
 def _text(name, value):
     if not isinstance(value, str) or len(value) > 32:
-        raise ExportParamsError(name, f"must be a string of at most 32 characters, got {value!r}")
+        raise ExportParamsError(name, _("must be a string of at most 32 characters, got %(value)r") % {"value": value})
     return value
 
 
 def _when(name, value):
     if not isinstance(value, str) or _moment(value, end=False) is None:
-        raise ExportParamsError(name, f"must be an ISO date (2024-05-01) or date-time, got {value!r}")
+        raise ExportParamsError(name, _("must be an ISO date (2024-05-01) or date-time, got %(value)r") % {
+            "value": value})
     return value
 
 

@@ -27,7 +27,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
+from ..language import in_language_of
 from ..models import Collection, ExportSnapshot, Judgment
 from .filters import ExportParamsError, check_format, parse_params
 from .reading import query_groups
@@ -93,11 +95,12 @@ def start_export_job(*, collection: Collection, format: str = "listwise", params
 
 
 def run_export_job(*, snapshot_id: int) -> ExportSnapshot | None:
-    """Run a pending snapshot; None if it was not pending (already taken by another worker)."""
+    """Run a pending snapshot; None if it was not pending (already taken by another worker). A
+    failure is stored in the language of whoever started the export."""
     with ExportSnapshot.objects.select_related("collection").claim(snapshot_id) as snapshot:
         if snapshot is None:
             return None
-        with contextlib.suppress(ExportFailed):
+        with in_language_of(snapshot.created_by_id), contextlib.suppress(ExportFailed):
             for _ in stream_export(snapshot):
                 pass
     return snapshot
@@ -143,7 +146,7 @@ def stream_export(snapshot: ExportSnapshot, *, progress: Callable[[int], None] |
             os.fsync(out.fileno())
         os.replace(temporary, final)
     except GeneratorExit:
-        _fail(snapshot, temporary, "the download was interrupted before the export finished")
+        _fail(snapshot, temporary, gettext("the download was interrupted before the export finished"))
         raise
     except Exception as error:  # noqa: BLE001 -- any failure marks the snapshot failed, then propagates
         message = str(error) if isinstance(error, (ExportDataError, ExportParamsError)) else f"{type(error).__name__}: {error}"

@@ -141,7 +141,7 @@ def _flag(value: str | None, name: str) -> bool:
         return False
     if value in ("1", "true"):
         return True
-    raise ExportParamsError(name, f"must be 1 or 0, got {value!r}")
+    raise ExportParamsError(name, gettext("must be 1 or 0, got %(value)r") % {"value": value})
 
 
 def snapshot_payload(snapshot: ExportSnapshot, request=None) -> dict:
@@ -201,7 +201,9 @@ class ExportFileApi(APIView):
     def get(self, request, snapshot_id: int):
         snapshot = get_object_or_404(ExportSnapshot.objects.select_related("collection"), pk=snapshot_id)
         if snapshot.status != ExportSnapshot.Status.DONE:
-            detail = f"export snapshot {snapshot.pk} is {snapshot.status}" + (f": {snapshot.error}" if snapshot.error else "")
+            detail = gettext("export snapshot %(id)s is %(status)s") % {"id": snapshot.pk, "status": snapshot.status}
+            if snapshot.error:
+                detail += f": {snapshot.error}"
             return api_error(detail, status.HTTP_409_CONFLICT, status=snapshot.status)
         name = f"{snapshot.collection.slug}-{snapshot.pk}.{WRITERS[snapshot.format].extension}"
         response = FileResponse(open(snapshot.file_path, "rb"), as_attachment=True, filename=name)

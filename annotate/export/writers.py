@@ -36,6 +36,8 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 
+from django.utils.translation import gettext
+
 from .filters import ExportParams
 from .records import Judged, QueryGroup
 
@@ -135,9 +137,9 @@ class QrelsWriter(Writer):
     extension = "qrels"
 
     def group_lines(self, group: QueryGroup) -> Iterator[str]:
-        _check_id("query id", group.query_id)
+        _check_id(group.query_id)
         for c in group.candidates:
-            _check_id(f"doc id (query '{group.query_id}')", c.doc_id)
+            _check_id(c.doc_id, query_id=group.query_id)
             yield f"{group.query_id} 0 {c.doc_id} {c.label}\n"
 
 
@@ -153,13 +155,22 @@ class FlagEmbeddingWriter(Writer):
                       "neg_scores": [c.soft_label for c in negatives]}) + "\n"
 
 
-def _check_id(what: str, value: str) -> None:
+def _check_id(value: str, *, query_id: str | None = None) -> None:
+    """A query id (query_id None) or a doc id of that query, as a qrels field may hold it."""
     if not value or _WHITESPACE.search(value):
-        raise ExportDataError(f"{what} {value!r} is empty or contains whitespace; TREC qrels cannot hold it")
+        raise ExportDataError(gettext("%(what)s %(value)r is empty or contains whitespace; TREC qrels cannot hold it")
+                              % {"what": _id_name(query_id), "value": value})
     if value[0] in _FORMULA_STARTS and not _NUMBER.fullmatch(value):
-        raise ExportDataError(
-            f"{what} {value!r} starts with {value[0]!r}: a spreadsheet opening the qrels file would run it as a "
-            f"formula, and TREC tools match ids exactly, so it is not altered either; export a JSONL format instead")
+        raise ExportDataError(gettext(
+            "%(what)s %(value)r starts with %(start)r: a spreadsheet opening the qrels file would run it as a "
+            "formula, and TREC tools match ids exactly, so it is not altered either; export a JSONL format instead")
+            % {"what": _id_name(query_id), "value": value, "start": value[0]})
+
+
+def _id_name(query_id: str | None) -> str:
+    if query_id is None:
+        return gettext("query id")
+    return gettext("doc id (query '%(query)s')") % {"query": query_id}
 
 
 WRITERS: dict[str, type[Writer]] = {

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.utils.translation import gettext as _
+
 from annotate.formats import FormatError, external_id, string_field
 
 from .errors import ImportFileError
@@ -29,7 +31,7 @@ def read_beir(path: Path, progress: ByteProgress | None = None, *, with_title: b
     for line, row in read_json_objects(path, progress):
         try:
             if "_id" not in row:
-                raise FormatError("missing field '_id'")
+                raise FormatError(_("missing field '%(field)s'") % {"field": "_id"})
             ident = external_id(row["_id"], "_id")
             text = string_field(row, "text")
             title = string_field(row, "title", required=False, allow_null=True) if with_title else None

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from django.db import transaction
 from django.db.models import F
+from django.utils.translation import gettext as _
 
 from ..models import Collection, Document, Query
 from ..selectors import collection_totals
@@ -72,13 +73,14 @@ def run_import(*, collection_slug: str, corpus: Path | None = None, queries: Pat
     inputs = {"corpus": corpus, "queries": queries, "qrels": qrels, "run": run}
     files = [Path(p) for p in inputs.values() if p is not None] + [Path(p) for p in labels]
     if not files:
-        raise ValueError("nothing to import: give at least one of corpus, queries, qrels, run or labels")
+        raise ValueError(_("nothing to import: give at least one of corpus, queries, qrels, run or labels"))
     check_slug(collection_slug)
     for path in files:
         check_readable(path)
     for path in [qrels, *labels]:
         if path is not None and len(f"labels:{Path(path).name}") > SOURCE_MAX_LENGTH:
-            raise ImportFileError(path, None, f"file name too long to name a judgment source (max {SOURCE_MAX_LENGTH - 7} characters)")
+            raise ImportFileError(path, None, _("file name too long to name a judgment source (max %(max)d characters)")
+                                  % {"max": SOURCE_MAX_LENGTH - 7})
 
     collection = Collection.objects.select_for_update().filter(slug=collection_slug).first()
     is_new = collection is None
@@ -105,8 +107,8 @@ def run_import(*, collection_slug: str, corpus: Path | None = None, queries: Pat
 def check_slug(slug: str) -> None:
     if not isinstance(slug, str) or not SLUG_PATTERN.match(slug) or len(slug) > SLUG_MAX_LENGTH:
         raise InvalidCollectionSlug(
-            f"invalid collection name {slug!r}: use lower-case letters, digits, - and _ "
-            f"(starting with a letter or digit, at most {SLUG_MAX_LENGTH} characters)"
+            _("invalid collection name %(name)s: use lower-case letters, digits, - and _ "
+              "(starting with a letter or digit, at most %(max)d characters)") % {"name": repr(slug), "max": SLUG_MAX_LENGTH}
         )
 
 
@@ -161,8 +163,9 @@ class _Import:
             query_pk, document_pk = self._known_pair(path, row.line, row.query_id, row.doc_id)
             key = (row.tag, row.query_id, row.doc_id)
             if key in listed:
-                raise ImportFileError(path, row.line, f"document '{row.doc_id}' listed twice for query "
-                                                      f"'{row.query_id}' in run '{row.tag}' (first at line {listed[key]})")
+                raise ImportFileError(path, row.line, _(
+                    "document '%(doc)s' listed twice for query '%(query)s' in run '%(tag)s' (first at line %(first)d)"
+                ) % {"doc": row.doc_id, "query": row.query_id, "tag": row.tag, "first": listed[key]})
             listed[key] = row.line
             self.candidates.add(query_pk, document_pk, source_key=f"run:{row.tag}",
                                 source_value={"rank": row.rank, "score": row.score})
@@ -185,10 +188,10 @@ class _Import:
     def _known_pair(self, path: Path, line: int, query_id: str, doc_id: str) -> tuple[int, int]:
         query_pk = self.queries_table.pk(query_id)
         if query_pk is None:
-            raise ImportFileError(path, line, f"unknown query id '{query_id}'")
+            raise ImportFileError(path, line, _("unknown query id '%(id)s'") % {"id": query_id})
         document_pk = self.documents.pk(doc_id)
         if document_pk is None:
-            raise ImportFileError(path, line, f"unknown doc id '{doc_id}'")
+            raise ImportFileError(path, line, _("unknown doc id '%(id)s'") % {"id": doc_id})
         return query_pk, document_pk
 
     def _first_grade(self, source: str, pair: tuple[str, str], grade: int, path: Path, line: int) -> bool:
@@ -199,8 +202,9 @@ class _Import:
             graded[pair] = (grade, f"{path.name}:{line}")
             return True
         if prior[0] != grade:
-            raise ImportFileError(path, line, f"query '{pair[0]}' and doc '{pair[1]}' graded {grade} here "
-                                              f"but {prior[0]} at {prior[1]}")
+            raise ImportFileError(path, line, _("query '%(query)s' and doc '%(doc)s' graded %(grade)d here "
+                                                "but %(prior)d at %(where)s")
+                                  % {"query": pair[0], "doc": pair[1], "grade": grade, "prior": prior[0], "where": prior[1]})
         return False
 
     def _offer_texts(self, path: Path, row: LabeledRow) -> None:
@@ -208,12 +212,14 @@ class _Import:
             self.queries_table.offer(row.query_id, title="", text=row.query_text, metadata=None,
                                      path=path, line=row.line)
         elif not self.queries_table.knows(row.query_id):
-            raise ImportFileError(path, row.line, f"unknown query id '{row.query_id}' (the row gives no query text)")
+            raise ImportFileError(path, row.line, _("unknown query id '%(id)s' (the row gives no query text)")
+                                  % {"id": row.query_id})
         for doc in row.docs:
             if doc.text is not None:
                 self.documents.offer(doc.doc_id, title=None, text=doc.text, metadata=None, path=path, line=row.line)
             elif not self.documents.knows(doc.doc_id):
-                raise ImportFileError(path, row.line, f"unknown doc id '{doc.doc_id}' (the row gives no doc text)")
+                raise ImportFileError(path, row.line, _("unknown doc id '%(id)s' (the row gives no doc text)")
+                                      % {"id": doc.doc_id})
 
     def _write_labels(self, path: Path, source: str, rows: list[LabeledRow]) -> None:
         self.queries_table.flush()

@@ -19,7 +19,9 @@ from pathlib import Path
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connections, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from ..language import in_language_of
 from ..models import Collection, ImportJob
 from .errors import ImportFileError, InvalidCollectionSlug
 from .importer import import_files
@@ -75,7 +77,12 @@ def execute_import(*, job_id: int) -> ImportJob | None:
     written: a job seen running with nobody holding it lost its worker (recover_lost_imports).
     """
     with ImportJob.objects.select_related("collection").claim(job_id) as job:
-        return _run(job) if job is not None else None
+        if job is None:
+            return None
+        # The refusal ("qrels.tsv:3: unknown doc id 'd9'") is written now and read later on the job
+        # page: in the language of whoever started the import, as the importer builds it.
+        with in_language_of(job.created_by_id):
+            return _run(job)
 
 
 def _run(job: ImportJob) -> ImportJob:
@@ -92,7 +99,8 @@ def _run(job: ImportJob) -> ImportJob:
         return _finish(job, status=ImportJob.Status.FAILED, error=str(failure))
     except Exception as failure:
         log.exception("import job %s failed", job.pk)
-        _finish(job, status=ImportJob.Status.FAILED, error=f"internal error: {type(failure).__name__}: {failure}")
+        _finish(job, status=ImportJob.Status.FAILED, error=_("internal error: %(kind)s: %(error)s")
+                % {"kind": type(failure).__name__, "error": failure})
         raise
     finally:
         progress.close()
@@ -119,9 +127,10 @@ def _recover(job: ImportJob, *, gone: bool, now: datetime) -> str | None:
         return "requeued" if requeued else None
     if not ImportJob.objects.owned_by_attempt(job.pk, job.attempts).exists():
         return None
-    _finish(job, status=ImportJob.Status.FAILED, error=(
-        f"the worker stopped (killed or lost) during each of {restarts + 1} attempts; "
-        "nothing was imported -- start the import again"))
+    with in_language_of(job.created_by_id):
+        error = _("the worker stopped (killed or lost) during each of %(attempts)d attempts; "
+                  "nothing was imported -- start the import again") % {"attempts": restarts + 1}
+    _finish(job, status=ImportJob.Status.FAILED, error=error)
     return "failed"
 
 

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from django.utils.translation import gettext as _
+
 from annotate.formats import json_type
 
 from .errors import ImportFileError
@@ -65,9 +67,9 @@ class ByteProgress:
 
 def check_readable(path: Path) -> None:
     if not path.exists():
-        raise ImportFileError(path, None, "no such file")
+        raise ImportFileError(path, None, _("no such file"))
     if not path.is_file():
-        raise ImportFileError(path, None, "not a regular file")
+        raise ImportFileError(path, None, _("not a regular file"))
 
 
 def read_lines(path: Path, progress: ByteProgress | None = None) -> Iterator[tuple[int, str]]:
@@ -77,7 +79,7 @@ def read_lines(path: Path, progress: ByteProgress | None = None) -> Iterator[tup
     try:
         handle = open(path, "rb")
     except OSError as error:
-        raise ImportFileError(path, None, f"cannot be read ({error.strerror})") from None
+        raise ImportFileError(path, None, _("cannot be read (%(reason)s)") % {"reason": error.strerror}) from None
     with handle:
         for number, raw in enumerate(handle, start=1):
             if progress is not None:
@@ -85,27 +87,28 @@ def read_lines(path: Path, progress: ByteProgress | None = None) -> Iterator[tup
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise ImportFileError(
-                    path, number, f"invalid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})"
-                ) from None
+                raise ImportFileError(path, number, _("invalid UTF-8 (byte 0x%(byte)02x at column %(column)d)")
+                                      % {"byte": raw[error.start], "column": error.start + 1}) from None
             if number == 1 and line.startswith("\ufeff"):
                 line = line[1:]  # a UTF-8 byte-order mark, as some Windows editors write
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue
             if "\x00" in line:
-                raise ImportFileError(path, number, "NUL character in the line")
+                raise ImportFileError(path, number, _("NUL character in the line"))
             any_row = True
             yield number, line
     if not any_row:
-        raise ImportFileError(path, None, "empty file")
+        raise ImportFileError(path, None, _("empty file"))
 
 
 def json_error_reason(error: json.JSONDecodeError) -> str:
     """"Expecting value at column 15", "Unterminated string starting at column 7": some of json's
-    messages already end in "at", which must not read "starting at at column"."""
-    joint = " column" if error.msg.endswith(" at") else " at column"
-    return f"{error.msg}{joint} {error.colno}"
+    messages already end in "at", which must not read "starting at at column". json's own message
+    stays English (it has no catalogue); the column around it is translated."""
+    if error.msg.endswith(" at"):
+        return _("%(message)s column %(column)d") % {"message": error.msg, "column": error.colno}
+    return _("%(message)s at column %(column)d") % {"message": error.msg, "column": error.colno}
 
 
 def read_json_objects(path: Path, progress: ByteProgress | None = None) -> Iterator[tuple[int, dict]]:
@@ -115,17 +118,17 @@ def read_json_objects(path: Path, progress: ByteProgress | None = None) -> Itera
             row = json.loads(line, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as error:
             reason = json_error_reason(error) if isinstance(error, json.JSONDecodeError) else str(error)
-            raise ImportFileError(path, number, f"bad JSON ({reason})") from None
+            raise ImportFileError(path, number, _("bad JSON (%(reason)s)") % {"reason": reason}) from None
         if not isinstance(row, dict):
-            raise ImportFileError(path, number, f"expected a JSON object, got {json_type(row)}")
+            raise ImportFileError(path, number, _("expected a JSON object, got %(type)s") % {"type": json_type(row)})
         # PostgreSQL cannot store NUL in text or jsonb; refuse it here, at its line.
         if "\\u0000" in line and _has_nul(row):
-            raise ImportFileError(path, number, "contains a NUL character (\\u0000), which cannot be stored")
+            raise ImportFileError(path, number, _("contains a NUL character (\\u0000), which cannot be stored"))
         yield number, row
 
 
 def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
+    raise ValueError(_("%(constant)s is not valid JSON") % {"constant": name})
 
 
 def _has_nul(value) -> bool:

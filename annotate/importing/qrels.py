@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.utils.translation import gettext as _
+
 from annotate.formats import FormatError, is_qrels_header, parse_qrel, qrels_columns
 
 from .errors import ImportFileError
@@ -43,4 +45,4 @@ def read_qrels(path: Path, progress: ByteProgress | None = None) -> Iterator[Qre
         rows += 1
         yield QrelRow(line, query_id, doc_id, grade)
     if rows == 0:
-        raise ImportFileError(path, None, "empty file (a header and no rows)")
+        raise ImportFileError(path, None, _("empty file (a header and no rows)"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..models import Candidate, Collection, Document, Judgment, JudgmentRevision, Query
 from ..splits import split_for
@@ -71,6 +72,12 @@ class EntityTable:
         entry = self.stored.get(external_id)
         return entry[0] if entry else None
 
+    def _different_text(self, external_id: str, where: str) -> str:
+        values = {"id": external_id, "where": where}
+        if self.kind == "document":
+            return _("document '%(id)s' has a different text than at %(where)s") % values
+        return _("query '%(id)s' has a different text than at %(where)s") % values
+
     def offer(self, external_id: str, *, title: str | None, text: str, metadata: dict | None,
               path: Path, line: int) -> None:
         """Queue a row for creation or update. `title=None` means the row carried text only (labels):
@@ -82,7 +89,7 @@ class EntityTable:
             prior_hash, prior_digest, where = prior
             same = chash == prior_hash if chash is not None and prior_hash is not None else digest == prior_digest
             if not same:
-                raise ImportFileError(path, line, f"{self.kind} '{external_id}' has a different text than at {where}")
+                raise ImportFileError(path, line, self._different_text(external_id, where))
             return
         self._seen[external_id] = (chash, digest, f"{path.name}:{line}")
         if external_id in self.stored:

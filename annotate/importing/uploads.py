@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.utils.translation import gettext as _
 
 from .importer import check_slug
 
@@ -71,29 +72,32 @@ def validate_uploads(collection_slug: str, files: dict[str, UploadedFile | Seque
         reject("collection", str(exc))
     unknown = sorted(set(files) - set(FILE_FIELDS))
     if unknown:
-        reject("__all__", f"unknown file field(s) {', '.join(unknown)}; expected {', '.join(FILE_FIELDS)}")
+        reject("__all__", _("unknown file field(s) %(unknown)s; expected %(expected)s")
+               % {"unknown": ", ".join(unknown), "expected": ", ".join(FILE_FIELDS)})
     uploads: list[tuple[str, UploadedFile, str]] = []
     for field in FILE_FIELDS:
         chosen = _as_list(files.get(field))
         if field in SINGLE_FILE_FIELDS and len(chosen) > 1:
-            reject(field, f"one {field} file at most (got {len(chosen)})")
+            reject(field, _("one %(field)s file at most (got %(n)d)") % {"field": field, "n": len(chosen)})
         for upload in chosen:
             name = safe_file_name(upload.name, fallback=field)
             if not upload.size:
-                reject(field, f"{name}: empty file")
+                reject(field, _("%(name)s: empty file") % {"name": name})
             uploads.append((field, upload, name))
     if not uploads and not unknown:
-        reject("__all__", "choose at least one file: corpus, queries, qrels, run or labels")
+        reject("__all__", _("choose at least one file: corpus, queries, qrels, run or labels"))
     seen: dict[str, str] = {}
-    for field, _, name in uploads:
+    for field, _upload, name in uploads:
         if name in seen:
-            reject(field, f"{name}: two uploads have this name ({seen[name]} and {field}); rename one")
+            reject(field, _("%(name)s: two uploads have this name (%(first)s and %(second)s); rename one")
+                   % {"name": name, "first": seen[name], "second": field})
         seen.setdefault(name, field)
-    total = sum(upload.size or 0 for _, upload, _ in uploads)
+    total = sum(upload.size or 0 for _field, upload, _name in uploads)
     limit = settings.IMPORT_UPLOAD_MAX_BYTES
     if total > limit:
-        reject("__all__", f"the files total {_human(total)}, over the upload limit of {_human(limit)}; "
-                          f"import files this large with `manage.py import_data`")
+        reject("__all__", _("the files total %(total)s, over the upload limit of %(limit)s; "
+                            "import files this large with `manage.py import_data`")
+               % {"total": _human(total), "limit": _human(limit)})
     if errors:
         raise UploadRejected(errors)
     return uploads

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
@@ -66,8 +67,9 @@ class NextTaskApi(APIView):
         collection = collection_for_member(request.user, slug)
         if selectors.needs_acknowledgement(request.user, collection):
             return api_error(
-                f"acknowledge guideline version {collection.guideline_version} before judging "
-                f"(POST /api/collections/{slug}/guidelines/acknowledge/)", status.HTTP_403_FORBIDDEN,
+                _("acknowledge guideline version %(version)s before judging (POST %(url)s)")
+                % {"version": collection.guideline_version, "url": f"/api/collections/{slug}/guidelines/acknowledge/"},
+                status.HTTP_403_FORBIDDEN,
             )
         lease = assignment.next_task(collection=collection, annotator=request.user)
         if lease is None:
@@ -223,7 +225,8 @@ class PinApi(APIView):
         query = get_object_or_404(Query, collection=collection, external_id=data["query"])
         user = get_user_model().objects.filter(username=data["annotator"]).first()
         if user is None or not is_member(user, collection):
-            return api_error(f"{data['annotator']!r} is not a member of {collection.slug}")
+            return api_error(_("%(annotator)s is not a member of %(collection)s")
+                             % {"annotator": repr(data["annotator"]), "collection": collection.slug})
         try:
             lease = assignment.pin_query(query=query, annotator=user)
         except assignment.AssignmentError as exc:
@@ -240,7 +243,7 @@ def _task_candidate(request, task_id: int, serializer_class):
         return data
     candidate = _candidate_in(lease, data["candidate"])
     if candidate is None:
-        return api_error("candidate is not part of this task", status.HTTP_404_NOT_FOUND)
+        return api_error(_("candidate is not part of this task"), status.HTTP_404_NOT_FOUND)
     return data, candidate
 
 

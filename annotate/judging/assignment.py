@@ -41,6 +41,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..models import Candidate, Collection, Judgment, Lease, Query
 from ..models.corpus import max_offers
@@ -202,7 +203,7 @@ def next_task(*, collection: Collection, annotator, now: datetime | None = None)
         return current
     k = collection.overlap_k
     passed_over: list[int] = []
-    for _ in range(_MAX_CLAIM_ATTEMPTS):
+    for _attempt in range(_MAX_CLAIM_ATTEMPTS):
         query = (
             _open_for(Query.objects.filter(collection=collection), annotator_id=annotator.pk, k=k)
             .exclude(pk__in=passed_over)
@@ -232,12 +233,13 @@ def pin_query(*, query: Query, annotator, now: datetime | None = None) -> Lease:
         return lease
     items = _open_items(query, annotator_id=annotator.pk, k=collection.overlap_k, gold_rate=collection.gold_rate)
     if not items and lease is not None and lease.status == Lease.Status.DONE:
-        raise AssignmentError(f"{annotator} has already finished query {query.external_id} "
-                              f"and no candidate added since needs a judge")
+        raise AssignmentError(_("%(annotator)s has already finished query %(query)s "
+                                "and no candidate added since needs a judge")
+                              % {"annotator": annotator, "query": query.external_id})
     if not items:
         raise AssignmentError(
-            f"query {query.external_id} has no candidate left that needs a judge "
-            f"(overlap k={collection.overlap_k} reached) for {annotator}"
+            _("query %(query)s has no candidate left that needs a judge (overlap k=%(k)d reached) for %(annotator)s")
+            % {"query": query.external_id, "k": collection.overlap_k, "annotator": annotator}
         )
     return _take(query, annotator=annotator, collection=collection, items=items, pinned=True, now=now)
 
@@ -246,7 +248,7 @@ def _lock_active(lease: Lease) -> Lease:
     lock_query(lease.query_id)
     lease = Lease.objects.get(pk=lease.pk)
     if lease.status != Lease.Status.ACTIVE:
-        raise AssignmentError(f"this task is no longer open (status: {lease.status})")
+        raise AssignmentError(_("this task is no longer open (status: %(status)s)") % {"status": lease.status})
     return lease
 
 
@@ -258,7 +260,7 @@ def finish_task(*, lease: Lease, now: datetime | None = None) -> Lease:
     judged = _judged_by(lease.annotator_id, lease.items)
     missing = set(lease.items) - judged
     if missing:
-        raise AssignmentError(f"{len(missing)} candidate(s) still need a grade or a skip")
+        raise AssignmentError(_("%(n)d candidate(s) still need a grade or a skip") % {"n": len(missing)})
     _decrement(_skipped_by(lease.annotator_id, judged), "coverage")  # a skip gives its slot back
     lease.status = Lease.Status.DONE
     lease.finished_at = now

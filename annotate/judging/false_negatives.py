@@ -9,6 +9,7 @@ relevant throws away hard negatives, and its threshold should move.
 from __future__ import annotations
 
 from django.db.models import Count, Q
+from django.utils.translation import gettext
 
 from ..models import Collection, Judgment
 
@@ -38,7 +39,8 @@ def false_negative_lane(collection: Collection) -> dict:
               for guard in sorted(tagged_counts)}
     total = _figures(sum(tagged_counts.values()), sum(judged.values()), sum(relevant.values()))
     return {"guards": guards, "all": total,
-            "rule": f"relevant: more than half of the people's grades are {RELEVANT_GRADE} or higher"}
+            "rule": gettext("relevant: more than half of the people's grades are %(grade)d or higher") % {
+                "grade": RELEVANT_GRADE}}
 
 
 def _figures(tagged: int, judged: int, relevant: int) -> dict:

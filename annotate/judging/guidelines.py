@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
 LANGUAGES = ("en", "zh")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
@@ -42,10 +43,11 @@ def _render(path: Path, mtime: float) -> str:
 def render(version: str, language: str = "en") -> SafeString:
     """HTML of one guideline version in one language (falls back to the other language)."""
     if not _VERSION.match(version or ""):
-        raise GuidelineMissing(f"guideline version {version!r} is not a valid name")
+        raise GuidelineMissing(gettext("guideline version %(version)r is not a valid name") % {"version": version})
     order = [language] + [lang for lang in LANGUAGES if lang != language]
     for lang in order:
         path = guidelines_dir() / version / f"{lang}.md"
         if path.is_file():
             return mark_safe(_render(path, path.stat().st_mtime))  # noqa: S308 - rendered with html disabled
-    raise GuidelineMissing(f"no guideline text for version {version!r} under {guidelines_dir()}")
+    raise GuidelineMissing(gettext("no guideline text for version %(version)r under %(folder)s") % {
+        "version": version, "folder": guidelines_dir()})

@@ -35,13 +35,7 @@ def add_member(*, collection: Collection, username: str, password: str = "",
     if user is None:
         if not password:
             raise MemberError("username: " + gettext("no account %(name)r; give a password to create it") % {"name": username})
-        candidate = users(username=username)
-        try:
-            users.username_validator(username)
-            validate_password(password, candidate)
-        except ValidationError as error:
-            raise MemberError(f"{'username' if 'username' in str(error.messages) else 'password'}: "
-                              f"{' '.join(error.messages)}") from None
+        _check_new_account(users, username, password)
         user = users.objects.create_user(username=username, password=password)
     elif password:
         raise MemberError("password: " + gettext("account %(name)r exists; its password is not changed here") % {
@@ -51,6 +45,16 @@ def add_member(*, collection: Collection, username: str, password: str = "",
         raise MemberError("username: " + gettext("%(name)r is already a member of %(collection)s") % {
             "name": username, "collection": collection.slug})
     return membership
+
+
+def _check_new_account(users, username: str, password: str) -> None:
+    """The validators' own (translated) messages, each under the field it is about."""
+    for field, check in (("username", lambda: users.username_validator(username)),
+                         ("password", lambda: validate_password(password, users(username=username)))):
+        try:
+            check()
+        except ValidationError as error:
+            raise MemberError(f"{field}: {' '.join(error.messages)}") from None
 
 
 @transaction.atomic

@@ -1,6 +1,8 @@
 """The judging pages: the guideline to acknowledge, then one task at a time."""
 from __future__ import annotations
 
+import logging
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -17,13 +19,18 @@ from . import assignment, members, selectors
 from .guidelines import GuidelineMissing, language_for
 from .guidelines import render as render_guideline
 
+logger = logging.getLogger(__name__)
+
 
 def _guideline_html(collection, request):
     language = language_for(request.GET.get("lang") or request.LANGUAGE_CODE)
     try:
         return render_guideline(collection.guideline_version, language), language
     except GuidelineMissing as exc:
-        return None, str(exc)
+        # The reason names a server folder: it goes to the log, the page says what the reader can act on.
+        logger.warning("guideline of %s not shown: %s", collection.slug, exc)
+        return None, gettext("No guideline text for version %(version)s: tell the collection's managers.") % {
+            "version": collection.guideline_version}
 
 
 @login_required
@@ -56,6 +63,8 @@ def judge_text() -> dict[str, str]:
         "still_open": gettext("%(n)s candidate(s) still need a grade or a skip."),
         "not_saved_yet": gettext("Some grades are not saved yet; finishing when they are."),
         "could_not_finish": gettext("could not finish (HTTP %(status)s)"),
+        "skipped": gettext("skipped"), "skipped_because": gettext("skipped: %(reason)s"),
+        "why_skip": gettext("Why skip this candidate?"), "note": gettext("Note on this candidate"),
     }
 
 
@@ -89,7 +98,7 @@ class AddMemberForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def members_page(request, slug: str):
     """Staff: who judges in the collection, what each has done, add and remove members."""
-    collection = staff_collection(request.user, slug, "members")
+    collection = staff_collection(request.user, slug, gettext("members"))
     form = AddMemberForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -108,7 +117,7 @@ def members_page(request, slug: str):
 @login_required
 @require_POST
 def remove_member_page(request, slug: str, user_id: int):
-    collection = staff_collection(request.user, slug, "members")
+    collection = staff_collection(request.user, slug, gettext("members"))
     user = get_object_or_404(get_user_model(), pk=user_id, memberships__collection=collection)
     released = members.remove_member(collection=collection, user=user)
     messages.success(request, gettext("%(user)s removed from %(collection)s; %(n)s open task(s) given back. Their grades stay.")

@@ -13,6 +13,7 @@ from functools import partial
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..models import (
     GRADE_MAX,
@@ -53,28 +54,35 @@ class Recorded:
 
 def _validate(*, grade, skipped: bool, skip_reason: str, note, seconds_spent, idempotency_key: str) -> None:
     if not isinstance(idempotency_key, str) or not idempotency_key.strip():
-        raise JudgingError("idempotency_key is required (a unique string per grading action)")
+        raise JudgingError(_("idempotency_key is required (a unique string per grading action)"))
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
-        raise JudgingError(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+        raise JudgingError(_("idempotency_key is longer than %(max)d characters") % {"max": MAX_IDEMPOTENCY_KEY_CHARS})
     if skipped:
         if grade is not None:
-            raise JudgingError("a skipped candidate has no grade: send grade=null with skipped=true")
+            raise JudgingError(_("a skipped candidate has no grade: send grade=null with skipped=true"))
         if not skip_reason or not skip_reason.strip():
-            raise JudgingError("a skip needs a reason")
+            raise JudgingError(_("a skip needs a reason"))
         if len(skip_reason) > MAX_SKIP_REASON_CHARS:
-            raise JudgingError(f"the skip reason is longer than {MAX_SKIP_REASON_CHARS} characters")
+            raise JudgingError(_("the skip reason is longer than %(max)d characters") % {"max": MAX_SKIP_REASON_CHARS})
     else:
         if isinstance(grade, bool) or not isinstance(grade, int):
-            raise JudgingError(f"grade must be an integer {GRADE_MIN}..{GRADE_MAX}, got {grade!r}")
+            raise JudgingError(_("grade must be an integer %(low)d..%(high)d, got %(value)s")
+                               % {"low": GRADE_MIN, "high": GRADE_MAX, "value": repr(grade)})
         if not GRADE_MIN <= grade <= GRADE_MAX:
-            raise JudgingError(f"grade {grade} is outside {GRADE_MIN}..{GRADE_MAX}")
+            raise JudgingError(_("grade %(grade)d is outside %(low)d..%(high)d")
+                               % {"grade": grade, "low": GRADE_MIN, "high": GRADE_MAX})
     if note is not None and len(note) > MAX_NOTE_CHARS:
-        raise JudgingError(f"the note is longer than {MAX_NOTE_CHARS} characters")
+        raise JudgingError(_note_too_long())
     if seconds_spent is not None:
         if isinstance(seconds_spent, bool) or not isinstance(seconds_spent, (int, float)):
-            raise JudgingError("seconds_spent must be a number")
+            raise JudgingError(_("seconds_spent must be a number"))
         if not 0 <= seconds_spent <= MAX_SECONDS_PER_ACTION:
-            raise JudgingError(f"seconds_spent {seconds_spent} is outside 0..{MAX_SECONDS_PER_ACTION}")
+            raise JudgingError(_("seconds_spent %(value)s is outside 0..%(max)d")
+                               % {"value": seconds_spent, "max": MAX_SECONDS_PER_ACTION})
+
+
+def _note_too_long() -> str:
+    return _("the note is longer than %(max)d characters") % {"max": MAX_NOTE_CHARS}
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ def _open_lease_for(*, annotator, candidate: Candidate) -> OpenTask:
         task = OpenTask(lease_id, json.loads(items) if isinstance(items, str) else items, pinned, version, every, minutes)
         if candidate.pk in task.items:
             return task
-    raise NotInTask("this candidate is not in a task you hold (it may have expired: ask for the next task)")
+    raise NotInTask(_("this candidate is not in a task you hold (it may have expired: ask for the next task)"))
 
 
 def _repeat(annotator, idempotency_key: str) -> Judgment | None:
@@ -178,10 +186,13 @@ def _check_same_action(annotator_id: int, candidate: Candidate, change: "_Change
     asked = {"candidate": candidate.pk, "action": change.reason, "grade": change.grade, "skipped": change.skipped}
     differing = [name for name in earlier if earlier[name] != asked[name]]
     if differing:
+        changes = ", ".join(_("%(field)s %(before)s, now %(after)s")
+                            % {"field": name, "before": repr(earlier[name]), "after": repr(asked[name])}
+                            for name in differing)
         raise IdempotencyConflict(
-            f"idempotency_key {change.idempotency_key!r} was already used for a different action "
-            f"({', '.join(f'{name} {earlier[name]!r}, now {asked[name]!r}' for name in differing)}); "
-            "a retry must repeat its request exactly, a new action needs a new key")
+            _("idempotency_key %(key)s was already used for a different action (%(changes)s); "
+              "a retry must repeat its request exactly, a new action needs a new key")
+            % {"key": repr(change.idempotency_key), "changes": changes})
 
 
 @dataclass(frozen=True)
@@ -294,11 +305,11 @@ def _save_in_one_statement(*, annotator_id: int, candidate: Candidate, task: Ope
 def annotate_candidate(*, annotator, candidate: Candidate, note: str | None = None, flagged: bool | None = None) -> Judgment:
     """Set the note or the flag of a candidate already graded or skipped in an open task."""
     if note is not None and len(note) > MAX_NOTE_CHARS:
-        raise JudgingError(f"the note is longer than {MAX_NOTE_CHARS} characters")
+        raise JudgingError(_note_too_long())
     _open_lease_for(annotator=annotator, candidate=candidate)
     judgment = Judgment.objects.standing().filter(candidate=candidate, annotator=annotator).first()
     if judgment is None:
-        raise JudgingError("grade or skip the candidate before adding a note or a flag")
+        raise JudgingError(_("grade or skip the candidate before adding a note or a flag"))
     if note is not None:
         judgment.note = note
     if flagged is not None:
@@ -315,14 +326,14 @@ def undo_last(*, annotator, lease: Lease, idempotency_key: str, now: datetime | 
     marked withdrawn. Returns the judgment changed, or None when there is nothing to undo.
     """
     if not idempotency_key:
-        raise JudgingError("idempotency_key is required")
+        raise JudgingError(_("idempotency_key is required"))
     repeated = _repeat(annotator, idempotency_key)
     if repeated is not None:
         return repeated
     assignment.lock_query(lease.query_id)
     lease = Lease.objects.select_related("collection").get(pk=lease.pk)
     if lease.annotator_id != annotator.pk or lease.status != Lease.Status.ACTIVE:
-        raise JudgingError("this task is not open for you")
+        raise JudgingError(_("this task is not open for you"))
     last = (
         JudgmentRevision.objects.filter(
             changed_by=annotator, judgment__candidate_id__in=lease.items, judgment__annotator=annotator,

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from config import liveness
 
@@ -112,11 +114,11 @@ class Job(models.Model):
     """What every background job has: pending -> running -> done | failed | cancelled."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+        PENDING = "pending", _("Pending")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
 
     # Not finished yet: pending or running.
     ACTIVE: ClassVar[tuple[str, ...]] = (Status.PENDING, Status.RUNNING)
@@ -144,6 +146,22 @@ class Job(models.Model):
     @property
     def last_seen(self) -> datetime:
         return self.heartbeat_at or self.started_at or self.created_at
+
+
+# A status as the pages say it: in English the code itself (what the pages always showed, and what
+# their scripts compare), in another language its translation. The admin shows the choices' labels.
+STATUS_WORDS = {
+    Job.Status.PENDING: pgettext_lazy("job status", "pending"),
+    Job.Status.RUNNING: pgettext_lazy("job status", "running"),
+    Job.Status.DONE: pgettext_lazy("job status", "done"),
+    Job.Status.FAILED: pgettext_lazy("job status", "failed"),
+    Job.Status.CANCELLED: pgettext_lazy("job status", "cancelled"),
+}
+
+
+def status_word(status: str) -> str:
+    """A job's status in the viewer's language (an unknown code as it is)."""
+    return str(STATUS_WORDS.get(status, status))
 
 
 class ImportJob(Job):

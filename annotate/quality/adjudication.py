@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import Count, Exists, F, Max, Min, OuterRef
+from django.utils.translation import gettext as _
 
 from ..grades import GRADE_MAX, GRADE_MIN
 from ..models import (
@@ -38,14 +39,15 @@ class AdjudicationError(ValueError):
 def adjudicate(*, candidate: Candidate, grade: int, reason: str, decided_by) -> Adjudication:
     """Record staff's final grade for a candidate, with the reason."""
     if not getattr(decided_by, "is_staff", False):
-        raise AdjudicationError("only staff can adjudicate")
+        raise AdjudicationError(_("only staff can adjudicate"))
     if isinstance(grade, bool) or not isinstance(grade, int) or not GRADE_MIN <= grade <= GRADE_MAX:
-        raise AdjudicationError(f"grade must be an integer {GRADE_MIN}..{GRADE_MAX}, got {grade!r}")
+        raise AdjudicationError(_("grade must be an integer %(low)d..%(high)d, got %(value)s")
+                                % {"low": GRADE_MIN, "high": GRADE_MAX, "value": repr(grade)})
     reason = (reason or "").strip()
     if not reason:
-        raise AdjudicationError("a final grade needs a reason")
+        raise AdjudicationError(_("a final grade needs a reason"))
     if len(reason) > MAX_REASON_CHARS:
-        raise AdjudicationError(f"the reason is longer than {MAX_REASON_CHARS} characters")
+        raise AdjudicationError(_("the reason is longer than %(max)d characters") % {"max": MAX_REASON_CHARS})
     return Adjudication.objects.create(collection_id=candidate.collection_id, candidate=candidate, grade=grade,
                                        reason=reason, decided_by=decided_by)
 

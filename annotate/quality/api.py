@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -115,7 +116,8 @@ class AdjudicationApi(APIView):
             return data
         candidate = Candidate.objects.filter(pk=data["candidate"], collection=collection).first()
         if candidate is None:
-            return api_error(f"candidate {data['candidate']} is not in collection {collection.slug}", status.HTTP_404_NOT_FOUND)
+            return api_error(_("candidate %(candidate)s is not in collection %(collection)s")
+                             % {"candidate": data["candidate"], "collection": collection.slug}, status.HTTP_404_NOT_FOUND)
         try:
             decision = adjudicate(candidate=candidate, grade=data["grade"], reason=data["reason"], decided_by=request.user)
         except AdjudicationError as error:
@@ -158,7 +160,8 @@ class GoldApi(APIView):
         )
         for number, item in enumerate(items):
             if (item["query_id"], item["doc_id"]) not in pairs:
-                return api_error(f"items[{number}]: ({item['query_id']}, {item['doc_id']}) is not a candidate of {collection.slug}")
+                return api_error(f"items[{number}]: " + _("(%(query)s, %(doc)s) is not a candidate of %(collection)s")
+                                 % {"query": item["query_id"], "doc": item["doc_id"], "collection": collection.slug})
         marked = unmarked = 0
         for item in items:
             pk = pairs[(item["query_id"], item["doc_id"])]

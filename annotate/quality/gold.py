@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from ..grades import GRADE_MAX, GRADE_MIN
 from ..models import Candidate, Collection
@@ -35,7 +36,8 @@ class GoldFileError(GoldError):
 
 def _checked_grade(grade) -> int:
     if isinstance(grade, bool) or not isinstance(grade, int) or not GRADE_MIN <= grade <= GRADE_MAX:
-        raise GoldError(f"gold grade must be an integer {GRADE_MIN}..{GRADE_MAX}, got {grade!r}")
+        raise GoldError(_("gold grade must be an integer %(low)d..%(high)d, got %(value)s")
+                        % {"low": GRADE_MIN, "high": GRADE_MAX, "value": repr(grade)})
     return grade
 
 

@@ -21,6 +21,7 @@ from datetime import date, datetime, time, timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
 
 
 class ScopeError(ValueError):
@@ -41,12 +42,13 @@ class AgreementScope:
         if annotators:
             names = tuple(name.strip() for name in (annotators.split(",") if isinstance(annotators, str) else annotators))
             if len(names) != 2 or not all(names) or names[0] == names[1]:
-                raise ScopeError(f"annotators {annotators!r}: give two different usernames, e.g. ann1,ann2")
+                raise ScopeError(_("annotators %(value)s: give two different usernames, e.g. ann1,ann2")
+                                 % {"value": repr(annotators)})
             pair = names
         start = _moment(since, "since", end_of_day=False)
         end = _moment(until, "until", end_of_day=True)
         if start and end and start > end:
-            raise ScopeError(f"since {since} is after until {until}")
+            raise ScopeError(_("since %(since)s is after until %(until)s") % {"since": since, "until": until})
         return cls(query=query or None, annotators=pair, since=start, until=end,
                    guideline_version=guideline_version or None)
 
@@ -59,13 +61,14 @@ class AgreementScope:
         if self.query is not None:
             query = collection.queries.filter(external_id=self.query).values_list("pk", flat=True).first()
             if query is None:
-                raise ScopeError(f"query {self.query!r} is not in collection {collection.slug}")
+                raise ScopeError(_("query %(query)s is not in collection %(collection)s")
+                                 % {"query": repr(self.query), "collection": collection.slug})
             judgments = judgments.filter(candidate__query_id=query)
         if self.annotators is not None:
             users = dict(get_user_model().objects.filter(username__in=self.annotators).values_list("username", "pk"))
             missing = [name for name in self.annotators if name not in users]
             if missing:
-                raise ScopeError(f"annotator {missing[0]!r} does not exist")
+                raise ScopeError(_("annotator %(name)s does not exist") % {"name": repr(missing[0])})
             judgments = judgments.filter(annotator_id__in=list(users.values()))
         if self.since is not None:
             judgments = judgments.filter(updated_at__gte=self.since)
@@ -99,7 +102,8 @@ def _moment(value, name: str, *, end_of_day: bool) -> datetime | None:
         if moment is None:
             day = parse_date(text) if len(text) == 10 else None
             if day is None:
-                raise ScopeError(f"{name} {value!r} is not a date (YYYY-MM-DD) or an ISO date-time")
+                raise ScopeError(_("%(field)s %(value)s is not a date (YYYY-MM-DD) or an ISO date-time")
+                                 % {"field": name, "value": repr(value)})
             moment = _day(day, end_of_day)
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)

@@ -9,10 +9,17 @@
   const bar = document.getElementById("job-bar");
   const errorText = document.getElementById("job-error");
   const result = document.getElementById("job-result");
+  // Words in the user's language, from the page (templates/annotate/import_job.html).
+  const statusWords = JSON.parse(document.getElementById("job-status-words").textContent);
+  const bytesOf = root.dataset.bytesOf;
   let delay = 1000;
 
+  function fill(text, values) {
+    return text.replace(/%\((\w+)\)s/g, (_, name) => String(values[name]));
+  }
+
   function size(bytes) {
-    const units = ["bytes", "KB", "MB", "GB"];
+    const units = [root.dataset.bytesUnit, "KB", "MB", "GB"];
     let value = bytes;
     let unit = 0;
     while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
@@ -21,11 +28,11 @@
 
   function show(job) {
     root.dataset.status = job.status;
-    statusText.textContent = job.status;
+    statusText.textContent = statusWords[job.status] || job.status;
     const percent = Math.round(100 * job.progress);
     bar.style.width = percent + "%";
     bar.parentElement.setAttribute("aria-valuenow", String(percent));
-    if (job.bytes_total) bytesText.textContent = "(" + size(job.bytes_done) + " of " + size(job.bytes_total) + ")";
+    if (job.bytes_total) bytesText.textContent = fill(bytesOf, { done: size(job.bytes_done), total: size(job.bytes_total) });
     if (job.status === "failed") {
       errorText.textContent = job.error;
       errorText.hidden = false;

@@ -188,7 +188,7 @@
     card.querySelector(".badge.flag").hidden = !data.flagged;
     const skip = card.querySelector(".badge.skip");
     skip.hidden = !data.skipped;
-    skip.textContent = data.skipped ? "skipped: " + data.skip_reason : "skipped";
+    skip.textContent = data.skipped ? t("skipped_because", { reason: data.skip_reason }) : t("skipped");
     const note = card.querySelector(".badge.note-badge");
     note.hidden = !data.note;
     note.title = data.note || "";
@@ -256,7 +256,7 @@
 
   async function skip() {
     const data = focusedData();
-    const reason = await askText("Why skip this candidate? / 跳过原因", "");
+    const reason = await askText(t("why_skip"), "");
     if (reason === null) return;
     if (!reason.trim()) { say(t("skip_needs_reason")); return; }
     const wasOpen = isOpenData(data);
@@ -287,7 +287,7 @@
   async function note() {
     const data = focusedData();
     if (needsGradeFirst(data)) return;
-    const text = await askText("Note / 备注", data.note);
+    const text = await askText(t("note"), data.note);
     if (text === null) return;
     data.note = text;
     renderCard(cards[focus]);

@@ -4,9 +4,11 @@
   if (!root) return;
   const url = root.dataset.progressUrl;
   const field = (name) => root.querySelector(`[data-field="${name}"]`);
+  // Status words in the user's language, from the page (templates/mining/job.html).
+  const statusWords = JSON.parse(document.getElementById("job-status-words").textContent);
 
   function render(job) {
-    field("status").textContent = job.status;
+    field("status").textContent = statusWords[job.status] || job.status;
     field("queries_done").textContent = job.queries_done;
     field("queries_total").textContent = job.queries_total;
     field("candidates_added").textContent = job.candidates_added;

@@ -245,6 +245,12 @@ def test_the_page_script_speaks_the_users_language(page, annotator_user):
     page.wait_for_selector("#workbench")
     page.keyboard.press("2")
     page.wait_for_function("document.getElementById('save-state').textContent === '已保存'")
+    assert page.locator(".candidate .grade.g3").first.inner_text() == "3 高相关"  # Chinese only, no English beside
+    page.keyboard.press("s")  # the skip dialog asks in Chinese too; Esc leaves the candidate open
+    page.wait_for_selector("#text-dialog[open]")
+    assert page.locator("#text-label").inner_text() == "为什么跳过这个候选？"
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#text-dialog:not([open])", state="attached")
     page.keyboard.press("Enter")
     page.wait_for_function("document.getElementById('message').textContent === '还有 3 个候选需要评分或跳过。'")
     assert page.locator("a:has-text('集合')").count() >= 1  # the header too

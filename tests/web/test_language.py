@@ -47,16 +47,39 @@ def test_a_bad_language_is_refused_and_an_outside_next_is_ignored(client, langua
         assert response["Location"] == "/"
 
 
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
+
+
+def _unquoted(parts: list[str]) -> str:
+    """The text of a PO string's quoted parts, escapes resolved (\\n, \\", \\\\ ...)."""
+    joined = "".join(parts)
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), joined)
+
+
 def _po_entries(path: Path) -> dict[str, str]:
+    """{key: msgstr} of the catalogue's live singular entries, keyed as gettext looks them up:
+    "<msgctxt>\\x04<msgid>" for an entry with a context (pgettext), the msgid otherwise."""
     entries, text = {}, path.read_text(encoding="utf-8")
     for block in text.split("\n\n"):
-        block = "\n".join(line for line in block.split("\n") if not line.startswith("#"))  # comments
-        if "msgid" not in block or "msgid_plural" in block:
+        fields: dict[str, list[str]] = {}
+        current = None
+        for line in block.split("\n"):
+            if line.startswith("#"):
+                continue  # comments, flags and obsolete (#~) entries
+            keyword = re.match(r"(msgctxt|msgid_plural|msgid|msgstr(?:\[\d+\])?) ", line)
+            if keyword:
+                current = keyword.group(1)
+                line = line[keyword.end():]
+            if current is not None and line.startswith('"'):
+                fields.setdefault(current, []).append(line[1:-1])
+        if "msgid" not in fields:
             continue
-        msgid = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', block.split("msgstr")[0]))
-        msgstr = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', block.split("msgstr", 1)[1]))
+        if "msgid_plural" in fields:  # a plural entry: checked by its first form (Chinese has one)
+            fields["msgstr"] = fields.get("msgstr[0]", [])
+        msgid = _unquoted(fields["msgid"])
         if msgid:
-            entries[msgid.replace('\\"', '"')] = msgstr.replace('\\"', '"')
+            key = f"{_unquoted(fields['msgctxt'])}\x04{msgid}" if "msgctxt" in fields else msgid
+            entries[key] = _unquoted(fields.get("msgstr", []))
     return entries
 
 
@@ -66,7 +89,8 @@ def test_every_string_of_the_catalogue_is_translated_and_the_compiled_file_match
     assert [msgid for msgid, msgstr in entries.items() if not msgstr] == []
     with open(CATALOGUE / "django.mo", "rb") as handle:
         compiled = gettext.GNUTranslations(handle)
-    stale = [msgid for msgid, msgstr in entries.items() if compiled.gettext(msgid) != msgstr]
+    catalog = compiled._catalog  # keys: msgid, "ctxt\x04msgid", or (msgid, n) for a plural's forms
+    stale = [key for key, msgstr in entries.items() if catalog.get(key, catalog.get((key, 0))) != msgstr]
     assert stale == [], "django.mo is older than django.po: run msgfmt (README, Translations)"
 
 
