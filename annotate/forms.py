@@ -42,12 +42,16 @@ class ImportForm(forms.Form):
                           help_text=_("TREC run: qid Q0 docid rank score tag"))
     labels = MultipleFileField(label=_("Labels"), required=False, allow_empty_file=True,
                                help_text=_("Pointwise, pairwise or listwise JSONL; several allowed"))
+    clicks = MultipleFileField(label=_("Click logs"), required=False, allow_empty_file=True,
+                               help_text=_('JSONL, one search per line: {"query_id", "query"?, "shown": '
+                                           '[{"doc_id", "position"}], "clicks"?: [{"doc_id", "dwell_s"?}]}; '
+                                           'several allowed'))
 
     def existing_slugs(self) -> list[str]:
         return list(Collection.objects.order_by("slug").values_list("slug", flat=True)[:500])
 
     def files_for_import(self) -> dict:
-        return {name: self.cleaned_data.get(name) for name in ("corpus", "queries", "qrels", "run", "labels")}
+        return {name: self.cleaned_data.get(name) for name in ("corpus", "queries", "qrels", "run", "labels", "clicks")}
 
 
 class CollectionSettingsForm(forms.ModelForm):

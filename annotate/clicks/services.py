@@ -133,6 +133,20 @@ def import_click_log(*, collection: Collection, path: Path, imported_by=None, fi
                        cells=len(cells))
 
 
+def import_click_logs(*, collection: Collection, paths, imported_by=None) -> dict:
+    """Take several logs in (each once), then fit once: what an import job and `import_data
+    --clicks` do. Returns a summary for the job's result and the command's output."""
+    logs = []
+    for path in paths:
+        result = import_click_log(collection=collection, path=Path(path), imported_by=imported_by, fit=False)
+        logs.append({"file": Path(path).name, "already_imported": result.already_imported,
+                     "searches": result.log.searches, "clicks": result.log.clicks,
+                     "new_queries": result.new_queries, "new_candidates": result.new_candidates})
+    fit = fit_click_labels(collection=collection)
+    return {"logs": logs, "click_labels": fit.labelled, "click_pairs": fit.pairs,
+            "position_bias_identified": None if fit.model is None else fit.model.identified}
+
+
 def _add_counts(cells, pair_of, candidate_of) -> None:
     wanted = {(candidate_of[pair_of[(q, d)]], position): values for (q, d, position), values in cells.items()}
     existing = {(row.candidate_id, row.position): row for row in ClickCount.objects.filter(

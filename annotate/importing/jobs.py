@@ -21,8 +21,10 @@ from django.db import connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ..clicks.services import import_click_logs
 from ..language import in_language_of
 from ..models import Collection, ImportJob
+from ..totals import totals_by_collection
 from .errors import ImportFileError, InvalidCollectionSlug
 from .importer import import_files
 from .uploads import store_uploads, upload_dir, validate_uploads
@@ -89,12 +91,22 @@ def _run(job: ImportJob) -> ImportJob:
     paths = job.files
     progress = ProgressWriter(job_id=job.pk)
     try:
-        totals = import_files(
-            collection_slug=job.collection.slug,
-            corpus=_path(paths.get("corpus")), queries=_path(paths.get("queries")),
-            qrels=_path(paths.get("qrels")), run=_path(paths.get("run")),
-            labels=[Path(p) for p in paths.get("labels", [])], progress=progress,
-        )
+        # Click logs come after the other files (their documents may be in this corpus), in the
+        # same transaction: a bad log undoes the whole import.
+        with transaction.atomic():
+            totals = None
+            if any(paths.get(field) for field in ("corpus", "queries", "qrels", "run", "labels")):
+                totals = import_files(
+                    collection_slug=job.collection.slug,
+                    corpus=_path(paths.get("corpus")), queries=_path(paths.get("queries")),
+                    qrels=_path(paths.get("qrels")), run=_path(paths.get("run")),
+                    labels=[Path(p) for p in paths.get("labels", [])], progress=progress,
+                )
+            if paths.get("clicks"):
+                clicks = import_click_logs(collection=job.collection, paths=paths["clicks"],
+                                           imported_by=job.created_by)
+                totals = {"collection": job.collection.slug, **totals_by_collection([job.collection])[job.collection.pk],
+                          "click_labels": clicks["click_labels"], "click_logs": clicks}
     except (ImportFileError, InvalidCollectionSlug, ValueError) as failure:
         return _finish(job, status=ImportJob.Status.FAILED, error=str(failure))
     except Exception as failure:

@@ -18,7 +18,8 @@ from django.utils.translation import gettext as _
 from .importer import check_slug
 
 SINGLE_FILE_FIELDS = ("corpus", "queries", "qrels", "run")
-FILE_FIELDS = (*SINGLE_FILE_FIELDS, "labels")
+MULTI_FILE_FIELDS = ("labels", "clicks")
+FILE_FIELDS = (*SINGLE_FILE_FIELDS, *MULTI_FILE_FIELDS)
 # Judgment sources are "labels:<name>" in a 255-character column.
 MAX_FILE_NAME = 120
 
@@ -85,7 +86,7 @@ def validate_uploads(collection_slug: str, files: dict[str, UploadedFile | Seque
                 reject(field, _("%(name)s: empty file") % {"name": name})
             uploads.append((field, upload, name))
     if not uploads and not unknown:
-        reject("__all__", _("choose at least one file: corpus, queries, qrels, run or labels"))
+        reject("__all__", _("choose at least one file: corpus, queries, qrels, run, labels or click logs"))
     seen: dict[str, str] = {}
     for field, _upload, name in uploads:
         if name in seen:
@@ -121,8 +122,8 @@ def store_uploads(uploads: list[tuple[str, UploadedFile, str]], directory: Path)
         with open(path, "xb") as out:
             for chunk in upload.chunks():
                 out.write(chunk)
-        if field == "labels":
-            stored.setdefault("labels", []).append(str(path))
+        if field in MULTI_FILE_FIELDS:
+            stored.setdefault(field, []).append(str(path))
         else:
             stored[field] = str(path)
     return stored

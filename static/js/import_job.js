@@ -39,7 +39,8 @@
     }
     if (job.status === "done") {
       for (const cell of result.querySelectorAll("[data-total]")) {
-        cell.textContent = String(job.result[cell.dataset.total]);
+        const value = job.result[cell.dataset.total];
+        cell.textContent = value === undefined || value === null ? "–" : String(value);
       }
       result.hidden = false;
     }

@@ -17,7 +17,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from annotate.clicks.services import fit_click_labels, import_click_log
+from annotate.clicks.services import import_click_logs
 from annotate.importing import ImportFileError, InvalidCollectionSlug, import_files
 from annotate.models import Collection
 from annotate.totals import totals_by_collection
@@ -68,16 +68,15 @@ class Command(BaseCommand):
         target = Collection.objects.filter(slug=slug).first()
         if target is None:
             raise error(f"{slug}: no such collection; import its corpus first (--corpus), then click logs")
-        for path in paths:
-            result = import_click_log(collection=target, path=path, fit=False)
-            if result.already_imported:
-                self.stderr.write(f"{path.name}: already imported on {result.log.imported_at:%Y-%m-%d %H:%M}; skipped")
+        summary = import_click_logs(collection=target, paths=paths)
+        for log in summary["logs"]:
+            if log["already_imported"]:
+                self.stderr.write(f"{log['file']}: already imported; skipped")
             else:
-                self.stderr.write(f"{path.name}: {result.log.searches} searches, {result.log.clicks} clicks, "
-                                  f"{result.new_queries} new queries, {result.new_candidates} new candidates")
-        fit = fit_click_labels(collection=target)
-        self.stderr.write(f"click labels: {fit.labelled} of {fit.pairs} pairs"
-                          + ("" if fit.model is None or fit.model.identified else
+                self.stderr.write(f"{log['file']}: {log['searches']} searches, {log['clicks']} clicks, "
+                                  f"{log['new_queries']} new queries, {log['new_candidates']} new candidates")
+        self.stderr.write(f"click labels: {summary['click_labels']} of {summary['click_pairs']} pairs"
+                          + ("" if summary["position_bias_identified"] is not False else
                              " (every pair was shown at one position only: position bias cannot be separated)"))
         return {"collection": slug, **totals_by_collection([target])[target.pk]}
 
