@@ -34,9 +34,9 @@ from annotate.models import (
     Collection,
     Document,
     Judgment,
-    JudgmentRevision,
     Query,
 )
+from annotate.sources import write_source_grades
 
 from .click_model import PositionBasedModel, fit_position_based_model, ordinal_grades
 from .log import read_click_log
@@ -177,25 +177,14 @@ def fit_click_labels(*, collection: Collection) -> ClickFit:
     model = fit_position_based_model(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3],
                                      n_pairs=len(candidate_ids))
     grades = ordinal_grades(model.attractiveness, shares=people_grade_shares(collection))
-    with transaction.atomic():
-        existing = {candidate: (pk, grade) for pk, candidate, grade in Judgment.objects.filter(
-            collection=collection, annotator__isnull=True, source=CLICK_SOURCE).values_list("pk", "candidate_id", "grade")}
-        new, changed, revisions = [], [], []
-        for i, candidate in enumerate(candidate_ids):
-            grade = int(grades[i])
-            if candidate in existing:
-                pk, old = existing[candidate]
-                if old != grade:
-                    changed.append(Judgment(pk=pk, grade=grade))
-                    revisions.append(JudgmentRevision(judgment_id=pk, changed_by_source=CLICK_SOURCE, old_grade=old,
-                                                      new_grade=grade, reason="click model refit"))
-            elif model.examinations[i] >= MIN_EXAMINATIONS:
-                new.append(Judgment(collection=collection, candidate_id=candidate, source=CLICK_SOURCE, grade=grade))
-        Judgment.objects.bulk_create(new, batch_size=1000)
-        Judgment.objects.bulk_update(changed, ["grade"], batch_size=1000)
-        JudgmentRevision.objects.bulk_create(revisions, batch_size=1000)
-    labelled = len(existing) + len(new)
-    return ClickFit(pairs=len(candidate_ids), labelled=labelled, added=len(new), changed=len(changed), model=model)
+    already = set(Judgment.objects.filter(collection=collection, annotator__isnull=True, source=CLICK_SOURCE)
+                  .values_list("candidate_id", flat=True))
+    # A pair gets its first click label once it has the evidence; a labelled pair keeps being revised.
+    labels = {candidate: int(grades[i]) for i, candidate in enumerate(candidate_ids)
+              if candidate in already or model.examinations[i] >= MIN_EXAMINATIONS}
+    added, changed = write_source_grades(collection=collection, source=CLICK_SOURCE, grades=labels,
+                                         reason="click model refit")
+    return ClickFit(pairs=len(candidate_ids), labelled=len(labels), added=added, changed=changed, model=model)
 
 
 def people_grade_shares(collection: Collection) -> np.ndarray | None:

@@ -21,7 +21,6 @@ from django.db import connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from ..clicks.services import import_click_logs
 from ..language import in_language_of
 from ..models import Collection, ImportJob
 from ..totals import totals_by_collection
@@ -103,6 +102,10 @@ def _run(job: ImportJob) -> ImportJob:
                     labels=[Path(p) for p in paths.get("labels", [])], progress=progress,
                 )
             if paths.get("clicks"):
+                # Imported here: annotate.clicks reads files with this package's line reader, so a
+                # module-level import would make the two packages import each other at start-up.
+                from ..clicks.services import import_click_logs
+
                 clicks = import_click_logs(collection=job.collection, paths=paths["clicks"],
                                            imported_by=job.created_by)
                 totals = {"collection": job.collection.slug, **totals_by_collection([job.collection])[job.collection.pk],
