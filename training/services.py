@@ -98,14 +98,19 @@ def send_run(run_id: int) -> bool:
 
 
 def send_miner_distillation(version_id: int) -> bool:
-    """Queue the promoted version's miner (training.miner); with the broker down, mining keeps
-    the previous miner until the next promotion."""
-    from .tasks import distil_miner
+    """After a promotion: queue the promoted version's miner (training.miner) and its machine judge
+    (training.machine_judge); with the broker down, mining keeps the previous miner and the judge
+    its previous grades until the next promotion."""
+    from .models import ModelVersion
+    from .tasks import distil_miner, machine_judge
 
     try:
         distil_miner.delay(version_id)
-    except Exception as error:  # noqa: BLE001 -- the promotion stands; only the miner waits
-        log.warning("could not queue the miner of model version %s (%s)", version_id, error)
+        collection_id = ModelVersion.objects.filter(pk=version_id).values_list("collection_id", flat=True).first()
+        if collection_id is not None:
+            machine_judge.delay(collection_id, version_id)
+    except Exception as error:  # noqa: BLE001 -- the promotion stands; only the miner and the judge wait
+        log.warning("could not queue the miner or the machine judge of model version %s (%s)", version_id, error)
         return False
     return True
 

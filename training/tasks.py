@@ -45,3 +45,24 @@ def distil_miner(version_id: int) -> str | None:
 
     version = ModelVersion.objects.select_related("collection").filter(pk=version_id).first()
     return str(distil(version=version)) if version is not None else None
+
+
+@shared_task(name="training.tasks.machine_judge", acks_late=True)
+def machine_judge(collection_id: int, version_id: int | None = None) -> dict | None:
+    """The machine judge's grades from the promoted version (or the base model with none); safe to
+    run twice (the second run revises nothing) and a no-op when another version serves by now."""
+    from annotate.models import Collection
+
+    from .machine_judge import judge_collection
+    from .models import ModelVersion
+
+    collection = Collection.objects.filter(pk=collection_id).first()
+    if collection is None:
+        return None
+    model_dir = None
+    if version_id is not None:
+        version = ModelVersion.objects.filter(pk=version_id, collection=collection, is_promoted=True).first()
+        if version is None:
+            return None  # superseded: the newer promotion queues its own judge
+        model_dir = version.path
+    return vars(judge_collection(collection=collection, model_dir=model_dir))

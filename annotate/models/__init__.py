@@ -4,7 +4,7 @@ Invariants live in the database (unique and check constraints), so a race betwee
 processes or a redelivered Celery message can never store a second judgment or an impossible grade.
 Domain rules that read these tables are QuerySet methods next to their model, each written once.
 """
-from .clicks import CLICK_SOURCE, ClickCount, ClickLog
+from .clicks import CLICK_SOURCE, MACHINE_SOURCE, ClickCount, ClickLog
 from .collections import (
     AnnotatorProfile,
     Collection,
@@ -20,6 +20,6 @@ from .reports import AgreementReport
 
 __all__ = [
     "GRADE_CHOICES", "GRADE_LABELS", "GRADE_MAX", "GRADE_MIN", "Adjudication", "AgreementReport", "AnnotatorProfile",
-    "CLICK_SOURCE", "Candidate", "ClickCount", "ClickLog", "Collection", "Document", "ExportSnapshot", "GuidelineAcknowledgement", "ImportJob", "Judgment",
+    "CLICK_SOURCE", "MACHINE_SOURCE", "Candidate", "ClickCount", "ClickLog", "Collection", "Document", "ExportSnapshot", "GuidelineAcknowledgement", "ImportJob", "Judgment",
     "JudgmentRevision", "Lease", "Membership", "Query", "grade_validators", "new_shuffle_key",
 ]

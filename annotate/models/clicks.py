@@ -15,6 +15,7 @@ from .collections import Collection
 from .corpus import Candidate
 
 CLICK_SOURCE = "clicks"  # the judge name of the click labels in the annotator model and in `sources`
+MACHINE_SOURCE = "machine"  # the machine judge's (training.machine_judge): never shown to annotators
 
 
 class ClickLog(models.Model):

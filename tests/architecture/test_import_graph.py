@@ -7,7 +7,8 @@ import counts as much as a top-level one:
   libraries: they import no first-party module (formats may read the grade scale);
 - annotate never imports training, nor mining beyond mining.text;
 - training reads annotate's public surface only (models, access, export, formats, grades) and
-  mining.text, never annotate's internals or mining's jobs;
+  mining.text, never annotate's internals or mining's jobs; it writes back only the machine judge's
+  grades, through annotate.sources (the one service for a derived source's judgments);
 - mining's jobs may use training's promoted model: the one arrow back, the feedback loop;
 - config's infrastructure (celery, errors, env, redis...) imports no app; only the composition root
   (urls, api_urls, wsgi, stack, settings) names the apps;
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("annotate", "mining", "training", "config")
 LIBRARIES = ("mining.text", "annotate.grades", "annotate.formats")
 TRAINING_MAY_READ = ("annotate.models", "annotate.access", "annotate.export", "annotate.formats", "annotate.grades",
-                     "mining.text", "config")
+                     "annotate.sources", "mining.text", "config")
 COMPOSITION_ROOT = ("config.urls", "config.api_urls", "config.wsgi", "config.stack", "config.settings",
                     "config.settings_test")
 

@@ -1,0 +1,101 @@
+"""The machine judge (training.machine_judge): calibrated to people's grades on train queries, written
+as a source of its own, never shown to annotators, safe to run twice."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from sklearn.metrics import cohen_kappa_score
+
+from annotate.models import (
+    MACHINE_SOURCE,
+    Candidate,
+    Collection,
+    Document,
+    Judgment,
+    Query,
+)
+from annotate.splits import split_for
+from training.machine_judge import (
+    MIN_CALIBRATION_GRADES,
+    fit_ordinal_calibration,
+    judge_collection,
+)
+
+from .conftest import FILLER, MARKERS
+
+
+def test_the_calibration_gives_nested_probabilities_that_follow_the_score():
+    rng = np.random.default_rng(0)
+    grades = rng.integers(0, 4, 400)
+    scores = grades + rng.normal(0, 0.3, 400)           # a good model: score tracks the grade
+    calibration = fit_ordinal_calibration(scores, grades)
+    probs = calibration.probabilities(scores)
+    assert np.allclose(probs.sum(axis=1), 1.0) and (probs >= -1e-12).all()
+    assert cohen_kappa_score(grades, probs.argmax(axis=1), weights="linear") > 0.8
+    expected = probs @ np.arange(4)
+    order = np.argsort(scores)
+    assert (np.diff(expected[order]) >= -1e-9).all()    # a higher score never means a lower grade
+    # a model that knows nothing: every pair gets the same probabilities, the people's shares
+    flat = fit_ordinal_calibration(np.zeros(400), grades).probabilities(np.zeros(3))
+    assert np.allclose(flat[0], np.bincount(grades, minlength=4) / 400)
+
+
+def test_a_grade_nobody_gave_gets_no_probability():
+    calibration = fit_ordinal_calibration([0.1, 0.2, 0.9, 0.8], [0, 0, 1, 1])
+    assert np.allclose(calibration.probabilities([0.95])[0, 2:], 0.0)
+
+
+def _texts(split: str, n: int) -> list[str]:
+    found, i = [], 0
+    while len(found) < n:
+        text = f"query q{i % 20} {i}"
+        if split_for(text) == split:
+            found.append(text)
+        i += 1
+    return found
+
+
+@pytest.fixture
+def graded_collection(db):
+    """12 train and 4 dev queries of 5 documents (marker words), each graded by one person."""
+    collection = Collection.objects.create(slug="mj", name="MJ")
+    person = get_user_model().objects.create_user("grader")
+    rng = np.random.default_rng(1)
+    for split in ("train", "dev"):
+        for q, text in enumerate(_texts(split, 12 if split == "train" else 4)):
+            query = Query.objects.create(collection=collection, external_id=f"{split}{q}", text=text)
+            for d in range(5):
+                grade = int(rng.integers(0, 4))
+                words = list(rng.choice(FILLER, 6)) + ([MARKERS[grade]] if grade in MARKERS else [])
+                doc = Document.objects.create(collection=collection, external_id=f"{split}{q}-{d}", text=" ".join(words))
+                candidate = Candidate.objects.create(collection=collection, query=query, document=doc)
+                Judgment.objects.create(collection=collection, candidate=candidate, annotator=person, grade=grade)
+    return collection
+
+
+def test_every_candidate_gets_a_machine_grade_once_and_a_rerun_changes_nothing(graded_collection, tiny_model):
+    first = judge_collection(collection=graded_collection, model_dir=tiny_model)
+    assert first.skipped_reason == "" and first.scored == 80 and first.added == 80
+    assert first.calibration_grades == 60  # train queries only: the dev queries' 20 grades stay out
+    machine = Judgment.objects.filter(collection=graded_collection, source=MACHINE_SOURCE)
+    assert machine.count() == 80 and not machine.filter(annotator__isnull=False).exists()
+    again = judge_collection(collection=graded_collection, model_dir=tiny_model)
+    assert (again.added, again.changed) == (0, 0)
+
+
+def test_too_few_peoples_grades_means_no_judge(graded_collection, tiny_model):
+    Judgment.objects.filter(candidate__query__split="train").exclude(
+        pk__in=Judgment.objects.filter(candidate__query__split="train").values("pk")[:MIN_CALIBRATION_GRADES - 1]).delete()
+    result = judge_collection(collection=graded_collection, model_dir=tiny_model)
+    assert result.skipped_reason.startswith(f"{MIN_CALIBRATION_GRADES - 1} people's grades on train queries")
+    assert not Judgment.objects.filter(source=MACHINE_SOURCE).exists()
+
+
+def test_the_task_does_nothing_for_a_version_that_no_longer_serves(graded_collection, tiny_model):
+    from training.models import ModelVersion
+    from training.tasks import machine_judge
+
+    old = ModelVersion.objects.create(collection=graded_collection, path=str(tiny_model), metrics={})
+    assert machine_judge(graded_collection.pk, old.pk) is None   # not promoted: superseded
+    assert not Judgment.objects.filter(source=MACHINE_SOURCE).exists()
