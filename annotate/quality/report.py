@@ -34,6 +34,8 @@ from django.db import transaction
 
 from ..agreement import Ratings, Scale, alpha_by_group, compute_agreement
 from ..agreement.annotators import JudgmentTable, annotator_quality
+from ..agreement.kappa import cohen_kappas
+from ..grades import GRADES
 from ..models import AgreementReport, AnnotatorProfile, Collection, Judgment, Query
 from .annotator_model import SOURCE_MARK, data_state, fit_collection_model
 from .ratings import load_table
@@ -137,11 +139,31 @@ def _with_annotator_model(collection: Collection, per_annotator: list[dict]) -> 
             entry.update(figures(index), reliability_basis=["annotator model"])
     sources = [{"source": name[len(SOURCE_MARK):].replace("%2C", ","), **figures(index)}
                for name, index in sorted(fitted.judges.items()) if name.startswith(SOURCE_MARK)]
+    for entry in sources:
+        entry.update(source_kappas_with_people(collection, entry["source"]))
     # The parameters and the state of the data they were fitted on: an export of unchanged data
     # reads them instead of fitting again (annotator_model.kept_or_fitted).
     return {"class_prior": np.round(model.class_prior, 4).tolist(), "sources": sources,
             "iterations": model.iterations, "converged": model.converged,
             "parameters": fitted.parameters(), "state": state}
+
+
+def source_kappas_with_people(collection, source: str) -> dict:
+    """Cohen's kappa (unweighted and linear) between a source (imported labels, click labels, the
+    machine judge) and the people: every person's grade of a pair against the source's grade of it,
+    pooled over people -- how far the source agrees with people, as sklearn's cohen_kappa_score
+    computes it on those two columns. None when they share no pair or it is undefined."""
+    of_source = Judgment.objects.grades().filter(collection=collection, annotator__isnull=True, source=source)
+    graded = dict(of_source.values_list("candidate_id", "grade"))
+    confusion = np.zeros((1, len(GRADES), len(GRADES)))
+    for candidate, grade in Judgment.objects.people_grades().filter(
+            collection=collection, candidate_id__in=of_source.values("candidate_id")).values_list(
+            "candidate_id", "grade").iterator(chunk_size=10_000):
+        confusion[0, grade, graded[candidate]] += 1
+    kappa, linear = (cohen_kappas(confusion, weights)[0] for weights in ("none", "linear"))
+    shown = lambda value: None if np.isnan(value) else float(value)  # noqa: E731 -- full precision: checked against sklearn
+    return {"kappa_with_people": shown(kappa), "kappa_linear_with_people": shown(linear),
+            "pairs_with_people": int(confusion.sum())}
 
 
 def _pair_entry(pair, users) -> dict:

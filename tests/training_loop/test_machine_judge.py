@@ -99,3 +99,28 @@ def test_the_task_does_nothing_for_a_version_that_no_longer_serves(graded_collec
     old = ModelVersion.objects.create(collection=graded_collection, path=str(tiny_model), metrics={})
     assert machine_judge(graded_collection.pk, old.pk) is None   # not promoted: superseded
     assert not Judgment.objects.filter(source=MACHINE_SOURCE).exists()
+
+
+def test_the_quality_page_shows_the_judges_kappa_with_people_as_sklearn_computes_it(graded_collection, tiny_model,
+                                                                                      client, staff_user):
+    from annotate.quality.report import store_report
+
+    second = get_user_model().objects.create_user("second")
+    rng = np.random.default_rng(2)
+    for candidate in Candidate.objects.filter(collection=graded_collection)[:40]:
+        Judgment.objects.create(collection=graded_collection, candidate=candidate, annotator=second,
+                                grade=int(rng.integers(0, 4)))
+    judge_collection(collection=graded_collection, model_dir=tiny_model)
+    machine = dict(Judgment.objects.filter(source=MACHINE_SOURCE).values_list("candidate_id", "grade"))
+    people = list(Judgment.objects.people_grades().filter(collection=graded_collection).values_list("candidate_id", "grade"))
+    expected = cohen_kappa_score([g for _, g in people], [machine[c] for c, _ in people])
+    expected_linear = cohen_kappa_score([g for _, g in people], [machine[c] for c, _ in people], weights="linear")
+
+    report = store_report(collection=graded_collection, bootstrap=20)
+    entry = next(s for s in report.overall["annotator_model"]["sources"] if s["source"] == MACHINE_SOURCE)
+    assert entry["pairs_with_people"] == len(people) == 120
+    assert abs(entry["kappa_with_people"] - expected) < 1e-9
+    assert abs(entry["kappa_linear_with_people"] - expected_linear) < 1e-9
+    client.force_login(staff_user)
+    html = client.get(f"/c/{graded_collection.slug}/quality/").content.decode()
+    assert f'data-source="{MACHINE_SOURCE}"' in html and f"{expected:.3f}" in html
