@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _args import int_at_least
 from _quality_common import ROOT, read_beir
 
