@@ -82,4 +82,11 @@ def import_job(request, job_id: int):
     return render(request, "annotate/import_job.html", {
         "job": job, "status_url": reverse("api-import-job", args=[job.pk]),
         "finished": job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED),
+        "file_kinds": [_file_kind(name) for name in job.files],
     })
+
+
+def _file_kind(name: str) -> str:
+    """An uploaded file's kind as the import form names it ("corpus" -> "Corpus", in the reader's language)."""
+    field = ImportForm.base_fields.get(name)
+    return str(field.label) if field else name

@@ -1,5 +1,6 @@
 """Mining jobs: a collection mined for hard-negative candidates, in chunks, by Celery workers."""
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from annotate.models.jobs import Job
 
@@ -35,9 +36,9 @@ class MiningChunk(models.Model):
     LIVENESS = "mining:chunk"
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
 
     job = models.ForeignKey(MiningJob, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()

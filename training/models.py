@@ -2,6 +2,7 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from annotate.models.jobs import Job
 
@@ -12,8 +13,8 @@ class TrainingRun(Job):
     LIVENESS = "training"
 
     class Trigger(models.TextChoices):
-        MANUAL = "manual", "Manual"
-        SCHEDULE = "schedule", "Schedule"
+        MANUAL = "manual", _("Manual")
+        SCHEDULE = "schedule", _("Schedule")
 
     collection = models.ForeignKey("annotate.Collection", on_delete=models.CASCADE, related_name="training_runs")
     snapshot = models.ForeignKey("annotate.ExportSnapshot", on_delete=models.PROTECT, related_name="training_runs")
@@ -27,7 +28,7 @@ class TrainingRun(Job):
     # [[stage, step, loss], ...] as the run goes (at most LOSS_CURVE_POINTS, thinned evenly): the
     # run page draws it while the run trains.
     loss_curve = models.JSONField(default=list, blank=True)
-    metrics = models.JSONField(default=dict, blank=True, help_text="Dev metrics of base, BM25, promoted and new model.")
+    metrics = models.JSONField(default=dict, blank=True, help_text=_("Dev metrics of base, BM25, promoted and new model."))
     promoted = models.BooleanField(default=False)
     output_dir = models.CharField(max_length=500, blank=True)
     cancel_requested = models.BooleanField(default=False)
@@ -80,7 +81,7 @@ class RetrainPolicy(models.Model):
     collection = models.OneToOneField("annotate.Collection", on_delete=models.CASCADE, related_name="retrain_policy")
     enabled = models.BooleanField(default=True)
     min_new_judgments = models.PositiveIntegerField(default=500)
-    promotion_margin = models.FloatField(default=DEFAULT_PROMOTION_MARGIN, help_text="Dev NDCG@10 gain needed to promote.")
+    promotion_margin = models.FloatField(default=DEFAULT_PROMOTION_MARGIN, help_text=_("Dev NDCG@10 gain needed to promote."))
     params = models.JSONField(default=dict, blank=True)
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",

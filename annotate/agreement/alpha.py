@@ -13,14 +13,16 @@ from __future__ import annotations
 from typing import Iterable, Literal
 
 import numpy as np
+from django.utils.translation import gettext_noop
 
 from .ratings import Ratings, Scale
 
 Level = Literal["nominal", "ordinal", "interval"]
 LEVELS: tuple[Level, ...] = ("nominal", "ordinal", "interval")
 
-NO_PAIRABLE_ITEMS = "no item has grades from two or more annotators"
-NO_VARIATION = "every pairable grade is the same value, so there is no disagreement to expect (0/0)"
+# Why a figure is undefined: stored in English with the report, shown in the reader's language.
+NO_PAIRABLE_ITEMS = gettext_noop("no item has grades from two or more annotators")
+NO_VARIATION = gettext_noop("every pairable grade is the same value, so there is no disagreement to expect (0/0)")
 
 
 def value_counts(ratings: Ratings) -> np.ndarray:

@@ -11,14 +11,16 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from django.utils.translation import gettext_noop
 
 Weights = Literal["none", "linear", "quadratic"]
 WEIGHTS: tuple[Weights, ...] = ("none", "linear", "quadratic")
 
-FLEISS_NO_ITEMS = "no item has a grade"
-FLEISS_UNEQUAL = "items have different numbers of judges; Fleiss' kappa needs the same number for every item"
-FLEISS_ONE_JUDGE = "every item has a single judge, so no two grades can agree or disagree"
-FLEISS_NO_VARIATION = "every grade is the same value, so chance agreement is 1 (0/0)"
+# Why Fleiss' kappa is undefined: stored in English with the report, shown in the reader's language.
+FLEISS_NO_ITEMS = gettext_noop("no item has a grade")
+FLEISS_UNEQUAL = gettext_noop("items have different numbers of judges; Fleiss' kappa needs the same number for every item")
+FLEISS_ONE_JUDGE = gettext_noop("every item has a single judge, so no two grades can agree or disagree")
+FLEISS_NO_VARIATION = gettext_noop("every grade is the same value, so chance agreement is 1 (0/0)")
 
 
 def fleiss_kappa(counts: np.ndarray) -> tuple[float | None, str | None]:

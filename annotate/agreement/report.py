@@ -5,6 +5,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from django.utils.translation import gettext_noop
 
 from .alpha import (
     LEVELS,
@@ -111,7 +112,8 @@ def compute_agreement(
     intervals = bootstrap_alpha(counts, ratings.scale, resamples=bootstrap, seed=seed) if bootstrap else {}
     for level in LEVELS:
         if intervals.get(level) is None and alphas[level] is not None:
-            undefined[f"alpha_{level}_ci95"] = "no bootstrap resamples" if not bootstrap else "alpha undefined in every resample"
+            undefined[f"alpha_{level}_ci95"] = (gettext_noop("no bootstrap resamples") if not bootstrap
+                                                else gettext_noop("alpha undefined in every resample"))
 
     fleiss, reason = fleiss_kappa(counts)
     if reason:
@@ -122,14 +124,14 @@ def compute_agreement(
     agreement = pairwise_agreement(counts)
     support["percent_agreement"] = Support(agreement.n_items, agreement.n_judgments, agreement.n_pairs)
     if agreement.percent_agreement is None:
-        undefined["percent_agreement"] = undefined["within_one_agreement"] = "no item has two or more grades"
+        undefined["percent_agreement"] = undefined["within_one_agreement"] = gettext_noop("no item has two or more grades")
 
     pairs, means, cohen_support = _cohen(ratings)
     support["cohen_kappa"] = cohen_support
     for weights, name in zip(WEIGHTS, ("cohen_kappa_mean", "cohen_kappa_linear_mean", "cohen_kappa_quadratic_mean")):
         if means[weights] is None:
-            undefined[name] = ("no two annotators judged a common item" if not pairs
-                               else "kappa is undefined for every annotator pair (each gave one grade throughout)")
+            undefined[name] = (gettext_noop("no two annotators judged a common item") if not pairs else gettext_noop(
+                "kappa is undefined for every annotator pair (each gave one grade throughout)"))
 
     return AgreementResult(
         scale=ratings.scale,

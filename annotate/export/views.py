@@ -18,7 +18,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -61,12 +61,17 @@ def _closing(inner: Iterator[bytes], outer: Iterator[bytes]) -> Iterator[bytes]:
         inner.close()
 
 
+# The splits as a reader names them; the values (and the API's) stay the codes.
+SPLIT_NAMES = {"train": pgettext_lazy("split", "train"), "dev": pgettext_lazy("split", "dev"),
+               "test": pgettext_lazy("split", "test"), "all": pgettext_lazy("split", "all")}
+
+
 class ExportForm(forms.Form):
     """The export page's form: the format and the filters staff set most; every other parameter
     keeps its default (the API and `export_data` take them all)."""
 
     format = forms.ChoiceField(label=_("Format"), choices=[(f, f) for f in FORMATS], initial="listwise")
-    split = forms.ChoiceField(label=_("Split"), choices=[(s, s) for s in SPLIT_CHOICES], initial="all")
+    split = forms.ChoiceField(label=_("Split"), choices=[(s, SPLIT_NAMES[s]) for s in SPLIT_CHOICES], initial="all")
     min_judgments = forms.IntegerField(label=_("Minimum grades per pair"), min_value=0, max_value=1000, initial=0,
                                        help_text=_("pairs with fewer people's grades are left out"))
     min_weight = forms.FloatField(label=_("Minimum weight"), min_value=0.0, max_value=1.0, initial=0.0,

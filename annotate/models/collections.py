@@ -12,29 +12,29 @@ class Collection(models.Model):
     """A labelling project: its documents, queries, candidates and the rules for judging them."""
 
     class JudgingView(models.TextChoices):
-        LISTWISE = "listwise", "All candidates of a query at once"
-        PAIRWISE = "pair", "One query–document pair at a time"
+        LISTWISE = "listwise", _("All candidates of a query at once")
+        PAIRWISE = "pair", _("One query–document pair at a time")
 
     class Tokenizer(models.TextChoices):
-        AUTO = "auto", "Auto (currently jieba words + characters; the measured default)"
-        JIEBA = "jieba", "CJK: jieba words + characters; English: words minus stop words"
-        BIGRAM = "bigram", "CJK: character bigrams + characters; English: words minus stop words"
-        WHITESPACE = "whitespace", "Lower-cased words only, CJK runs kept whole"
+        AUTO = "auto", _("Auto (currently jieba words + characters; the measured default)")
+        JIEBA = "jieba", _("CJK: jieba words + characters; English: words minus stop words")
+        BIGRAM = "bigram", _("CJK: character bigrams + characters; English: words minus stop words")
+        WHITESPACE = "whitespace", _("Lower-cased words only, CJK runs kept whole")
 
     slug = models.SlugField(
         max_length=64,
         unique=True,
-        validators=[RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "Use lower-case letters, digits, - and _.")],
+        validators=[RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", _("Use lower-case letters, digits, - and _."))],
     )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     overlap_k = models.PositiveSmallIntegerField(
         default=3, validators=[MinValueValidator(1), MaxValueValidator(50)],
-        help_text="How many annotators judge each candidate.",
+        help_text=_("How many annotators judge each candidate."),
     )
     lease_minutes = models.PositiveIntegerField(
         default=30, validators=[MinValueValidator(1)],
-        help_text="How long an annotator holds a query before it is given back.",
+        help_text=_("How long an annotator holds a query before it is given back."),
     )
     guideline_version = models.CharField(max_length=32, default="v1")
     judging_view = models.CharField(max_length=16, choices=JudgingView.choices, default=JudgingView.LISTWISE)
@@ -42,14 +42,14 @@ class Collection(models.Model):
     mining_settings = models.JSONField(default=dict, blank=True)
     gold_rate = models.FloatField(
         default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
-        help_text="Share of gold candidates mixed into each task (0 = none).",
+        help_text=_("Share of gold candidates mixed into each task (0 = none)."),
     )
     agreement_every = models.PositiveIntegerField(
         default=200, validators=[MinValueValidator(1)],
-        help_text="Recompute the agreement report after this many new judgments.",
+        help_text=_("Recompute the agreement report after this many new judgments."),
     )
     adjudication_alpha = models.FloatField(
-        default=0.4, help_text="Queries whose ordinal alpha falls below this go to adjudication.",
+        default=0.4, help_text=_("Queries whose ordinal alpha falls below this go to adjudication."),
     )
     # Bumped whenever a document is added or its text changes: caches keyed on it (BM25 index,
     # embeddings) are rebuilt only when the corpus really changed.
@@ -94,7 +94,7 @@ class AnnotatorProfile(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotator_profile")
     is_simulated = models.BooleanField(default=False)
-    simulation = models.JSONField(default=dict, blank=True, help_text="Noise and seed of a simulated annotator.")
+    simulation = models.JSONField(default=dict, blank=True, help_text=_("Noise and seed of a simulated annotator."))
     # The interface language the user chose once (annotate.language); blank: the browser's.
     language = models.CharField(max_length=16, blank=True, default="", choices=settings.LANGUAGES)
 

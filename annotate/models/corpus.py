@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
+from django.utils.translation import gettext_lazy as _
 
 from ..splits import SPLITS, split_for
 from .collections import Collection
@@ -68,7 +69,7 @@ class Query(models.Model):
     objects = QueryQuerySet.as_manager()
 
     class Meta:
-        verbose_name_plural = "queries"
+        verbose_name_plural = _("queries")
         constraints = [
             models.UniqueConstraint(fields=["collection", "external_id"], name="query_external_id_unique"),
             models.CheckConstraint(condition=Q(split__in=SPLITS), name="query_split_valid"),

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import pgettext_lazy
 
 from .collections import Collection
 from .corpus import Query
@@ -31,10 +32,10 @@ class Lease(models.Model):
     """
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        DONE = "done", "Done"
-        EXPIRED = "expired", "Expired"
-        RELEASED = "released", "Released"
+        ACTIVE = "active", pgettext_lazy("lease status", "Active")
+        DONE = "done", pgettext_lazy("lease status", "Done")
+        EXPIRED = "expired", pgettext_lazy("lease status", "Expired")
+        RELEASED = "released", pgettext_lazy("lease status", "Released")
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="leases")
     query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="leases")

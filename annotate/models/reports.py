@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from .collections import Collection
 
@@ -29,11 +30,11 @@ class AgreementReport(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # How many human judgments existed when it was computed: the debounce compares against this.
     n_judgments = models.PositiveIntegerField(default=0)
-    scope = models.JSONField(default=dict, blank=True, help_text="Filters the report was computed over.")
+    scope = models.JSONField(default=dict, blank=True, help_text=_("Filters the report was computed over."))
     overall = models.JSONField(default=dict, blank=True)
     per_annotator = models.JSONField(default=list, blank=True)
     per_pair = models.JSONField(default=list, blank=True)
-    per_query = models.JSONField(default=list, blank=True, help_text="Queries below the adjudication threshold.")
+    per_query = models.JSONField(default=list, blank=True, help_text=_("Queries below the adjudication threshold."))
     seconds = models.FloatField(default=0.0)
 
     objects = AgreementReportQuerySet.as_manager()

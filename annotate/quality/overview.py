@@ -11,10 +11,10 @@ from datetime import timedelta
 from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import Least
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ..models import Candidate, Collection, Judgment, Query
-from . import svg
-from .selectors import trend
+from .selectors import trend, trend_chart
 
 
 def overview(collection: Collection, *, now=None) -> dict:
@@ -33,8 +33,8 @@ def overview(collection: Collection, *, now=None) -> dict:
     given, covered = coverage["given"] or 0, coverage["covered"] or 0
     needed = candidates * k
     left = max(needed - given, 0)
-    per_hour, window = ((recent["day"] / 24.0, "the last 24 hours") if recent["day"]
-                        else (recent["week"] / (24.0 * 7), "the last 7 days"))
+    per_hour, window = ((recent["day"] / 24.0, gettext("the last 24 hours")) if recent["day"]
+                        else (recent["week"] / (24.0 * 7), gettext("the last 7 days")))
     eta_hours = left / per_hour if per_hour and left else (0.0 if not left else None)
     points = trend(collection)
     return {
@@ -44,7 +44,5 @@ def overview(collection: Collection, *, now=None) -> dict:
         "per_hour": per_hour, "pace_window": window, "eta_hours": eta_hours,
         "active_today": recent["active_today"],
         "latest_alpha": points[-1]["alpha"] if points else None,
-        "trend_svg": svg.trend_chart(
-            [(f"{p['created_at']:%Y-%m-%d %H:%M} ({p['n_judgments']})", p["alpha"], p["low"], p["high"]) for p in points],
-            title="Krippendorff's alpha (ordinal) over reports, with 95% intervals"),
+        "trend_svg": trend_chart(points),
     }

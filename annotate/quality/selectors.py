@@ -1,6 +1,9 @@
 """Reads of the quality stage: the latest report, the trend over reports, chart inputs, the grade count."""
 from __future__ import annotations
 
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
+
 from ..agreement.annotators import FLAG_TEXT
 from ..grades import GRADES
 from ..judging.false_negatives import false_negative_lane
@@ -27,15 +30,20 @@ def trend(collection: Collection, limit: int = TREND_REPORTS) -> list[dict]:
     return points
 
 
+def trend_chart(points: list[dict]) -> SafeString:
+    """The trend of `points` (trend()) drawn, each point labelled with its date and grade count."""
+    return svg.trend_chart(
+        [(f"{p['created_at']:%Y-%m-%d %H:%M} ({p['n_judgments']})", p["alpha"], p["low"], p["high"]) for p in points],
+        title=gettext("Krippendorff's alpha (ordinal) over reports, with %(level)d%% intervals") % {"level": 95})
+
+
 def dashboard(collection: Collection) -> dict:
     """Everything the dashboard page shows, with its charts drawn."""
     report = AgreementReport.objects.latest_for(collection)
     points = trend(collection)
     context = {
         "report": report,
-        "trend_svg": svg.trend_chart(
-            [(f"{p['created_at']:%Y-%m-%d %H:%M} ({p['n_judgments']})", p["alpha"], p["low"], p["high"]) for p in points],
-            title="Krippendorff's alpha (ordinal) over reports, with 95% intervals"),
+        "trend_svg": trend_chart(points),
         "n_reports": len(points),
         "false_negative_lane": false_negative_lane(collection),
     }
@@ -61,9 +69,9 @@ def dashboard(collection: Collection) -> dict:
         "query_counts": overall.get("queries", {}),
         "min_pair_items": svg.MIN_PAIR_ITEMS,
         "heatmap_svg": svg.heatmap(labels, kappas, counts=shared,
-                                   title="Cohen's kappa (quadratic) per annotator pair, n = shared items"),
+                                   title=gettext("Cohen's kappa (quadratic) per annotator pair, n = shared items")),
         "grades_svg": svg.grade_bars([(a["username"], a.get("grade_counts", [0] * len(GRADES))) for a in annotators],
-                                     title="Grade distribution per annotator"),
+                                     title=gettext("Grade distribution per annotator")),
     })
     return context
 
@@ -72,13 +80,14 @@ def _figures(overall: dict) -> list[dict]:
     """The headline figures with their intervals and what they rest on."""
     support = overall.get("support", {})
     rows = [
-        ("Krippendorff's alpha (ordinal)", "krippendorff_alpha_ordinal", "alpha_ordinal_ci95", "krippendorff_alpha"),
-        ("Krippendorff's alpha (interval)", "krippendorff_alpha_interval", "alpha_interval_ci95", "krippendorff_alpha"),
-        ("Krippendorff's alpha (nominal)", "krippendorff_alpha_nominal", "alpha_nominal_ci95", "krippendorff_alpha"),
-        ("Fleiss' kappa", "fleiss_kappa", None, "fleiss_kappa"),
-        ("Cohen's kappa, quadratic (mean over pairs)", "cohen_kappa_quadratic_mean", None, "cohen_kappa"),
-        ("Percent agreement", "percent_agreement", None, "percent_agreement"),
-        ("Within-one agreement", "within_one_agreement", None, "percent_agreement"),
+        (gettext("Krippendorff's alpha (ordinal)"), "krippendorff_alpha_ordinal", "alpha_ordinal_ci95", "krippendorff_alpha"),
+        (gettext("Krippendorff's alpha (interval)"), "krippendorff_alpha_interval", "alpha_interval_ci95",
+         "krippendorff_alpha"),
+        (gettext("Krippendorff's alpha (nominal)"), "krippendorff_alpha_nominal", "alpha_nominal_ci95", "krippendorff_alpha"),
+        (gettext("Fleiss' kappa"), "fleiss_kappa", None, "fleiss_kappa"),
+        (gettext("Cohen's kappa, quadratic (mean over pairs)"), "cohen_kappa_quadratic_mean", None, "cohen_kappa"),
+        (gettext("Percent agreement"), "percent_agreement", None, "percent_agreement"),
+        (gettext("Within-one agreement"), "within_one_agreement", None, "percent_agreement"),
     ]
     figures = []
     for label, key, interval_key, support_key in rows:
@@ -86,5 +95,11 @@ def _figures(overall: dict) -> list[dict]:
         basis = support.get(support_key) or {}
         figures.append({"label": label, "key": key, "value": overall.get(key), "interval": interval,
                         "n_items": basis.get("n_items"), "n_judgments": basis.get("n_judgments"),
-                        "undefined": (overall.get("undefined") or {}).get(key)})
+                        "undefined": _in_readers_words((overall.get("undefined") or {}).get(key))})
     return figures
+
+
+def _in_readers_words(reason: str | None) -> str | None:
+    """Why a figure is undefined: the report keeps the English reason (annotate/agreement marks
+    each for translation), the page says it in the reader's language."""
+    return gettext(reason) if reason else reason

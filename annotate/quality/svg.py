@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext, ngettext
 
 GRADE_COLOURS = ("#c0392b", "#e67e22", "#7fb3d5", "#1f618d")  # 0 .. 3
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
@@ -56,7 +57,8 @@ def trend_chart(points: list[tuple[str, float | None, float | None, float | None
             anchor = "start" if i == 0 and len(points) > 1 else "end" if i else "middle"
             body.append(f'<text x="{x(i):.1f}" y="{height - 12}" text-anchor="{anchor}" {FONT}>{escape(points[i][0])}</text>')
     else:
-        body.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" {FONT}>no reports yet</text>')
+        empty = escape(gettext("no reports yet"))
+        body.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" {FONT}>{empty}</text>')
     return _svg(width, height, body, title)
 
 
@@ -111,9 +113,7 @@ def heatmap(labels: list[str], values: dict[tuple[int, int], float | None], *, t
             shared = None if i == j else counts.get((i, j), counts.get((j, i)))
             few = shared is not None and shared < min_items
             fill = "#ffffff" if i == j else ("#ececec" if few else _heat_colour(value))
-            tip = (f"{escape(labels[i])} × {escape(labels[j])}: " + ("undefined" if value is None else f"{value:.3f}")
-                   + ("" if shared is None else f" on {shared} shared item{'s' if shared != 1 else ''}")
-                   + (f" (fewer than {min_items}: not a reliable figure)" if few else ""))
+            tip = escape(_pair_tip(labels[i], labels[j], value, shared, min_items if few else None))
             body.append(f'<rect x="{margin + cell * j}" y="{margin + cell * i}" width="{cell - 1}" height="{cell - 1}" '
                         f'fill="{fill}" data-items="{"" if shared is None else shared}"><title>{tip}</title></rect>')
             if i == j or cell < 22:
@@ -127,8 +127,24 @@ def heatmap(labels: list[str], values: dict[tuple[int, int], float | None], *, t
                 body.append(f'<text x="{x:.1f}" y="{margin + cell * i + cell * 0.8:.1f}" text-anchor="middle" '
                             f'fill="{colour}" font-family="system-ui, sans-serif" font-size="7">n={shared}</text>')
     if n == 0:
-        body.append(f'<text x="10" y="20" {FONT}>no annotator pairs yet</text>')
+        empty = escape(gettext("no annotator pairs yet"))
+        body.append(f'<text x="10" y="20" {FONT}>{empty}</text>')
     return _svg(size, size, body, title)
+
+
+def _pair_tip(a: str, b: str, value: float | None, shared: int | None, too_few: int | None) -> str:
+    """A heatmap cell's tooltip: the pair, its kappa, the items it rests on, and a warning when too few."""
+    tip = f"{a} × {b}: " + (gettext("undefined") if value is None else f"{value:.3f}")
+    if shared is not None:
+        tip += " " + ngettext("on %(n)d shared item", "on %(n)d shared items", shared) % {"n": shared}
+    if too_few is not None:
+        tip += " " + gettext("(fewer than %(n)d: not a reliable figure)") % {"n": too_few}
+    return tip
+
+
+def _bar_tip(label: str, grade: int, count: int, total: int) -> str:
+    return gettext("%(annotator)s: grade %(grade)s × %(count)s (%(share)s)") % {
+        "annotator": label, "grade": grade, "count": count, "share": f"{count / total:.0%}"}
 
 
 def grade_bars(rows: list[tuple[str, list[int]]], *, title: str, width: int = 400) -> SafeString:
@@ -138,8 +154,9 @@ def grade_bars(rows: list[tuple[str, list[int]]], *, title: str, width: int = 40
     height = top + (bar + gap) * max(len(rows), 1) + 10
     body = []
     for grade, colour in enumerate(GRADE_COLOURS):
+        legend = escape(gettext("grade %(grade)s") % {"grade": grade})
         body.append(f'<rect x="{left + grade * 62}" y="4" width="10" height="10" fill="{colour}"/>'
-                    f'<text x="{left + grade * 62 + 14}" y="13" {FONT}>grade {grade}</text>')
+                    f'<text x="{left + grade * 62 + 14}" y="13" {FONT}>{legend}</text>')
     for row, (label, counts) in enumerate(rows):
         y = top + row * (bar + gap)
         body.append(f'<text x="{left - 6}" y="{y + bar * 0.75:.1f}" text-anchor="end" {FONT}>{escape(label[:18])}</text>')
@@ -150,7 +167,7 @@ def grade_bars(rows: list[tuple[str, list[int]]], *, title: str, width: int = 40
                 continue
             w = plot_w * count / total
             body.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar}" fill="{GRADE_COLOURS[grade]}">'
-                        f'<title>{escape(label)}: grade {grade} × {count} ({count / total:.0%})</title></rect>')
+                        f'<title>{escape(_bar_tip(label, grade, count, total))}</title></rect>')
             x += w
         body.append(f'<text x="{left + plot_w + 4}" y="{y + bar * 0.75:.1f}" {FONT}>{total}</text>')
     return _svg(width, height, body, title)
