@@ -1,5 +1,6 @@
 """Training runs, the models they produce, and when a collection retrains by itself."""
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -83,6 +84,10 @@ class RetrainPolicy(models.Model):
     min_new_judgments = models.PositiveIntegerField(default=500)
     promotion_margin = models.FloatField(default=DEFAULT_PROMOTION_MARGIN, help_text=_("Dev NDCG@10 gain needed to promote."))
     params = models.JSONField(default=dict, blank=True)
+    # "Enough judged" once the served model's dev NDCG@10 interval is at most this wide
+    # (training.stopping); null: no target.
+    stop_width = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.001), MaxValueValidator(1.0)],
+                                   help_text=_("Enough judged when the served model's dev interval is this narrow."))
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
     )

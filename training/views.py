@@ -30,6 +30,7 @@ from .override import (
 from .registry import model_versions, promoted_version
 from .retraining import every_hours_of, new_judgments_since_last_run, sync_schedule
 from .search import bm25_search
+from .stopping import enough_judged, stopping_rows
 
 RECALL_DEPTH = 100
 SHOWN = 20
@@ -152,9 +153,17 @@ def training_runs(request, slug: str):
         run.report = run_report(run)
     return render(request, "training/runs.html", {
         "collection": collection, "runs": runs, "promoted": promoted_version(collection=collection),
+        "stop": _stopping(collection),
         "versions": model_versions(collection=collection)[:20], "form": form,
         "active": any(run.status in TrainingRun.ACTIVE for run in runs),
     })
+
+
+def _stopping(collection) -> dict:
+    rows = stopping_rows(collection)
+    target = RetrainPolicy.objects.filter(collection=collection).values_list("stop_width", flat=True).first()
+    return {"rows": rows, "target": target, "enough": enough_judged(rows, target),
+            "width": rows[-1].served_width if rows else None}
 
 
 class RetrainPolicyForm(forms.Form):
@@ -167,6 +176,9 @@ class RetrainPolicyForm(forms.Form):
                                            help_text=_("a run starts only after this many new people's grades"))
     promotion_margin = forms.FloatField(label=_("Promotion margin"), min_value=-0.99, max_value=0.99, initial=0.005,
                                         help_text=_("dev NDCG@10 gain the gate's lower bound must clear"))
+    stop_width = forms.FloatField(label=_("Target interval width"), required=False, min_value=0.001, max_value=1.0,
+                                  help_text=_("“enough judged” once the served model's dev NDCG@10 interval is this "
+                                              "narrow (empty: no target)"))
     train_params = forms.JSONField(label=_("Run settings (JSON)"), required=False, initial=dict,
                                    widget=forms.Textarea(attrs={"rows": 3}),
                                    help_text='{"epochs": 3, "candidates": ["zero-shot", "bi-encoder", "fusion"]}')
@@ -183,13 +195,15 @@ def retrain_schedule(request, slug: str):
     initial = {} if policy is None else {
         "enabled": policy.enabled, "min_new_judgments": policy.min_new_judgments,
         "promotion_margin": policy.promotion_margin, "every_hours": every_hours_of(policy) or 24,
-        "train_params": policy.params.get("train", {}), "export_params": policy.params.get("export", {})}
+        "train_params": policy.params.get("train", {}), "export_params": policy.params.get("export", {}),
+        "stop_width": policy.stop_width}
     form = RetrainPolicyForm(request.POST or None, initial=initial or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         candidate = policy or RetrainPolicy(collection=collection)
         candidate.enabled, candidate.min_new_judgments = data["enabled"], data["min_new_judgments"]
         candidate.promotion_margin = data["promotion_margin"]
+        candidate.stop_width = data["stop_width"]
         candidate.params = {key: value for key, value in (("train", data["train_params"] or {}),
                                                            ("export", data["export_params"] or {})) if value}
         try:
