@@ -175,3 +175,20 @@ def test_the_judging_page_sends_new_annotators_to_the_guideline(client, setup):
     assert response.status_code == 302 and "/c/c1/guidelines/" in response["Location"]
     assert client.post("/c/c1/guidelines/acknowledge/").status_code == 302
     assert client.get("/c/c1/judge/").status_code == 200
+
+
+def test_click_labels_and_the_machine_judge_never_reach_an_annotator(client, setup):
+    """No anchoring (#17): a source's grade of a pair is not in the task an annotator gets, nor on
+    the judging page."""
+    from annotate.models import CLICK_SOURCE, MACHINE_SOURCE
+
+    collection, ann, _other = setup
+    for candidate in Candidate.objects.filter(collection=collection):
+        for source in (CLICK_SOURCE, MACHINE_SOURCE):
+            Judgment.objects.create(collection=collection, candidate=candidate, source=source, grade=3)
+    task = next_task(client, ann).json()
+    assert all(c["grade"] is None for c in task["candidates"])
+    text = json.dumps(task)
+    assert CLICK_SOURCE not in text and MACHINE_SOURCE not in text
+    page = client.get(f"/c/{collection.slug}/judge/").content.decode()
+    assert f'"{MACHINE_SOURCE}"' not in page and f'"{CLICK_SOURCE}"' not in page
