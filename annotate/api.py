@@ -60,6 +60,8 @@ class ImportStartApi(APIView):
         qrels = serializers.FileField(required=False, allow_empty_file=True)
         run = serializers.FileField(required=False, allow_empty_file=True)
         labels = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False)
+        clicks = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False,
+                                       help_text="click logs (JSONL, one search per line; README, Data formats)")
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer},

@@ -46,3 +46,15 @@ def test_the_import_page_has_a_click_log_field(client, staff_user):
     client.force_login(staff_user)
     html = client.get("/imports/new/").content.decode()
     assert 'name="clicks"' in html and "Click logs" in html
+
+
+def test_the_import_api_takes_click_logs(client, staff_user):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(staff_user)
+    response = api.post("/api/collections/api-clicks/imports/", {
+        "corpus": upload("corpus.jsonl", jsonl(CORPUS)), "clicks": [upload("log.jsonl", _clicks(_searches()))]},
+        format="multipart")
+    assert response.status_code == 202, response.content
+    assert execute_import(job_id=response.json()["id"]).result["click_labels"] == 2
