@@ -14,12 +14,13 @@ code is gone. Around it we add what pg_dump lacks:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from .importing.lines import file_sha256
 
 FORMAT = "relevance-studio-pg-backup"
 VERSION = 1
@@ -33,14 +34,6 @@ class BackupError(Exception):
 
 def manifest_path(dump: Path) -> Path:
     return dump.with_name(dump.name + ".manifest.json")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def connection_args(conf: dict) -> tuple[list[str], dict]:
@@ -94,7 +87,7 @@ def backup(out: Path, *, connection) -> dict:
     facts = _facts(connection)
     _run(["pg_dump", "--format=custom", "--no-owner", "--no-privileges", "--file", str(partial), *args], env)
     manifest = {"format": FORMAT, "version": VERSION, "created_at": dt.datetime.now(dt.UTC).isoformat(),
-                "file": out.name, "bytes": partial.stat().st_size, "sha256": _sha256(partial), **facts}
+                "file": out.name, "bytes": partial.stat().st_size, "sha256": file_sha256(partial), **facts}
     partial.replace(out)  # the dump appears under its name only when complete
     manifest_path(out).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -116,7 +109,7 @@ def verify(dump: Path) -> dict:
         raise BackupError(f"{mpath.name}: not a Relevance Studio backup manifest")
     if manifest.get("version") != VERSION:
         raise BackupError(f"{mpath.name}: format version {manifest.get('version')!r}; this code reads {VERSION}")
-    size, digest = dump.stat().st_size, _sha256(dump)
+    size, digest = dump.stat().st_size, file_sha256(dump)
     if size != manifest["bytes"] or digest != manifest["sha256"]:
         raise BackupError(f"{dump.name}: sha256 {digest[:12]}… ({size} bytes) does not match the manifest's "
                           f"{manifest['sha256'][:12]}… ({manifest['bytes']} bytes): the file is damaged or not this backup")

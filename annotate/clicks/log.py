@@ -139,16 +139,20 @@ def _clicks(value, shown: set[str]) -> tuple[set[str], dict[str, float]]:
 
 @dataclass
 class ClickCounts:
-    """Impressions and clicks per (query id, document id, position), summed over searches."""
+    """Impressions, clicks and dwell seconds per (query id, document id, position), summed over searches."""
 
-    cells: dict[tuple[str, str, int], list[int]] = field(default_factory=dict)
+    cells: dict[tuple[str, str, int], list] = field(default_factory=dict)  # -> [impressions, clicks, dwell]
     searches: int = 0
+    clicks: int = 0
 
     def add(self, searches: Iterable[Search]) -> ClickCounts:
         for search in searches:
             self.searches += 1
+            self.clicks += len(search.clicked)
             for position, doc_id in enumerate(search.shown, start=1):
-                cell = self.cells.setdefault((search.query_id, doc_id, position), [0, 0])
+                cell = self.cells.setdefault((search.query_id, doc_id, position), [0, 0, 0.0])
                 cell[0] += 1
-                cell[1] += doc_id in search.clicked
+                if doc_id in search.clicked:
+                    cell[1] += 1
+                    cell[2] += search.dwell_s.get(doc_id, 0.0)
         return self

@@ -16,7 +16,6 @@ moves a pair's grade updates its judgment with a revision, as a re-import does.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from annotate.grades import GRADES
 from annotate.importing.errors import ImportFileError
+from annotate.importing.lines import file_sha256
 from annotate.models import (
     CLICK_SOURCE,
     Candidate,
@@ -39,7 +39,7 @@ from annotate.models import (
 from annotate.sources import write_source_grades
 
 from .click_model import PositionBasedModel, fit_position_based_model, ordinal_grades
-from .log import read_click_log
+from .log import ClickCounts, read_click_log
 
 # A pair gets a click label once its impressions, weighted by how often their positions are
 # examined, add up to this: about two looks. Fewer leaves its attractiveness at the prior's mean.
@@ -65,14 +65,6 @@ class ClickFit:
     model: PositionBasedModel | None
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def import_click_log(*, collection: Collection, path: Path, imported_by=None, fit: bool = True) -> ClickImport:
     path = Path(path)
     if not path.is_file():
@@ -84,23 +76,21 @@ def import_click_log(*, collection: Collection, path: Path, imported_by=None, fi
 
     documents = dict(Document.objects.filter(collection=collection).values_list("external_id", "pk"))
     queries = dict(Query.objects.filter(collection=collection).values_list("external_id", "pk"))
-    cells: dict[tuple[str, str, int], list] = {}      # (query id, doc id, position) -> [shown, clicked, dwell]
     new_texts: dict[str, str] = {}
-    searches = clicks = 0
-    for search in read_click_log(path, known_document=documents.__contains__):
-        if search.query_id not in queries and search.query_id not in new_texts:
-            if search.query is None:
-                raise ImportFileError(path, search.line, _(
-                    "query %(query)r is not in the collection: give its text in \"query\"") % {"query": search.query_id})
-            new_texts[search.query_id] = search.query
-        searches += 1
-        clicks += len(search.clicked)
-        for position, doc_id in enumerate(search.shown, start=1):
-            cell = cells.setdefault((search.query_id, doc_id, position), [0, 0, 0.0])
-            cell[0] += 1
-            if doc_id in search.clicked:
-                cell[1] += 1
-                cell[2] += search.dwell_s.get(doc_id, 0.0)
+
+    def named(searches):
+        """Each search, once its query is known or named by the log (the first text wins)."""
+        for search in searches:
+            if search.query_id not in queries and search.query_id not in new_texts:
+                if search.query is None:
+                    raise ImportFileError(path, search.line, _(
+                        "query %(query)r is not in the collection: give its text in \"query\"")
+                        % {"query": search.query_id})
+                new_texts[search.query_id] = search.query
+            yield search
+
+    counts = ClickCounts().add(named(read_click_log(path, known_document=documents.__contains__)))
+    cells = counts.cells
 
     with transaction.atomic():
         Collection.objects.select_for_update().get(pk=collection.pk)  # one click import at a time
@@ -125,8 +115,8 @@ def import_click_log(*, collection: Collection, path: Path, imported_by=None, fi
         candidate_of = {(q, d): pk for pk, q, d in Candidate.objects.filter(
             query_id__in={p[0] for p in best}).values_list("pk", "query_id", "document_id") if (q, d) in best}
         _add_counts(cells, pair_of, candidate_of)
-        log = ClickLog.objects.create(collection=collection, name=path.name[:255], sha256=sha256, searches=searches,
-                                      clicks=clicks, imported_by=imported_by)
+        log = ClickLog.objects.create(collection=collection, name=path.name[:255], sha256=sha256,
+                                      searches=counts.searches, clicks=counts.clicks, imported_by=imported_by)
     if fit:
         fit_click_labels(collection=collection)
     return ClickImport(log=log, already_imported=False, new_queries=len(new_texts), new_candidates=added,

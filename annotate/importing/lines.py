@@ -6,6 +6,7 @@ not a row); a file without a single non-blank line is refused as empty.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -63,6 +64,15 @@ class ByteProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256, read 1 MiB at a time (a click log's identity, a backup's checksum)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_readable(path: Path) -> None:

@@ -27,9 +27,9 @@ def test_a_good_log_is_read_into_searches_and_summed_into_cells(tmp_path):
     assert searches[0].shown == ("d1", "d2", "d3") and searches[0].clicked == {"d2"}
     assert searches[0].dwell_s == {"d2": 40.0} and searches[1].clicked == frozenset()
     counts = ClickCounts().add(searches)
-    assert counts.searches == 2
-    assert counts.cells[("q1", "d2", 2)] == [1, 1]  # clicked twice in one search: one click
-    assert counts.cells[("q1", "d2", 1)] == [1, 0] and counts.cells[("q1", "d1", 2)] == [1, 0]
+    assert counts.searches == 2 and counts.clicks == 1
+    assert counts.cells[("q1", "d2", 2)] == [1, 1, 40.0]  # clicked twice in one search: one click
+    assert counts.cells[("q1", "d2", 1)] == [1, 0, 0.0] and counts.cells[("q1", "d1", 2)] == [1, 0, 0.0]
 
 
 def test_positions_given_out_of_order_are_put_in_order(tmp_path):
