@@ -61,11 +61,13 @@ class CollectionSettingsForm(forms.ModelForm):
     class Meta:
         model = Collection
         fields = ["slug", "name", "description", "overlap_k", "lease_minutes", "guideline_version", "judging_view",
-                  "tokenizer", "gold_rate", "agreement_every", "adjudication_alpha", "is_active"]
+                  "tokenizer", "judging_strategy", "task_size", "gold_rate", "agreement_every", "adjudication_alpha",
+                  "is_active"]
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
         labels = {"slug": _("Slug"), "name": _("Name"), "description": _("Description"),
                   "overlap_k": _("Annotators per candidate (k)"), "lease_minutes": _("Lease (minutes)"),
                   "judging_view": _("Judging view"), "tokenizer": _("Tokenizer"), "gold_rate": _("Gold rate"),
+                  "judging_strategy": _("Judge first"), "task_size": _("Candidates per task"),
                   "agreement_every": _("Agreement report every (grades)"),
                   "adjudication_alpha": _("Adjudication below alpha"), "is_active": _("Active")}
 
@@ -81,9 +83,34 @@ class CollectionSettingsForm(forms.ModelForm):
             initial=current or (versions[0] if versions else None),
             help_text=_("a version folder under guidelines/; changing it asks every annotator to read it first"))
         self.fields["adjudication_alpha"].validators.append(_between(-1.0, 1.0))
+        for name in ("judging_strategy", "task_size"):  # left out (an older client): keep what it is
+            self.fields[name].required = False
         if self.instance.pk:  # fixed once the collection exists: URLs and indexes depend on them
             for name in ("slug", "tokenizer"):
                 self.fields[name].disabled = True
+
+    def _kept(self, name: str):
+        value = self.cleaned_data.get(name)
+        if value in (None, ""):
+            return getattr(self.instance, name) if self.instance.pk else Collection._meta.get_field(name).default
+        return value
+
+    def clean_judging_strategy(self):
+        return self._kept("judging_strategy")
+
+    def clean_task_size(self):
+        return self._kept("task_size")
+
+    def save(self, commit=True):
+        from django.db import transaction
+
+        from .judging.priorities import mark_collection_stale
+
+        with transaction.atomic():
+            collection = super().save(commit=commit)
+            if commit and self.instance.pk and {"judging_strategy", "overlap_k"} & set(self.changed_data):
+                mark_collection_stale(collection)  # every pair's place, or which pairs are open, changes
+        return collection
 
 
 def _between(low: float, high: float):

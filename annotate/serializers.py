@@ -16,7 +16,7 @@ class CollectionOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Collection
         fields = ("slug", "name", "description", "overlap_k", "lease_minutes", "guideline_version",
-                  "judging_view", "is_active", "created_at", "url")
+                  "judging_view", "judging_strategy", "task_size", "is_active", "created_at", "url")
 
     def get_url(self, collection: Collection) -> str:
         return reverse("api-collection", args=[collection.slug])

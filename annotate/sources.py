@@ -1,4 +1,5 @@
-"""Judgments of a derived source -- the click labels, the machine judge -- written again on each refit.
+"""Judgments of a derived source -- the click labels, the machine judge -- written again on each refit
+(and the machine judge's ranking, which the judging order reads).
 
 A derived source is a judge like an imported file (annotator None, `source` its name), so the
 annotator model gives it a confusion of its own and never pools it with people. Unlike a file, it
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 
 from django.db import transaction
 
-from .models import Collection, Judgment, JudgmentRevision
+from .models import Candidate, Collection, Judgment, JudgmentRevision, Query
 
 
 @transaction.atomic
@@ -36,3 +37,24 @@ def write_source_grades(*, collection: Collection, source: str, grades: Mapping[
     Judgment.objects.bulk_update(changed, ["grade"], batch_size=1000)
     JudgmentRevision.objects.bulk_create(revisions, batch_size=1000)
     return len(new), len(changed)
+
+
+def write_ranking(*, collection: Collection, source: str, entries: Mapping[int, dict]) -> int:
+    """Keep a derived source's ranking in its candidates' `sources` ({candidate pk: {"rank",
+    "score", ...}}, replacing that source's previous entry), then recompute the judging order,
+    which reads every ranked list. Under the query locks, as mining merges into `sources`, so
+    neither write is lost. Returns how many candidates changed."""
+    from .judging.priorities import mark_stale, refresh_all
+
+    changed = []
+    with transaction.atomic():
+        query_ids = set(Candidate.objects.filter(pk__in=list(entries)).values_list("query_id", flat=True))
+        Query.objects.lock(query_ids)
+        for candidate in Candidate.objects.filter(pk__in=list(entries)).only("pk", "query_id", "sources"):
+            if (candidate.sources or {}).get(source) != entries[candidate.pk]:
+                candidate.sources = {**(candidate.sources or {}), source: entries[candidate.pk]}
+                changed.append(candidate)
+        Candidate.objects.bulk_update(changed, ["sources"], batch_size=500)
+        mark_stale(query_ids={candidate.query_id for candidate in changed})
+    refresh_all(collection)
+    return len(changed)

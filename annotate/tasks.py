@@ -29,3 +29,13 @@ def recover_lost_imports() -> dict[int, str]:
 
 # The agreement report tasks (annotate/quality/tasks.py); imported so autodiscovery registers them.
 from .quality.tasks import nightly_reports, recompute_report  # noqa: E402,F401
+
+
+@shared_task(name="annotate.tasks.refresh_priorities", acks_late=True)
+def refresh_priorities(collection_id: int) -> int:
+    """Recompute a collection's stale judging priorities (safe twice: only stale ones are done)."""
+    from .judging.priorities import refresh_all
+    from .models import Collection
+
+    collection = Collection.objects.filter(pk=collection_id).first()
+    return refresh_all(collection) if collection is not None else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from urllib.parse import urlparse
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/rs_bench"
@@ -72,11 +73,19 @@ def build_collection(slug: str, n_candidates: int, k: int, seed: int = 0) -> int
                       "created_at) FROM STDIN") as copy:
             for q in range(n_queries):
                 for j, d in enumerate(rng.sample(range(n_docs), CANDIDATES_PER_QUERY)):
-                    copy.write_row((collection.pk, first_query + q, first_doc + d, '{"bm25": {}}', False, 0, "now"))
+                    sources = f'{{"bm25": {{"rank": {j + 1}, "score": {20 - j}.0}}}}'
+                    copy.write_row((collection.pk, first_query + q, first_doc + d, sources, False, 0, "now"))
     raw.commit()
+    raw.autocommit = True  # as Django expects it again
+    # The judging order (the default strategy, pooled), as the import worker computes it.
+    from annotate.judging.priorities import refresh_all
+
+    started = time.perf_counter()
+    refreshed = refresh_all(collection)
+    print(f"{slug}: judging order of {refreshed} queries computed in {time.perf_counter() - started:.1f} s",
+          flush=True)
     # What autovacuum would have done to tables this size before anyone judged: statistics for the
     # planner, hint bits and the visibility map (else the first reads of each page write it).
-    raw.autocommit = True
     with raw.cursor() as cur:
         cur.execute("VACUUM (ANALYZE) annotate_document, annotate_query, annotate_candidate")
     raw.autocommit = False

@@ -1,31 +1,43 @@
-"""Judge next what matters (#17 item 3), first half: how many human judgments each order of judging
-needs before the collection's dev figure -- the served model's NDCG@10 -- is known within ±0.02.
+"""Judge next what matters (#17 item 3): how many human judgments each judging strategy needs
+(a) before the collection's dev figure -- the served model's NDCG@10 -- is known within ±0.02, and
+(b) before the studio serves its better model (the zero-shot base over BM25, by the product's own
+rule in training/standing.py), against random order.
 
-Simulation on trec-dl19 with its qrels as the truth (a judged pair reveals its reference grade;
-a pair the qrels never graded is 0, the TREC convention). Each query's candidate pool is its BM25
-top ``--depth`` (run.bm25.trec), as mining would add it. The system whose NDCG@10 staff want to
-know reranks each pool (``--system``: the base model zero-shot, what serves before any promotion,
-or ``bm25``). The truth: its NDCG@10 over the pools with every grade known (ideal DCG from all of
-the query's qrels, as trec_eval computes it), averaged over queries with a relevant document. The
-estimate after B judgments: the same figure with only the judged grades (unjudged pairs count as
-0, and the ideal DCG comes from the judged grades), over queries with a judged relevant document
-(training.metrics.ndcg_at_k computes both).
+Simulation on trec-dl19 with its qrels as the truth (a pair the qrels never graded is 0, the TREC
+convention). Each query's candidates are its BM25 top ``--depth`` (run.bm25.trec), as mining adds
+them; the ranked lists that proposed them are BM25 and the base model used zero-shot (the dense
+miner and, before any promotion, the served model). One simulated annotator judges each pair once
+(k = 1): the reference grade, or with probability ``--noise`` a neighbouring grade (the labels
+issue's honest profile; 0 by default, so (a) measures the order and nothing else).
 
-Orders of judging (the strategies the issue names; measured, not assumed):
-- ``random``: pairs in a uniformly random order (the anchor).
-- ``fewest-judged``: today's assignment -- a whole query at a time, queries in random order, each
-  query's candidates in mining (BM25) order.
-- ``pooled``: TREC-style pooling by fused rank (reciprocal-rank fusion of the system and BM25):
-  every query's rank-1 pair, then every query's rank 2, and so on.
-``uncertain`` needs the machine judge's probabilities and ``bandit`` several runs to choose
-between; both are left for the product's strategies and not simulated here.
+The orders are the product's: annotate/judging/strategies.py gives every candidate its priority and
+`next_batch` picks each task exactly as assignment does (tests/workbench/test_strategies.py checks
+that it agrees with annotate/judging/assignment.py on PostgreSQL), ``--task-size`` pairs a task
+(the collection default unless given), priorities of a query refreshed after each of its tasks:
+- ``random``: pairs in a uniformly random order (the anchor; not a product strategy).
+- ``fewest-judged``: a whole query at a time, queries in random order.
+- ``pooled``: by depth in the fused (reciprocal-rank) ranking, breadth-first over queries.
+- ``uncertain``: the machine judge's doubt first. Its grade probabilities are the base model's
+  scores calibrated to the reference grades (training.machine_judge.fit_ordinal_calibration) on the
+  other queries (5-fold cross-fitting: no query calibrates its own pairs).
+- ``bandit``: Losada et al.'s (2016) max-mean bandit over each query's ranked lists.
 
-For each order and seed: the smallest budget after which the estimate stays within ±``--tolerance``
-of the truth at every later checkpoint (every ``--step`` judgments). Median over ``--seeds``.
-The other half of the acceptance -- judgments needed to reach a given promoted-model NDCG@10 --
-needs a training run per checkpoint and is not measured on 2 CPU cores.
+(a) The system whose NDCG@10 staff want to know reranks each pool (``--system``). The truth: its
+NDCG@10 with every grade known (ideal DCG from all of the query's qrels, as trec_eval computes it),
+averaged over queries with a relevant document. The estimate after B judgments: the same figure
+from the judged grades only (unjudged pairs count as 0; ideal DCG from the judged grades), over
+queries with a judged relevant document. Per seed: the smallest budget after which the estimate
+stays within ±``--tolerance`` at every later checkpoint (every ``--step`` judgments); median over
+``--seeds`` (seeds move the random orders, the queue's random key and the noise).
 
-    .venv/bin/python bench/budget.py [--system zero-shot|bm25] [--depth 100] [--seeds 20]
+(b) At every ``--served-step`` judgments, training.standing.compare_with_bm25 -- the rule that picks
+what a collection serves before any training run -- runs on the judged lists (mean grade per pair,
+at most its MAX_CANDIDATES lowest document ids per query, as judged_groups takes them), with the
+base model's scores precomputed. Per seed: the budget after which it serves the model whose true
+NDCG@10 on the pools is higher, and keeps doing so. Judgments until a *trained* model reaches a
+given NDCG@10 need a fine-tuning run per checkpoint and strategy: not run on 2 CPU cores.
+
+    .venv/bin/python bench/budget.py [--system zero-shot|bm25] [--depth 100] [--seeds 20] [--task-size N]
 Last line: one JSON object with the figures.
 """
 from __future__ import annotations
@@ -36,7 +48,7 @@ import os
 import sys
 
 import numpy as np
-from _args import int_at_least, positive_float
+from _args import fraction, int_at_least, positive_float
 from _quality_common import ROOT, read_beir
 
 sys.path.insert(0, str(ROOT))
@@ -45,7 +57,7 @@ os.environ.setdefault("DEBUG", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DATASET = ROOT.parent / "shared" / "datasets" / "trec-dl19"
-STRATEGIES = ("random", "fewest-judged", "pooled")
+FOLDS = 5
 
 
 def main(argv=None) -> dict:
@@ -53,15 +65,29 @@ def main(argv=None) -> dict:
     parser.add_argument("--system", choices=("zero-shot", "bm25"), default="zero-shot")
     parser.add_argument("--depth", type=int_at_least(10), default=100, help="pool depth per query (BM25 top)")
     parser.add_argument("--seeds", type=int_at_least(1), default=20)
-    parser.add_argument("--step", type=int_at_least(1), default=43, help="judgments between checkpoints")
+    parser.add_argument("--step", type=int_at_least(1), default=43, help="judgments between checkpoints of (a)")
+    parser.add_argument("--served-step", type=int_at_least(1), default=86, help="judgments between checkpoints of (b)")
     parser.add_argument("--tolerance", type=positive_float, default=0.02)
+    parser.add_argument("--task-size", type=int_at_least(1), default=None,
+                        help="pairs per task (default: the collection default)")
+    parser.add_argument("--noise", type=fraction, default=0.0, help="the annotator's error rate")
+    parser.add_argument("--strategies", default=None, help="comma-separated subset (default: all and random)")
     args = parser.parse_args(argv)
 
     import django
 
     django.setup()
+    from annotate.judging import strategies
+    from annotate.models import Collection
     from training.metrics import ndcg_at_k
 
+    task_size = args.task_size or Collection._meta.get_field("task_size").default
+    orders = ("random", *strategies.STRATEGIES)
+    if args.strategies:
+        orders = tuple(s.strip() for s in args.strategies.split(","))
+        unknown = [s for s in orders if s not in ("random", *strategies.STRATEGIES)]
+        if unknown:
+            parser.error(f"--strategies: unknown {', '.join(unknown)}")
     corpus, queries, qrels = read_beir("trec-dl19")
     pools = _pools(qrels, args.depth)
     qids = sorted(pools)
@@ -75,62 +101,183 @@ def main(argv=None) -> dict:
     all_grades = np.zeros((len(qids), max(len(qrels[q]) for q in qids)))
     for i, q in enumerate(qids):
         all_grades[i, : len(qrels[q])] = sorted(qrels[q].values(), reverse=True)
-    scores = _system_scores(args.system, qids, pools, queries, corpus, width)
+    base_scores = _base_scores(qids, pools, queries, corpus, width)
+    bm25_scores = np.where(mask, -np.arange(width, dtype=float)[None, :], -np.inf)  # pools are in BM25 order
+    scores = base_scores if args.system == "zero-shot" else bm25_scores
     truth = float(np.nanmean(ndcg_at_k(scores, truth_grades, mask, ideal_grades=all_grades)))
+    true_of = {name: float(np.nanmean(ndcg_at_k(s, truth_grades, mask, ideal_grades=all_grades)))
+               for name, s in (("zero-shot base", base_scores), ("bm25", bm25_scores))}
+    better = max(true_of, key=true_of.get)
 
-    bm25_rank = np.tile(np.arange(width, dtype=float), (len(qids), 1))        # pools are in BM25 order
-    system_rank = np.argsort(np.argsort(-np.where(mask, scores, -np.inf), axis=1), axis=1).astype(float)
-    fused = 1.0 / (60 + system_rank) + 1.0 / (60 + bm25_rank)               # reciprocal-rank fusion
+    base_rank = np.argsort(np.argsort(-np.where(mask, base_scores, -np.inf), axis=1), axis=1) + 1
+    runs = [[{"bm25": j + 1, "dense": int(base_rank[i, j])} for j in range(len(pools[q]))] for i, q in enumerate(qids)]
+    machine = _cross_fitted_probs(base_scores, truth_grades, mask)
     cells = np.argwhere(mask)
     checkpoints = list(range(args.step, len(cells) + args.step, args.step))
+    served_checkpoints = list(range(args.served_step, len(cells) + args.served_step, args.served_step))
+    standing = _Standing(qids, pools, queries, corpus, base_scores)
 
-    def errors_of(order: np.ndarray) -> np.ndarray:
+    def estimate_errors(order: np.ndarray, revealed: np.ndarray) -> np.ndarray:
         judged = np.zeros_like(mask)
         out, done = [], 0
         for budget in checkpoints:
             take = order[done:budget]
             judged[take[:, 0], take[:, 1]] = True
             done = budget
-            grades = np.where(judged, truth_grades, 0.0)
+            grades = np.where(judged, revealed, 0.0)
             estimate = ndcg_at_k(scores, grades, mask, ideal_grades=grades)
             value = np.nanmean(estimate) if np.isfinite(estimate).any() else np.nan
             out.append(abs(value - truth) if np.isfinite(value) else np.inf)
         return np.asarray(out)
 
-    def needed(errors: np.ndarray) -> int:
-        bad = np.flatnonzero(errors > args.tolerance)
-        return checkpoints[0] if bad.size == 0 else (checkpoints[bad[-1] + 1] if bad[-1] + 1 < len(checkpoints)
-                                                      else len(cells))
+    def served_right(order: np.ndarray, revealed: np.ndarray) -> np.ndarray:
+        out = []
+        for budget in served_checkpoints:
+            out.append(standing.serves(order[:budget], revealed) == better)
+        return np.asarray(out)
 
     figures: dict[str, dict] = {}
-    for strategy in STRATEGIES:
-        budgets, curves = [], []
-        for seed in range(args.seeds if strategy != "pooled" else 1):
-            order = _order(strategy, cells, fused, np.random.default_rng(seed))
-            errors = errors_of(order)
-            budgets.append(needed(errors))
+    for name in orders:
+        budgets, curves, served_budgets = [], [], []
+        for seed in range(args.seeds):
+            rng = np.random.default_rng(seed)
+            revealed = _annotate(truth_grades, mask, args.noise, rng)
+            order = _order(name, cells, runs, machine, revealed, task_size, rng)
+            errors = estimate_errors(order, revealed)
+            budgets.append(_stays(errors <= args.tolerance, checkpoints, len(cells)))
             curves.append(errors)
+            served_budgets.append(_stays(served_right(order, revealed), served_checkpoints, len(cells)))
         curve = np.median(np.vstack(curves), axis=0)
-        figures[strategy] = {"judgments_needed_median": int(np.median(budgets)),
-                             "judgments_needed_range": [int(min(budgets)), int(max(budgets))],
-                             "share_of_pool": round(float(np.median(budgets)) / len(cells), 3),
-                             "median_error_at": {str(b): round(float(curve[k]), 4) for k, b in enumerate(checkpoints)
-                                                 if b in (checkpoints[0], 430, 860, 1290, 2150)}}
-        print(f"{strategy}: {figures[strategy]['judgments_needed_median']} judgments "
-              f"({figures[strategy]['share_of_pool']:.0%} of the {len(cells)}-pair pool) to stay within "
-              f"±{args.tolerance} of the system's NDCG@10 {truth:.4f}")
-    best = min(STRATEGIES, key=lambda s: figures[s]["judgments_needed_median"])
+        figures[name] = {"judgments_needed_median": int(np.median(budgets)),
+                         "judgments_needed_range": [int(min(budgets)), int(max(budgets))],
+                         "share_of_pool": round(float(np.median(budgets)) / len(cells), 3),
+                         "median_error_at": {str(b): round(float(curve[k]), 4) for k, b in enumerate(checkpoints)
+                                             if b in (checkpoints[0], 430, 860, 1290, 2150)},
+                         "serves_better_after_median": int(np.median(served_budgets)),
+                         "serves_better_after_range": [int(min(served_budgets)), int(max(served_budgets))]}
+        print(f"{name}: (a) {figures[name]['judgments_needed_median']} judgments "
+              f"({figures[name]['share_of_pool']:.0%} of the {len(cells)}-pair pool) to stay within "
+              f"±{args.tolerance} of the {args.system} NDCG@10 {truth:.4f}; (b) serves the {better} "
+              f"({true_of[better]:.4f}) from {figures[name]['serves_better_after_median']} judgments on", flush=True)
+    ranked = [s for s in strategies.STRATEGIES if s in figures]
+    best = min(ranked, key=lambda s: figures[s]["judgments_needed_median"]) if ranked else None
     result = {"system": args.system, "queries": len(qids), "pool_pairs": int(len(cells)), "depth": args.depth,
-              "true_ndcg@10": round(truth, 4), "tolerance": args.tolerance, "seeds": args.seeds,
-              "strategies": figures, "fewest_judgments": best,
-              "vs_random": {s: round(figures[s]["judgments_needed_median"] / figures["random"]["judgments_needed_median"], 3)
-                            for s in STRATEGIES}}
+              "task_size": task_size, "noise": args.noise, "true_ndcg@10": round(truth, 4),
+              "true_ndcg@10_of": {k: round(v, 4) for k, v in true_of.items()}, "tolerance": args.tolerance,
+              "seeds": args.seeds, "strategies": figures, "fewest_judgments": best,
+              "default_strategy": strategies.DEFAULT_STRATEGY}
+    if "random" in figures:
+        result["vs_random"] = {s: round(figures[s]["judgments_needed_median"]
+                                        / figures["random"]["judgments_needed_median"], 3) for s in figures}
     print(json.dumps(result))
     return result
 
 
+def _stays(ok: np.ndarray, checkpoints: list[int], total: int) -> int:
+    """The first checkpoint from which every later one is ok (the whole pool when none is)."""
+    bad = np.flatnonzero(~ok)
+    if bad.size == 0:
+        return checkpoints[0]
+    return checkpoints[bad[-1] + 1] if bad[-1] + 1 < len(checkpoints) else total
+
+
+def _annotate(truth: np.ndarray, mask: np.ndarray, noise: float, rng) -> np.ndarray:
+    """One annotator's grades: the reference, or with probability `noise` a neighbouring grade."""
+    if noise <= 0:
+        return truth.copy()
+    wrong = (rng.random(truth.shape) < noise) & mask
+    step = np.where(rng.random(truth.shape) < 0.5, -1.0, 1.0)
+    step = np.where(truth == 0, 1.0, np.where(truth == 3, -1.0, step))
+    return np.where(wrong, truth + step, truth)
+
+
+def _order(name: str, cells: np.ndarray, runs, machine, revealed, task_size: int, rng) -> np.ndarray:
+    """The pairs in the order they get judged."""
+    from annotate.judging import strategies
+
+    if name == "random":
+        return cells[rng.permutation(len(cells))]
+    n_queries = int(cells[:, 0].max()) + 1
+    shuffle = dict(enumerate(rng.permutation(n_queries).tolist()))
+    holders = dict.fromkeys(range(n_queries), 0)
+    judged: dict[int, dict[int, int]] = {q: {} for q in range(n_queries)}
+    width = {q: len(runs[q]) for q in range(n_queries)}
+
+    def open_priorities(q: int) -> dict[int, float]:
+        pairs = [strategies.Pair(key=j, ranks=runs[q][j],
+                                 grades=(int(judged[q][j]),) if j in judged[q] else (),
+                                 machine=None if machine is None else machine[q, j].tolist())
+                 for j in range(width[q])]
+        pr = strategies.priorities(name, pairs)
+        return {j: p for j, p in pr.items() if j not in judged[q]}  # k = 1: a judged pair is done
+
+    state = {q: open_priorities(q) for q in range(n_queries)}
+    order = []
+    while True:
+        batch = strategies.next_batch(state, strategy=name, task_size=task_size, holders=holders, shuffle=shuffle)
+        if batch is None:
+            break
+        q, items = batch
+        holders[q] += 1
+        for j in items:
+            judged[q][j] = revealed[q, j]
+            order.append((q, j))
+        state[q] = open_priorities(q)
+    return np.asarray(order)
+
+
+def _cross_fitted_probs(scores: np.ndarray, grades: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The machine judge's grade probabilities per pair, each fold's calibration fitted on the other
+    folds' queries."""
+    from training.machine_judge import fit_ordinal_calibration
+
+    probs = np.zeros((*scores.shape, 4))
+    folds = np.arange(scores.shape[0]) % FOLDS
+    for fold in range(FOLDS):
+        fit = (folds != fold)[:, None] & mask
+        calibration = fit_ordinal_calibration(scores[fit], grades[fit].astype(int))
+        rows = np.flatnonzero(folds == fold)
+        for i in rows:
+            probs[i, mask[i]] = calibration.probabilities(scores[i, mask[i]])
+    return probs
+
+
+class _Standing:
+    """training.standing.compare_with_bm25 on the judged lists, the base model's scores looked up."""
+
+    def __init__(self, qids, pools, queries, corpus, base_scores):
+        from training.data import QueryGroup
+        from training.standing import MAX_CANDIDATES
+
+        self.qids, self.pools, self.queries, self.corpus = qids, pools, queries, corpus
+        self.group_type, self.max_candidates = QueryGroup, MAX_CANDIDATES
+        self.base = {(queries[q], corpus.get(d, "")): float(base_scores[i, j])
+                     for i, q in enumerate(qids) for j, d in enumerate(pools[q])}
+
+    def serves(self, judged_cells: np.ndarray, revealed: np.ndarray) -> str:
+        from training.standing import compare_with_bm25
+
+        by_query: dict[int, list[int]] = {}
+        for i, j in judged_cells.tolist():
+            by_query.setdefault(i, []).append(j)
+        groups = []
+        for i in sorted(by_query):
+            q = self.qids[i]
+            js = sorted(by_query[i], key=lambda j: self.pools[q][j])[: self.max_candidates]
+            labels = [float(revealed[i, j]) for j in js]
+            if len(js) < 2 or max(labels) <= 0:
+                continue
+            groups.append(self.group_type(query_id=q, query=self.queries[q], doc_ids=[self.pools[q][j] for j in js],
+                                          docs=[self.corpus.get(self.pools[q][j], "") for j in js], labels=labels,
+                                          weights=[1.0] * len(js)))
+        return compare_with_bm25(groups, lambda: self, tokenizer="auto")["serves"]
+
+    def score_lists(self, lists):  # the Ranker protocol, over precomputed scores
+        return [[self.base[(query, doc)] for doc in docs] for query, docs in lists]
+
+
 def _pools(qrels, depth: int) -> dict[str, list[str]]:
-    pools: dict[str, list[str]] = {}
+    pools: dict[str, list[tuple[int, str]]] = {}
     with open(DATASET / "run.bm25.trec", encoding="utf-8") as handle:
         for line in handle:
             qid, _q0, doc, rank, _score, _tag = line.split()
@@ -139,35 +286,17 @@ def _pools(qrels, depth: int) -> dict[str, list[str]]:
     return {q: [d for _, d in sorted(rows)] for q, rows in pools.items()}
 
 
-def _system_scores(system: str, qids, pools, queries, corpus, width: int) -> np.ndarray:
-    scores = np.full((len(qids), width), -np.inf)
-    if system == "bm25":
-        for i, q in enumerate(qids):
-            scores[i, : len(pools[q])] = -np.arange(len(pools[q]), dtype=float)
-        return scores
+def _base_scores(qids, pools, queries, corpus, width: int) -> np.ndarray:
     from django.conf import settings
 
     from training.rankers import load_ranker
 
+    scores = np.full((len(qids), width), -np.inf)
     ranker = load_ranker(settings.BASE_MODEL_DIR, max_length=256)
     values = ranker.score_lists([(queries[q], [corpus.get(d, "") for d in pools[q]]) for q in qids])
     for i, row in enumerate(values):
         scores[i, : len(row)] = row
     return scores
-
-
-def _order(strategy: str, cells: np.ndarray, fused: np.ndarray, rng) -> np.ndarray:
-    if strategy == "random":
-        return cells[rng.permutation(len(cells))]
-    if strategy == "fewest-judged":
-        query_order = rng.permutation(cells[:, 0].max() + 1)
-        position = np.empty_like(query_order)
-        position[query_order] = np.arange(query_order.size)
-        return cells[np.lexsort((cells[:, 1], position[cells[:, 0]]))]
-    # pooled: each query's pairs ranked by fused score; rank 1 of every query first, then rank 2...
-    within = np.argsort(np.argsort(-fused, axis=1), axis=1)
-    depth_of = within[cells[:, 0], cells[:, 1]]
-    return cells[np.lexsort((cells[:, 0], depth_of))]
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from django.conf import settings
 
 from annotate.grades import GRADES
 from annotate.models import MACHINE_SOURCE, Candidate, Judgment
-from annotate.sources import write_source_grades
+from annotate.sources import write_ranking, write_source_grades
 
 from .rankers import load_ranker
 
@@ -99,12 +99,27 @@ def judge_collection(*, collection, model_dir: str | Path | None = None, max_len
     result.scored = len(scores)
     calibration = fit_ordinal_calibration([scores[pk] for pk, _ in train_pairs], [g for _, g in train_pairs])
     pks = [r[0] for r in rows]
-    grades = calibration.probabilities([scores[pk] for pk in pks]).argmax(axis=1)
+    probs = calibration.probabilities([scores[pk] for pk in pks])
+    grades = probs.argmax(axis=1)
+    _record_ranking(collection, rows, scores, dict(zip(pks, probs.tolist())))
     result.grade_counts = np.bincount(grades, minlength=len(GRADES)).tolist()
     result.added, result.changed = write_source_grades(
         collection=collection, source=MACHINE_SOURCE, grades=dict(zip(pks, grades.tolist())),
         reason=f"machine judge: {model_dir.name}")
     return result
+
+
+def _record_ranking(collection, rows, scores: dict[int, float], probs: dict[int, list]) -> None:
+    """The served model's ranking of each query's candidates, its scores and grade probabilities,
+    kept with the candidates (annotate.sources.write_ranking: the judging order reads them)."""
+    by_query: dict[int, list[int]] = {}
+    for pk, query_id, *_ in rows:
+        by_query.setdefault(query_id, []).append(pk)
+    entries = {}
+    for pks in by_query.values():
+        for place, pk in enumerate(sorted(pks, key=lambda pk: (-scores[pk], pk)), start=1):
+            entries[pk] = {"rank": place, "score": round(scores[pk], 6), "probs": [round(p, 6) for p in probs[pk]]}
+    write_ranking(collection=collection, source=MACHINE_SOURCE, entries=entries)
 
 
 def _people_grades(collection) -> list[tuple[int, int]]:

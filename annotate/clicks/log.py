@@ -27,11 +27,10 @@ from pathlib import Path
 
 from django.utils.translation import gettext as _
 
-from annotate.formats import json_type
+from annotate.formats import external_id, json_type
 from annotate.importing.errors import ImportFileError
 from annotate.importing.lines import read_json_objects
 
-MAX_ID_LENGTH = 255
 MAX_SHOWN = 1000  # a page of results, not a dump of the corpus
 
 
@@ -66,7 +65,7 @@ def parse_search(row: dict, number: int = 0) -> Search:
     unknown = sorted(set(row) - {"query_id", "query", "shown", "clicks"})
     if unknown:
         raise ValueError(_("unknown field %(field)r (expected query_id, query, shown, clicks)") % {"field": unknown[0]})
-    query_id = _identifier(row.get("query_id"), "query_id")
+    query_id = external_id(row.get("query_id"), "query_id")
     query = row.get("query")
     if query is not None and (not isinstance(query, str) or not query.strip()):
         raise ValueError(_("query must be non-empty text, got %(type)s") % {"type": json_type(query)})
@@ -74,14 +73,6 @@ def parse_search(row: dict, number: int = 0) -> Search:
     clicked, dwell = _clicks(row.get("clicks", []), set(shown))
     return Search(line=number, query_id=query_id, query=query.strip() if query else None, shown=shown,
                   clicked=frozenset(clicked), dwell_s=dwell)
-
-
-def _identifier(value, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(_("%(name)s must be a non-empty string, got %(type)s") % {"name": name, "type": json_type(value)})
-    if len(value) > MAX_ID_LENGTH:
-        raise ValueError(_("%(name)s is longer than %(max)d characters") % {"name": name, "max": MAX_ID_LENGTH})
-    return value
 
 
 def _shown(value) -> tuple[str, ...]:
@@ -93,7 +84,7 @@ def _shown(value) -> tuple[str, ...]:
     for entry in value:
         if not isinstance(entry, dict) or set(entry) != {"doc_id", "position"}:
             raise ValueError(_("each shown result must be {\"doc_id\", \"position\"}, got %(value).60r") % {"value": entry})
-        doc_id, position = _identifier(entry["doc_id"], "doc_id"), entry["position"]
+        doc_id, position = external_id(entry["doc_id"], "doc_id"), entry["position"]
         if isinstance(position, bool) or not isinstance(position, int):
             raise ValueError(_("position of %(doc)r must be an integer, got %(value)r") % {"doc": doc_id, "value": position})
         if position < 1:
@@ -123,7 +114,7 @@ def _clicks(value, shown: set[str]) -> tuple[set[str], dict[str, float]]:
     for entry in value:
         if not isinstance(entry, dict) or "doc_id" not in entry or set(entry) - {"doc_id", "dwell_s"}:
             raise ValueError(_("each click must be {\"doc_id\", \"dwell_s\"?}, got %(value).60r") % {"value": entry})
-        doc_id = _identifier(entry["doc_id"], "doc_id")
+        doc_id = external_id(entry["doc_id"], "doc_id")
         if doc_id not in shown:
             raise ValueError(_("click on %(doc)r, which this search did not show") % {"doc": doc_id})
         if "dwell_s" in entry:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Count
 from django.utils.translation import gettext as _
 
 from annotate.grades import GRADES
@@ -180,7 +181,10 @@ def fit_click_labels(*, collection: Collection) -> ClickFit:
 def people_grade_shares(collection: Collection) -> np.ndarray | None:
     """The share of each grade among people's grades in the collection; None (equal shares) below
     MIN_PEOPLE_GRADES_FOR_SHARES grades."""
-    grades = list(Judgment.objects.people_grades().filter(collection=collection).values_list("grade", flat=True))
-    if len(grades) < MIN_PEOPLE_GRADES_FOR_SHARES:
+    counts = np.zeros(len(GRADES))
+    for grade, n in (Judgment.objects.people_grades().filter(collection=collection).order_by()
+                     .values_list("grade").annotate(n=Count("pk"))):
+        counts[grade - GRADES[0]] = n
+    if counts.sum() < MIN_PEOPLE_GRADES_FOR_SHARES:
         return None
-    return np.bincount(np.asarray(grades), minlength=len(GRADES)) / len(grades)
+    return counts / counts.sum()

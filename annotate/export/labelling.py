@@ -19,6 +19,7 @@ from django.db.models.expressions import RawSQL
 
 from ..grades import GRADE_MAX, GRADES
 from ..models import (
+    MACHINE_SOURCE,
     Adjudication,
     AnnotatorProfile,
     Candidate,
@@ -297,9 +298,12 @@ def _source_names(sources: str | None) -> tuple[str, ...]:
 
 
 def best_rank(sources) -> int | None:
-    """The best (smallest) integer `rank` among a `sources` object's entries; None when none has one."""
-    ranks = [detail["rank"] for detail in sources.values()
-             if isinstance(detail, dict) and type(detail.get("rank")) is int and detail["rank"] >= 1]
+    """The best (smallest) integer `rank` among a `sources` object's retrieval entries; None when none
+    has one. The machine judge's ranking (the served model's, kept for the judging order) is not a
+    retrieval rank: training's hardest-first negatives stay what retrieval proposed."""
+    ranks = [detail["rank"] for name, detail in sources.items()
+             if name != MACHINE_SOURCE and isinstance(detail, dict) and type(detail.get("rank")) is int
+             and detail["rank"] >= 1]
     return min(ranks) if ranks else None
 
 

@@ -119,6 +119,14 @@ def _run(job: ImportJob) -> ImportJob:
         raise
     finally:
         progress.close()
+    # The new pairs and ranks in the judging order (in the worker, so the first annotator after a
+    # large import does not wait for it).
+    from ..judging.priorities import refresh_all
+
+    try:
+        refresh_all(job.collection)
+    except Exception:  # the import stands; next_task recomputes stale queries itself
+        log.exception("import job %s: the judging order was not recomputed", job.pk)
     return _finish(job, status=ImportJob.Status.DONE, result=totals)
 
 

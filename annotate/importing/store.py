@@ -245,6 +245,8 @@ class CandidateWriter:
                 returned = self._lookup({(q, d) for _, q, d, _ in new})
             pks.update({(q, d): pk for pk, q, d in returned})
             self.candidates_added += len(new)
+        if changed or new:  # new pairs or ranks move the judging order of their queries
+            Query.objects.filter(pk__in={q for q, _ in pairs}, order_stale=False).update(order_stale=True)
         return pks, {pk for pair, pk in pks.items() if pair not in existing}
 
     def _lookup(self, wanted: set[tuple[int, int]]) -> list[tuple[int, int, int]]:

@@ -24,6 +24,13 @@ The loop keeps going after a query is finished:
 - removing a member releases their active leases, pinned ones included (`release_all`); their
   judgments stay.
 
+Which work comes first is the collection's judging strategy (annotate/judging/strategies.py):
+`fewest-judged` hands out a whole query, fewest holders first; the others (`pooled`, the default,
+`uncertain`, `bandit`) rank every candidate (Candidate.priority, kept by annotate/judging/
+priorities.py) and hand out the query whose best open candidate comes first, with its `task_size`
+best open candidates. The strategy never changes the invariants above, and the task shows the
+candidates in the annotator's own shuffled order, with nothing that says why they were chosen.
+
 Gold candidates (Candidate.is_gold, with a known gold_grade) are mixed into the tasks of their own
 query at the collection's `gold_rate`: a task with n ordinary candidates gets g more, gold ones,
 with g = floor(rate * n / (1 - rate) + u), u a uniform draw hashed from (annotator, query), so gold
@@ -45,6 +52,7 @@ from django.utils.translation import gettext as _
 
 from ..models import Candidate, Collection, Judgment, Lease, Query
 from ..models.corpus import max_offers
+from . import priorities
 
 # How many queries one request may pass over when every remaining candidate of a query turns out
 # to be judged already by the asking annotator (possible after their own lease expired).
@@ -97,9 +105,25 @@ def _give_back(lease: Lease, *, status: str, now: datetime) -> None:
     _decrement(unjudged | _skipped_by(lease.annotator_id, judged), "coverage")
     _decrement(unjudged, "offers")
     Query.objects.filter(pk=lease.query_id, holders__gt=0).update(holders=F("holders") - 1)
+    _grades_changed(lease)
     lease.status = status
     lease.finished_at = now
     lease.save(update_fields=["status", "finished_at"])
+
+
+def _grades_changed(lease: Lease) -> None:
+    """A task ended: its query's best open candidate may have moved (slots given back), and under a
+    strategy that reads grades its order is stale."""
+    collection = lease.collection
+    if priorities.uses_grades(collection):
+        priorities.mark_stale(query_ids=[lease.query_id])
+    _coverage_changed(lease.query_id, collection)
+
+
+def _coverage_changed(query_id: int, collection: Collection) -> None:
+    """Keep the (locked) query's best open candidate in step with its coverage and offers."""
+    if priorities.uses_priorities(collection):
+        Query.objects.filter(pk=query_id).set_next_priority(collection.overlap_k)
 
 
 @transaction.atomic(savepoint=False)  # inside next_task: no savepoint round trips; an error aborts both
@@ -123,14 +147,16 @@ def expire_stale_leases(*, collection: Collection, now: datetime | None = None) 
     return expired
 
 
-def _open_items(query: Query, *, annotator_id: int, k: int, gold_rate: float = 0.0) -> list[int]:
-    """Candidates of a (locked) query that still need a judge and that this annotator has not judged,
-    plus gold candidates at `gold_rate` when there is ordinary work to mix them into."""
+def _open_items(query: Query, *, annotator_id: int, k: int, gold_rate: float = 0.0,
+                limit: int | None = None) -> list[int]:
+    """Candidates of a (locked) query that still need a judge and that this annotator has not judged
+    -- with a `limit`, the first `limit` of them in the strategy's order -- plus gold candidates at
+    `gold_rate` when there is ordinary work to mix them into."""
     judged = Judgment.objects.standing().filter(candidate_id=OuterRef("pk"), annotator_id=annotator_id)
-    ordinary = list(
-        Candidate.objects.filter(query=query).needing_judges(k).exclude(Exists(judged))
-        .order_by("pk").values_list("pk", flat=True)
-    )
+    open_ = Candidate.objects.filter(query=query).needing_judges(k).exclude(Exists(judged))
+    if limit is not None:
+        open_ = open_.order_by(F("priority").asc(nulls_last=True), "pk")[:limit]
+    ordinary = sorted(open_.values_list("pk", flat=True))
     if not ordinary or gold_rate <= 0:
         return ordinary
     return ordinary + _gold_items(query, annotator_id=annotator_id, ordinary=len(ordinary), gold_rate=gold_rate)
@@ -156,6 +182,7 @@ def _take(query: Query, *, annotator, collection: Collection, items: list[int], 
     """Record a lease on a locked query and count its (non-gold) items towards their coverage and
     offers."""
     Candidate.objects.filter(pk__in=items, is_gold=False).update(coverage=F("coverage") + 1, offers=F("offers") + 1)
+    _coverage_changed(query.pk, collection)
     expires_at = None if pinned else lease_expiry(collection, now)
     # An earlier lease of this annotator comes back to life with what is open now: an expired or
     # released one, or a finished one whose query got new candidates (just those are its items).
@@ -183,37 +210,51 @@ def active_lease(*, collection: Collection, annotator) -> Lease | None:
     )
 
 
-def _open_for(queries, *, annotator_id: int, k: int):
+def _open_for(queries, *, annotator_id: int, k: int, ranked: bool = False):
     """The queries with a candidate that needs a judge and that this annotator has not judged (a
-    grade or a skip), and that they do not hold already — whether or not they finished the query."""
+    grade or a skip), and that they do not hold already — whether or not they finished the query.
+    `ranked`: in the strategy's order (the query whose best candidate that needs a judge comes
+    first, Query.next_priority), else fewest holders first; then the stable random order."""
     judged = Judgment.objects.standing().filter(candidate_id=OuterRef("pk"), annotator_id=annotator_id)
     held = Lease.objects.filter(query_id=OuterRef("pk"), annotator_id=annotator_id, status=Lease.Status.ACTIVE)
     open_to_them = Candidate.objects.needing_judges(k).filter(query=OuterRef("pk")).exclude(Exists(judged))
-    return queries.exclude(Exists(held)).filter(Exists(open_to_them))
+    queries = queries.exclude(Exists(held)).filter(Exists(open_to_them))
+    if not ranked:
+        return queries.order_by("holders", "shuffle_key", "pk")
+    return queries.order_by(F("next_priority").asc(nulls_last=True), "holders", "shuffle_key", "pk")
 
 
-@transaction.atomic
 def next_task(*, collection: Collection, annotator, now: datetime | None = None) -> Lease | None:
     """The annotator's current task, or a newly claimed query (or new candidates of a query they
     finished); None when nothing is left for them."""
-    now = now or timezone.now()
+    if priorities.uses_priorities(collection):
+        # The order is read from the priorities: bring stale ones up to date first, in a transaction
+        # of its own, so the query locks it takes are held for milliseconds, not for the claim.
+        priorities.refresh_stale(collection)
+    return _claim(collection=collection, annotator=annotator, now=now or timezone.now())
+
+
+@transaction.atomic
+def _claim(*, collection: Collection, annotator, now: datetime) -> Lease | None:
     expire_stale_leases(collection=collection, now=now)
     current = active_lease(collection=collection, annotator=annotator)
     if current is not None:
         return current
     k = collection.overlap_k
+    ranked = priorities.uses_priorities(collection)
     passed_over: list[int] = []
     for _attempt in range(_MAX_CLAIM_ATTEMPTS):
-        query = (
-            _open_for(Query.objects.filter(collection=collection), annotator_id=annotator.pk, k=k)
-            .exclude(pk__in=passed_over)
-            .order_by("holders", "shuffle_key", "pk")
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
+        open_queries = _open_for(Query.objects.filter(collection=collection), annotator_id=annotator.pk, k=k,
+                                 ranked=ranked).exclude(pk__in=passed_over)
+        query = open_queries.select_for_update(skip_locked=True, of=("self",)).first()
+        if query is None:
+            # Every open query is locked this instant (others being handed work, or their order
+            # being recomputed): wait for the first rather than tell the annotator nothing is left.
+            query = open_queries.select_for_update(of=("self",)).first()
         if query is None:
             return None
-        items = _open_items(query, annotator_id=annotator.pk, k=k, gold_rate=collection.gold_rate)
+        items = _open_items(query, annotator_id=annotator.pk, k=k, gold_rate=collection.gold_rate,
+                            limit=collection.task_size if ranked else None)
         if items:
             return _take(query, annotator=annotator, collection=collection, items=items, pinned=False, now=now)
         passed_over.append(query.pk)
@@ -262,6 +303,7 @@ def finish_task(*, lease: Lease, now: datetime | None = None) -> Lease:
     if missing:
         raise AssignmentError(_("%(n)d candidate(s) still need a grade or a skip") % {"n": len(missing)})
     _decrement(_skipped_by(lease.annotator_id, judged), "coverage")  # a skip gives its slot back
+    _grades_changed(lease)
     lease.status = Lease.Status.DONE
     lease.finished_at = now
     lease.save(update_fields=["status", "finished_at"])

@@ -7,6 +7,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+# Candidates per task under the ranked strategies: chosen by bench/budget.py (README, "Judge next
+# what matters"); the cap keeps one task a page an annotator can work through.
+TASK_SIZE_DEFAULT = 10
+TASK_SIZE_MAX = 500
+
 
 class Collection(models.Model):
     """A labelling project: its documents, queries, candidates and the rules for judging them."""
@@ -20,6 +25,12 @@ class Collection(models.Model):
         JIEBA = "jieba", _("CJK: jieba words + characters; English: words minus stop words")
         BIGRAM = "bigram", _("CJK: character bigrams + characters; English: words minus stop words")
         WHITESPACE = "whitespace", _("Lower-cased words only, CJK runs kept whole")
+
+    class JudgingStrategy(models.TextChoices):  # the names of annotate/judging/strategies.py
+        POOLED = "pooled", _("Pooled: every query's best-ranked candidates first (fused rank)")
+        FEWEST_JUDGED = "fewest-judged", _("Fewest judged: a whole query at a time")
+        UNCERTAIN = "uncertain", _("Uncertain: where the machine judge is least sure or disagrees with people")
+        BANDIT = "bandit", _("Bandit: deeper pools for ranked lists that keep yielding relevant documents")
 
     slug = models.SlugField(
         max_length=64,
@@ -48,6 +59,16 @@ class Collection(models.Model):
         default=200, validators=[MinValueValidator(1)],
         help_text=_("Recompute the agreement report after this many new judgments."),
     )
+    # Which pairs people judge first (annotate/judging/strategies.py), and how many pairs a task
+    # holds under every strategy but fewest-judged (which gives a whole query).
+    judging_strategy = models.CharField(
+        max_length=16, choices=JudgingStrategy.choices, default=JudgingStrategy.POOLED,
+        help_text=_("Which pairs people judge first; annotators never see why a pair was chosen."),
+    )
+    task_size = models.PositiveSmallIntegerField(
+        default=TASK_SIZE_DEFAULT, validators=[MinValueValidator(1), MaxValueValidator(TASK_SIZE_MAX)],
+        help_text=_("Candidates per task (every strategy but fewest-judged, which gives the whole query)."),
+    )
     adjudication_alpha = models.FloatField(
         default=0.4, help_text=_("Queries whose ordinal alpha falls below this go to adjudication."),
     )
@@ -64,6 +85,8 @@ class Collection(models.Model):
             models.CheckConstraint(condition=Q(overlap_k__gte=1), name="collection_overlap_k_positive"),
             models.CheckConstraint(condition=Q(lease_minutes__gte=1), name="collection_lease_positive"),
             models.CheckConstraint(condition=Q(gold_rate__gte=0, gold_rate__lte=0.5), name="collection_gold_rate_range"),
+            models.CheckConstraint(condition=Q(task_size__gte=1, task_size__lte=TASK_SIZE_MAX),
+                                   name="collection_task_size_range"),
         ]
 
     def __str__(self) -> str:

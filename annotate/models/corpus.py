@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils.translation import gettext_lazy as _
 
 from ..splits import SPLITS, split_for
@@ -43,6 +43,14 @@ class QueryQuerySet(models.QuerySet):
         judging lock one query in), so two writers never deadlock; inside a transaction."""
         return list(self.select_for_update().filter(pk__in=list(pks)).order_by("pk").values_list("pk", flat=True))
 
+    def set_next_priority(self, k: int) -> int:
+        """Write each query's `next_priority`: the best priority among its candidates that still need
+        a judge (gold aside), NULL when none does. Under the query row locks, after any change of
+        their candidates' coverage, offers or priorities."""
+        best = (Candidate.objects.needing_judges(k).filter(query=OuterRef("pk"), priority__isnull=False)
+                .order_by("priority").values("priority")[:1])
+        return self.update(next_priority=Subquery(best))
+
     def open_for_judging(self, k: int):
         """Queries with a candidate (gold aside) that still needs a judge (see
         CandidateQuerySet.needing_judges) — however many people finished the query already: a
@@ -63,6 +71,13 @@ class Query(models.Model):
     # random order among equals.
     holders = models.PositiveIntegerField(default=0)
     shuffle_key = models.BigIntegerField(default=new_shuffle_key)
+    # The judging order under a ranked strategy (annotate/judging/priorities.py): the best (lowest)
+    # priority among the query's candidates that still need a judge (NULL: none, or never computed),
+    # kept with `coverage` under the query's row lock, so the next task is one index scan away; and
+    # whether its candidates' priorities must be recomputed (new pairs or ranks, new grades, another
+    # strategy) before it is trusted.
+    next_priority = models.FloatField(null=True, blank=True)
+    order_stale = models.BooleanField(default=True, db_default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -77,6 +92,9 @@ class Query(models.Model):
         indexes = [
             # The annotator's next task: fewest holders first, then the stable random order.
             models.Index(fields=["collection", "holders", "shuffle_key"], name="query_next_task"),
+            # ... and under a ranked strategy: best open candidate first.
+            models.Index(fields=["collection", "next_priority", "holders", "shuffle_key"], name="query_next_ranked"),
+            models.Index(fields=["collection"], condition=Q(order_stale=True), name="query_order_stale"),
         ]
 
     def save(self, *args, **kwargs):
@@ -128,6 +146,8 @@ class CandidateQuerySet(models.QuerySet):
                     changed.append(candidate)
         if changed:
             self.bulk_update(changed, ["sources"], batch_size=500)
+        # New ranks (and new pairs) move the judging order: these queries' priorities are stale.
+        Query.objects.filter(pk__in=query_pks, order_stale=False).update(order_stale=True)
         additions = [Candidate(collection_id=collection_id, query_id=query_pk, document_id=document,
                                sources=sources[(query_pk, document)], guard=guards.get((query_pk, document), ""))
                      for query_pk, document in new if (query_pk, document) not in existing]
@@ -162,6 +182,10 @@ class Candidate(models.Model):
     # settle it and the guard is measured (annotate/judging/false_negatives.py); for staff only,
     # never shown to annotators.
     guard = models.CharField(max_length=16, blank=True, default="", db_default="")
+    # Where the collection's judging strategy puts this pair (lower first; annotate/judging/
+    # priorities.py); NULL until first computed. Recomputed for the whole query when it is marked
+    # stale (Query.order_stale).
+    priority = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CandidateQuerySet.as_manager()
@@ -180,6 +204,7 @@ class Candidate(models.Model):
         indexes = [
             models.Index(fields=["collection", "query"], name="candidate_collection_query"),
             models.Index(fields=["query", "coverage"], name="candidate_query_coverage"),
+            models.Index(fields=["query", "priority"], name="candidate_query_priority"),
         ]
 
     def __str__(self) -> str:

@@ -45,14 +45,23 @@ def _checked_grade(grade) -> int:
 def mark_gold(*, candidates, grade: int) -> int:
     """Mark these candidates gold with `grade`; returns how many changed."""
     grade = _checked_grade(grade)
-    return Candidate.objects.filter(pk__in=[c.pk if isinstance(c, Candidate) else c for c in candidates]).update(
-        is_gold=True, gold_grade=grade)
+    chosen = Candidate.objects.filter(pk__in=[c.pk if isinstance(c, Candidate) else c for c in candidates])
+    _order_moves(chosen)
+    return chosen.update(is_gold=True, gold_grade=grade)
 
 
 @transaction.atomic
 def unmark_gold(*, candidates) -> int:
-    return Candidate.objects.filter(pk__in=[c.pk if isinstance(c, Candidate) else c for c in candidates]).update(
-        is_gold=False, gold_grade=None)
+    chosen = Candidate.objects.filter(pk__in=[c.pk if isinstance(c, Candidate) else c for c in candidates])
+    _order_moves(chosen)
+    return chosen.update(is_gold=False, gold_grade=None)
+
+
+def _order_moves(candidates) -> None:
+    """Gold pairs are outside the overlap k and the judging order: their queries' order is stale."""
+    from ..judging.priorities import mark_stale
+
+    mark_stale(query_ids=set(candidates.values_list("query_id", flat=True)))
 
 
 @dataclass(frozen=True)

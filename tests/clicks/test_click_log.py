@@ -32,6 +32,13 @@ def test_a_good_log_is_read_into_searches_and_summed_into_cells(tmp_path):
     assert counts.cells[("q1", "d2", 1)] == [1, 0, 0.0] and counts.cells[("q1", "d1", 2)] == [1, 0, 0.0]
 
 
+def test_integer_ids_are_read_as_their_decimal_text_like_every_importer(tmp_path):
+    row = {"query_id": 7, "shown": [{"doc_id": 12, "position": 1}, {"doc_id": "d2", "position": 2}],
+           "clicks": [{"doc_id": 12}]}
+    search = next(read_click_log(_write(tmp_path, row)))
+    assert (search.query_id, search.shown, search.clicked) == ("7", ("12", "d2"), {"12"})
+
+
 def test_positions_given_out_of_order_are_put_in_order(tmp_path):
     row = {**GOOD, "shown": list(reversed(GOOD["shown"]))}
     assert next(read_click_log(_write(tmp_path, row))).shown == ("d1", "d2", "d3")
@@ -50,7 +57,9 @@ def test_positions_given_out_of_order_are_put_in_order(tmp_path):
     ({"clicks": [{"doc_id": "d1", "dwell_s": -1}]}, "dwell_s of 'd1' must be a number of seconds >= 0"),
     ({"clicks": "d1"}, "clicks must be a list, got a string"),
     ({"shown": []}, "shown must be a non-empty list"),
-    ({"query_id": 7}, "query_id must be a non-empty string, got a number"),
+    ({"query_id": 7.5}, "'query_id' must be a string, got a number"),
+    ({"query_id": ""}, "'query_id' is empty"),
+    ({"shown": [{"doc_id": "x" * 256, "position": 1}]}, "'doc_id' is longer than 255 characters"),
     ({"when": "2026-01-01"}, "unknown field 'when'"),
 ])
 def test_a_bad_line_is_refused_with_file_line_and_the_rule(tmp_path, change, reason):

@@ -84,6 +84,32 @@ def test_every_candidate_gets_a_machine_grade_once_and_a_rerun_changes_nothing(g
     assert (again.added, again.changed) == (0, 0)
 
 
+def test_the_judge_keeps_its_ranking_and_probabilities_for_the_judging_order(graded_collection, tiny_model):
+    from annotate.judging import strategies
+
+    graded_collection.judging_strategy = strategies.UNCERTAIN
+    graded_collection.save(update_fields=["judging_strategy"])
+    judge_collection(collection=graded_collection, model_dir=tiny_model)
+    candidates = list(Candidate.objects.filter(collection=graded_collection))
+    by_query: dict[int, list] = {}
+    for candidate in candidates:
+        entry = candidate.sources[MACHINE_SOURCE]
+        assert len(entry["probs"]) == 4 and abs(sum(entry["probs"]) - 1) < 1e-5
+        by_query.setdefault(candidate.query_id, []).append(entry)
+    for entries in by_query.values():  # a ranking per query: 1..n, best score first
+        assert sorted(e["rank"] for e in entries) == list(range(1, len(entries) + 1))
+        ranked = sorted(entries, key=lambda e: e["rank"])
+        assert all(a["score"] >= b["score"] for a, b in zip(ranked, ranked[1:]))
+    # ... and the order was recomputed from them: each pair's priority is the strategy's.
+    assert all(c.priority is not None for c in candidates)
+    doubt = {c.pk: 1 - max(c.sources[MACHINE_SOURCE]["probs"]) for c in candidates}
+    ungraded = [c for c in candidates if not Judgment.objects.people_grades().filter(candidate=c).exists()]
+    for a in ungraded:
+        for b in ungraded:
+            if a.query_id == b.query_id and doubt[a.pk] > doubt[b.pk] + 1e-5:
+                assert a.priority < b.priority
+
+
 def test_too_few_peoples_grades_means_no_judge(graded_collection, tiny_model):
     Judgment.objects.filter(candidate__query__split="train").exclude(
         pk__in=Judgment.objects.filter(candidate__query__split="train").values("pk")[:MIN_CALIBRATION_GRADES - 1]).delete()

@@ -55,6 +55,10 @@ class Command(BaseCommand):
                     totals = self._import_clicks(collection, clicks)
         except (ImportFileError, InvalidCollectionSlug) as failure:
             raise error(str(failure)) from None
+        from annotate.judging.priorities import refresh_all
+        from annotate.models import Collection
+
+        refresh_all(Collection.objects.get(slug=totals["collection"]))  # the new pairs in the judging order
         if options["json"]:
             self.stdout.write(_dumps(totals))
         else:
