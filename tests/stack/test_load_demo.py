@@ -85,3 +85,14 @@ def test_an_existing_account_keeps_its_password(django_user_model):
     assert user.check_password("my-own-password")
     assert "annotator1-demo" not in output and "(changed; not shown)" in output
     assert Membership.objects.filter(collection__slug="demo", user=user).exists()
+
+
+@pytest.mark.django_db
+def test_the_demo_is_loaded_with_its_judging_order_computed():
+    from annotate.management.commands.load_demo import load_demo
+    from annotate.models import Candidate, Query
+
+    load_demo()
+    assert Query.objects.filter(collection__slug="demo").count() > 10
+    assert not Query.objects.filter(collection__slug="demo", order_stale=True).exists()
+    assert not Candidate.objects.filter(collection__slug="demo", is_gold=False, priority__isnull=True).exists()

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from annotate.demo import DEMO_FILE
 from annotate.importing import import_files
+from annotate.judging.priorities import refresh_all
 from annotate.models import Collection, Membership
 
 DEMO_SLUG = "demo"
@@ -54,6 +55,7 @@ def load_demo() -> tuple[dict, dict]:
         slug=DEMO_SLUG, defaults={"name": DEMO_NAME, "overlap_k": DEMO_OVERLAP_K}
     )
     totals = import_files(collection_slug=collection.slug, labels=[DEMO_FILE])
+    refresh_all(collection)  # the judging order, as an import job computes it
     users = {}
     for account in DEMO_ACCOUNTS:
         users[account.username] = user = ensure_account(account)
