@@ -1,12 +1,15 @@
 """Judge next what matters (#17 item 3): how many human judgments each judging strategy needs
 (a) before the collection's dev figure -- the served model's NDCG@10 -- is known within ±0.02, and
-(b) before the studio serves its better model (the zero-shot base over BM25, by the product's own
-rule in training/standing.py), against random order.
+(b) before the studio serves its better model (the zero-shot base or BM25, by the product's own rule
+in training/standing.py), each against random order measured in the same run, on two collections.
 
-Simulation on trec-dl19 with its qrels as the truth (a pair the qrels never graded is 0, the TREC
-convention). Each query's candidates are its BM25 top ``--depth`` (run.bm25.trec), as mining adds
-them; the ranked lists that proposed them are BM25 and the base model used zero-shot (the dense
-miner and, before any promotion, the served model). One simulated annotator judges each pair once
+- trec-dl19 (43 queries): each query's candidates are its BM25 top ``--depth`` (default 100, from
+  run.bm25.trec), graded or not; a pair the qrels never graded is 0 (the TREC convention).
+- kuake-qtr-train (``--queries`` drawn with seed 0, default 200; no run ships with it): the product's
+  BM25 (mining.text, jieba words + characters) top ``--depth`` (default 20) over the corpus, then
+  the query's graded documents BM25 missed, as importing the qrels and mining would make them.
+The ranked lists that proposed the pairs are BM25 and the base model used zero-shot (the dense miner
+and, before any promotion, the served model). One simulated annotator judges each pair once
 (k = 1): the reference grade, or with probability ``--noise`` a neighbouring grade (the labels
 issue's honest profile; 0 by default, so (a) measures the order and nothing else).
 
@@ -22,22 +25,25 @@ that it agrees with annotate/judging/assignment.py on PostgreSQL), ``--task-size
   other queries (5-fold cross-fitting: no query calibrates its own pairs).
 - ``bandit``: Losada et al.'s (2016) max-mean bandit over each query's ranked lists.
 
-(a) The system whose NDCG@10 staff want to know reranks each pool (``--system``). The truth: its
-NDCG@10 with every grade known (ideal DCG from all of the query's qrels, as trec_eval computes it),
-averaged over queries with a relevant document. The estimate after B judgments: the same figure
-from the judged grades only (unjudged pairs count as 0; ideal DCG from the judged grades), over
-queries with a judged relevant document. Per seed: the smallest budget after which the estimate
-stays within ±``--tolerance`` at every later checkpoint (every ``--step`` judgments); median over
-``--seeds`` (seeds move the random orders, the queue's random key and the noise).
+(a) The system (``--system``; by default the one the studio serves, the better of the two with
+every grade known) reranks each query's candidates. The truth: its NDCG@10 with every grade known
+(ideal DCG from all of the query's qrels, as trec_eval computes it), averaged over queries with a
+relevant document. The estimate after B judgments: the same figure from the judged grades only
+(unjudged pairs count as 0; ideal DCG from the judged grades), over queries with a judged relevant
+document. Per seed: the smallest budget after which the estimate stays within ±``--tolerance`` at
+every later checkpoint (every ``--step`` judgments, default 1% of the pairs); median over ``--seeds``
+(seeds move the random orders, the queue's random key and the noise). Across the collections, each
+strategy's judgments over random order's, as a geometric mean: the default strategy should have the
+lowest.
 
-(b) At every ``--served-step`` judgments, training.standing.compare_with_bm25 -- the rule that picks
+(b) At every ``--served-step`` judgments (default two per query), training.standing.compare_with_bm25 -- the rule that picks
 what a collection serves before any training run -- runs on the judged lists (mean grade per pair,
 at most its MAX_CANDIDATES lowest document ids per query, as judged_groups takes them), with the
 base model's scores precomputed. Per seed: the budget after which it serves the model whose true
-NDCG@10 on the pools is higher, and keeps doing so. Judgments until a *trained* model reaches a
-given NDCG@10 need a fine-tuning run per checkpoint and strategy: not run on 2 CPU cores.
+NDCG@10 is higher, and keeps doing so. Judgments until a *trained* model reaches a given NDCG@10
+need a fine-tuning run per checkpoint and strategy: not run on 2 CPU cores.
 
-    .venv/bin/python bench/budget.py [--system zero-shot|bm25] [--depth 100] [--seeds 20] [--task-size N]
+    .venv/bin/python bench/budget.py [--dataset all|trec-dl19|kuake-qtr-train] [--seeds 20] [--task-size N]
 Last line: one JSON object with the figures.
 """
 from __future__ import annotations
@@ -56,17 +62,26 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DEBUG", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-DATASET = ROOT.parent / "shared" / "datasets" / "trec-dl19"
+DATASET_DIR = ROOT.parent / "shared" / "datasets"
+DATASETS = ("trec-dl19", "kuake-qtr-train")
 FOLDS = 5
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--system", choices=("zero-shot", "bm25"), default="zero-shot")
-    parser.add_argument("--depth", type=int_at_least(10), default=100, help="pool depth per query (BM25 top)")
+    parser.add_argument("--dataset", choices=("all", *DATASETS), default="all")
+    parser.add_argument("--queries", type=int_at_least(10), default=200,
+                        help="kuake-qtr-train: queries drawn (seed 0) from those with grades")
+    parser.add_argument("--system", choices=("served", "zero-shot", "bm25"), default="served",
+                        help="whose NDCG@10 is estimated; served: the better of the two with every grade known, "
+                             "what the studio serves before any training run")
+    parser.add_argument("--depth", type=int_at_least(10), default=None,
+                        help="pool depth per query (BM25 top; default 100 on trec-dl19, 20 on kuake-qtr-train)")
     parser.add_argument("--seeds", type=int_at_least(1), default=20)
-    parser.add_argument("--step", type=int_at_least(1), default=43, help="judgments between checkpoints of (a)")
-    parser.add_argument("--served-step", type=int_at_least(1), default=86, help="judgments between checkpoints of (b)")
+    parser.add_argument("--step", type=int_at_least(1), default=None,
+                        help="judgments between checkpoints of (a) (default: 1%% of the pairs)")
+    parser.add_argument("--served-step", type=int_at_least(1), default=None,
+                        help="judgments between checkpoints of (b) (default: two per query)")
     parser.add_argument("--tolerance", type=positive_float, default=0.02)
     parser.add_argument("--task-size", type=int_at_least(1), default=None,
                         help="pairs per task (default: the collection default)")
@@ -88,9 +103,31 @@ def main(argv=None) -> dict:
         unknown = [s for s in orders if s not in ("random", *strategies.STRATEGIES)]
         if unknown:
             parser.error(f"--strategies: unknown {', '.join(unknown)}")
-    corpus, queries, qrels = read_beir("trec-dl19")
-    pools = _pools(qrels, args.depth)
+    results = {dataset: _measure(dataset, args, orders, task_size, ndcg_at_k)
+               for dataset in (DATASETS if args.dataset == "all" else (args.dataset,))}
+    result = {"datasets": results, "task_size": task_size, "noise": args.noise, "tolerance": args.tolerance,
+              "seeds": args.seeds, "default_strategy": strategies.DEFAULT_STRATEGY}
+    if "random" in orders:
+        # One figure per strategy across the collections: the geometric mean of its judgments over
+        # random order's, each measured in the same run. The default should be the lowest.
+        result["vs_random_geometric_mean"] = {
+            s: round(float(np.exp(np.mean([np.log(r["vs_random"][s]) for r in results.values()]))), 3) for s in orders}
+        candidates = {s: v for s, v in result["vs_random_geometric_mean"].items() if s in strategies.STRATEGIES}
+        result["fewest_judgments"] = min(candidates, key=candidates.get) if candidates else None
+        print("judgments vs random, geometric mean over " + ", ".join(results) + ": "
+              + ", ".join(f"{s} {v:.3f}" for s, v in result["vs_random_geometric_mean"].items()))
+    print(json.dumps(result))
+    return result
+
+
+def _measure(dataset: str, args, orders, task_size: int, ndcg_at_k) -> dict:
+    from annotate.judging import strategies
+
+    depth = args.depth or (100 if dataset == "trec-dl19" else 20)
+    corpus, queries, qrels = read_beir(dataset)
+    pools, ranked = _pools(dataset, corpus, queries, qrels, depth, args.queries)
     qids = sorted(pools)
+    step = args.step or max(1, int(mask_size(pools)) // 100)
     width = max(len(p) for p in pools.values())
     truth_grades = np.zeros((len(qids), width))
     mask = np.zeros((len(qids), width), dtype=bool)
@@ -102,19 +139,24 @@ def main(argv=None) -> dict:
     for i, q in enumerate(qids):
         all_grades[i, : len(qrels[q])] = sorted(qrels[q].values(), reverse=True)
     base_scores = _base_scores(qids, pools, queries, corpus, width)
-    bm25_scores = np.where(mask, -np.arange(width, dtype=float)[None, :], -np.inf)  # pools are in BM25 order
-    scores = base_scores if args.system == "zero-shot" else bm25_scores
-    truth = float(np.nanmean(ndcg_at_k(scores, truth_grades, mask, ideal_grades=all_grades)))
+    # Pools are in BM25 order (graded documents BM25 did not retrieve come after its top).
+    bm25_scores = np.where(mask, -np.arange(width, dtype=float)[None, :], -np.inf)
     true_of = {name: float(np.nanmean(ndcg_at_k(s, truth_grades, mask, ideal_grades=all_grades)))
                for name, s in (("zero-shot base", base_scores), ("bm25", bm25_scores))}
     better = max(true_of, key=true_of.get)
+    system = {"served": better, "zero-shot": "zero-shot base", "bm25": "bm25"}[args.system]
+    scores = base_scores if system == "zero-shot base" else bm25_scores
+    truth = true_of[system]
 
     base_rank = np.argsort(np.argsort(-np.where(mask, base_scores, -np.inf), axis=1), axis=1) + 1
-    runs = [[{"bm25": j + 1, "dense": int(base_rank[i, j])} for j in range(len(pools[q]))] for i, q in enumerate(qids)]
+    runs = [[{**({"bm25": j + 1} if j < ranked[q] else {}), "dense": int(base_rank[i, j])} for j in range(len(pools[q]))]
+            for i, q in enumerate(qids)]
     machine = _cross_fitted_probs(base_scores, truth_grades, mask)
     cells = np.argwhere(mask)
-    checkpoints = list(range(args.step, len(cells) + args.step, args.step))
-    served_checkpoints = list(range(args.served_step, len(cells) + args.served_step, args.served_step))
+    checkpoints = list(range(step, len(cells) + step, step))
+    marks = {0} | {int(np.searchsorted(checkpoints, share * len(cells))) for share in (0.1, 0.2, 0.3, 0.5)}
+    served_step = args.served_step or 2 * len(qids)
+    served_checkpoints = list(range(served_step, len(cells) + served_step, served_step))
     standing = _Standing(qids, pools, queries, corpus, base_scores)
 
     def estimate_errors(order: np.ndarray, revealed: np.ndarray) -> np.ndarray:
@@ -152,25 +194,26 @@ def main(argv=None) -> dict:
                          "judgments_needed_range": [int(min(budgets)), int(max(budgets))],
                          "share_of_pool": round(float(np.median(budgets)) / len(cells), 3),
                          "median_error_at": {str(b): round(float(curve[k]), 4) for k, b in enumerate(checkpoints)
-                                             if b in (checkpoints[0], 430, 860, 1290, 2150)},
+                                             if k in marks},
                          "serves_better_after_median": int(np.median(served_budgets)),
                          "serves_better_after_range": [int(min(served_budgets)), int(max(served_budgets))]}
-        print(f"{name}: (a) {figures[name]['judgments_needed_median']} judgments "
+        print(f"{dataset} {name}: (a) {figures[name]['judgments_needed_median']} judgments "
               f"({figures[name]['share_of_pool']:.0%} of the {len(cells)}-pair pool) to stay within "
-              f"±{args.tolerance} of the {args.system} NDCG@10 {truth:.4f}; (b) serves the {better} "
+              f"±{args.tolerance} of the {system} NDCG@10 {truth:.4f}; (b) serves the {better} "
               f"({true_of[better]:.4f}) from {figures[name]['serves_better_after_median']} judgments on", flush=True)
-    ranked = [s for s in strategies.STRATEGIES if s in figures]
-    best = min(ranked, key=lambda s: figures[s]["judgments_needed_median"]) if ranked else None
-    result = {"system": args.system, "queries": len(qids), "pool_pairs": int(len(cells)), "depth": args.depth,
-              "task_size": task_size, "noise": args.noise, "true_ndcg@10": round(truth, 4),
-              "true_ndcg@10_of": {k: round(v, 4) for k, v in true_of.items()}, "tolerance": args.tolerance,
-              "seeds": args.seeds, "strategies": figures, "fewest_judgments": best,
-              "default_strategy": strategies.DEFAULT_STRATEGY}
+    listed = [s for s in strategies.STRATEGIES if s in figures]
+    result = {"system": system, "queries": len(qids), "pool_pairs": int(len(cells)), "depth": depth,
+              "true_ndcg@10": round(truth, 4), "true_ndcg@10_of": {k: round(v, 4) for k, v in true_of.items()},
+              "strategies": figures,
+              "fewest_judgments": min(listed, key=lambda s: figures[s]["judgments_needed_median"]) if listed else None}
     if "random" in figures:
         result["vs_random"] = {s: round(figures[s]["judgments_needed_median"]
                                         / figures["random"]["judgments_needed_median"], 3) for s in figures}
-    print(json.dumps(result))
     return result
+
+
+def mask_size(pools) -> int:
+    return sum(len(p) for p in pools.values())
 
 
 def _stays(ok: np.ndarray, checkpoints: list[int], total: int) -> int:
@@ -276,14 +319,31 @@ class _Standing:
         return [[self.base[(query, doc)] for doc in docs] for query, docs in lists]
 
 
-def _pools(qrels, depth: int) -> dict[str, list[str]]:
-    pools: dict[str, list[tuple[int, str]]] = {}
-    with open(DATASET / "run.bm25.trec", encoding="utf-8") as handle:
-        for line in handle:
-            qid, _q0, doc, rank, _score, _tag = line.split()
-            if qid in qrels and int(rank) <= depth:
-                pools.setdefault(qid, []).append((int(rank), doc))
-    return {q: [d for _, d in sorted(rows)] for q, rows in pools.items()}
+def _pools(dataset: str, corpus, queries, qrels, depth: int, n_queries: int):
+    """Each query's candidates, BM25 order first, and how many of them BM25 ranked. trec-dl19: its
+    BM25 run's top `depth` (graded or not). kuake-qtr-train (no run): the product's BM25
+    (mining.text) top `depth` over the corpus, then the query's graded documents it missed, as an
+    import of the qrels plus mining would make them; `n_queries` drawn with seed 0."""
+    if dataset == "trec-dl19":
+        rows: dict[str, list[tuple[int, str]]] = {}
+        with open(DATASET_DIR / dataset / "run.bm25.trec", encoding="utf-8") as handle:
+            for line in handle:
+                qid, _q0, doc, rank, _score, _tag = line.split()
+                if qid in qrels and int(rank) <= depth:
+                    rows.setdefault(qid, []).append((int(rank), doc))
+        pools = {q: [d for _, d in sorted(r)] for q, r in rows.items()}
+        return pools, {q: len(p) for q, p in pools.items()}
+    from _quality_common import bm25_pools
+
+    graded = sorted(q for q in qrels if q in queries)
+    qids = sorted(np.random.default_rng(0).choice(graded, size=min(n_queries, len(graded)), replace=False).tolist())
+    _index, _doc_ids, top = bm25_pools(corpus, queries, qids, depth)
+    pools, ranked = {}, {}
+    for q in qids:
+        retrieved = list(dict.fromkeys(top[q]))
+        pools[q] = retrieved + sorted(d for d in qrels[q] if d not in set(retrieved))
+        ranked[q] = len(retrieved)
+    return pools, ranked
 
 
 def _base_scores(qids, pools, queries, corpus, width: int) -> np.ndarray:

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 # Candidates per task under the ranked strategies: chosen by bench/budget.py (README, "Judge next
 # what matters"); the cap keeps one task a page an annotator can work through.
-TASK_SIZE_DEFAULT = 10
+TASK_SIZE_DEFAULT = 25
 TASK_SIZE_MAX = 500
 
 
