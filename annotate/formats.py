@@ -67,6 +67,16 @@ def external_id(value, field: str) -> str:
     return text
 
 
+def source_ranks(sources) -> dict[str, int]:
+    """{source name: rank} of a candidate's `sources` object: the entries that carry a rank (a
+    positive integer, not a boolean); anything else -- a qrels or labels entry, a malformed one --
+    is not a ranking."""
+    if not isinstance(sources, dict):
+        return {}
+    return {name: detail["rank"] for name, detail in sources.items()
+            if isinstance(detail, dict) and type(detail.get("rank")) is int and detail["rank"] >= 1}
+
+
 def string_field(row: dict, field: str, *, required: bool = True, allow_null: bool = False) -> str | None:
     if field not in row:
         if required:

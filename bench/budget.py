@@ -127,7 +127,7 @@ def _measure(dataset: str, args, orders, task_size: int, ndcg_at_k) -> dict:
     corpus, queries, qrels = read_beir(dataset)
     pools, ranked = _pools(dataset, corpus, queries, qrels, depth, args.queries)
     qids = sorted(pools)
-    step = args.step or max(1, int(mask_size(pools)) // 100)
+    step = args.step or max(1, sum(len(p) for p in pools.values()) // 100)
     width = max(len(p) for p in pools.values())
     truth_grades = np.zeros((len(qids), width))
     mask = np.zeros((len(qids), width), dtype=bool)
@@ -210,10 +210,6 @@ def _measure(dataset: str, args, orders, task_size: int, ndcg_at_k) -> dict:
         result["vs_random"] = {s: round(figures[s]["judgments_needed_median"]
                                         / figures["random"]["judgments_needed_median"], 3) for s in figures}
     return result
-
-
-def mask_size(pools) -> int:
-    return sum(len(p) for p in pools.values())
 
 
 def _stays(ok: np.ndarray, checkpoints: list[int], total: int) -> int:

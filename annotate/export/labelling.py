@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import BooleanField, Q, Subquery
 from django.db.models.expressions import RawSQL
 
+from ..formats import source_ranks
 from ..grades import GRADE_MAX, GRADES
 from ..models import (
     MACHINE_SOURCE,
@@ -301,9 +302,7 @@ def best_rank(sources) -> int | None:
     """The best (smallest) integer `rank` among a `sources` object's retrieval entries; None when none
     has one. The machine judge's ranking (the served model's, kept for the judging order) is not a
     retrieval rank: training's hardest-first negatives stay what retrieval proposed."""
-    ranks = [detail["rank"] for name, detail in sources.items()
-             if name != MACHINE_SOURCE and isinstance(detail, dict) and type(detail.get("rank")) is int
-             and detail["rank"] >= 1]
+    ranks = [rank for name, rank in source_ranks(sources).items() if name != MACHINE_SOURCE]
     return min(ranks) if ranks else None
 
 

@@ -140,7 +140,8 @@ def expire_stale_leases(*, collection: Collection, now: datetime | None = None) 
         # Lock the query first (the same order every writer uses), then re-check the lease: another
         # process may have expired or renewed it meanwhile.
         lock_query(query_id)
-        lease = Lease.objects.filter(pk=lease_id, status=Lease.Status.ACTIVE, expires_at__lt=now).first()
+        lease = (Lease.objects.filter(pk=lease_id, status=Lease.Status.ACTIVE, expires_at__lt=now)
+                 .select_related("collection").first())  # _give_back reads the collection's strategy
         if lease is not None:
             _give_back(lease, status=Lease.Status.EXPIRED, now=now)
             expired += 1
@@ -287,7 +288,7 @@ def pin_query(*, query: Query, annotator, now: datetime | None = None) -> Lease:
 
 def _lock_active(lease: Lease) -> Lease:
     lock_query(lease.query_id)
-    lease = Lease.objects.get(pk=lease.pk)
+    lease = Lease.objects.select_related("collection").get(pk=lease.pk)  # its strategy is read on the way out
     if lease.status != Lease.Status.ACTIVE:
         raise AssignmentError(_("this task is no longer open (status: %(status)s)") % {"status": lease.status})
     return lease
@@ -326,7 +327,7 @@ def release_all(*, collection: Collection, annotator, now: datetime | None = Non
     active = Lease.objects.filter(collection=collection, annotator=annotator, status=Lease.Status.ACTIVE)
     Query.objects.lock(active.values_list("query_id", flat=True))  # pk order, like every writer
     released = 0
-    for lease in active.order_by("query_id"):
+    for lease in active.select_related("collection").order_by("query_id"):
         _give_back(lease, status=Lease.Status.RELEASED, now=now)
         released += 1
     if released:

@@ -21,6 +21,7 @@ from collections import defaultdict
 
 from django.db import connection, transaction
 
+from ..formats import source_ranks
 from ..models import MACHINE_SOURCE, Candidate, Collection, Judgment, Query
 from . import strategies
 
@@ -114,9 +115,7 @@ def compute(collection: Collection, query_ids: list[int]) -> None:
     for pairs in by_query.values():
         computed.update(strategies.priorities(collection.judging_strategy, pairs))
     _write_priorities(computed)
-    queries = Query.objects.filter(pk__in=query_ids)
-    queries.set_next_priority(collection.overlap_k)
-    queries.update(order_stale=False)
+    Query.objects.filter(pk__in=query_ids).set_next_priority(collection.overlap_k, order_stale=False)
 
 
 def _write_priorities(computed: dict[int, float]) -> None:
@@ -139,8 +138,7 @@ def pair_of(pk: int, sources, grades) -> strategies.Pair:
     """A candidate as the strategies see it: its ranks in every ranked list that proposed it and the
     machine judge's probabilities (a malformed entry is ignored, never trusted)."""
     sources = sources if isinstance(sources, dict) else {}
-    ranks = {name: detail["rank"] for name, detail in sources.items()
-             if isinstance(detail, dict) and type(detail.get("rank")) is int and detail["rank"] >= 1}
+    ranks = source_ranks(sources)
     machine = sources.get(MACHINE_SOURCE)
     probs = machine.get("probs") if isinstance(machine, dict) else None
     if not (isinstance(probs, list) and len(probs) == 4 and all(isinstance(p, int | float) for p in probs)):

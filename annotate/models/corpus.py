@@ -43,13 +43,14 @@ class QueryQuerySet(models.QuerySet):
         judging lock one query in), so two writers never deadlock; inside a transaction."""
         return list(self.select_for_update().filter(pk__in=list(pks)).order_by("pk").values_list("pk", flat=True))
 
-    def set_next_priority(self, k: int) -> int:
+    def set_next_priority(self, k: int, **also) -> int:
         """Write each query's `next_priority`: the best priority among its candidates that still need
-        a judge (gold aside), NULL when none does. Under the query row locks, after any change of
-        their candidates' coverage, offers or priorities."""
+        a judge (gold aside), NULL when none does (and any other fields in `also`, in the same
+        UPDATE). Under the query row locks, after any change of their candidates' coverage, offers
+        or priorities."""
         best = (Candidate.objects.needing_judges(k).filter(query=OuterRef("pk"), priority__isnull=False)
                 .order_by("priority").values("priority")[:1])
-        return self.update(next_priority=Subquery(best))
+        return self.update(next_priority=Subquery(best), **also)
 
     def open_for_judging(self, k: int):
         """Queries with a candidate (gold aside) that still needs a judge (see
