@@ -18,7 +18,7 @@ from . import rerank as rerank_service
 from . import services, wording
 from .candidates import BI, CROSS, DEFAULT_CANDIDATES, FUSED, ZERO_SHOT
 from .charts import loss_chart
-from .config import TrainingParamsError
+from .config import DEFAULT_PROMOTION_MARGIN, TrainingParamsError
 from .models import ModelVersion, RetrainPolicy, TrainingRun
 from .override import (
     MAX_REASON_LENGTH,
@@ -115,7 +115,7 @@ class StartRunForm(forms.Form):
                                          max_value=100_000,
                                          help_text=_("below this the gate promotes nothing (default 20)"))
     promotion_margin = forms.FloatField(label=_("Promotion margin"), required=False, min_value=-0.99, max_value=0.99,
-                                        help_text=_("dev NDCG@10 gain the lower bound must clear (default 0.005)"))
+                                        help_text=_("dev NDCG@10 gain the lower bound must clear (default 0: better at all)"))
 
     def __init__(self, *args, collection, **kwargs):
         super().__init__(*args, **kwargs)
@@ -174,7 +174,8 @@ class RetrainPolicyForm(forms.Form):
     min_new_judgments = forms.IntegerField(label=_("New grades needed"), min_value=0, max_value=10_000_000,
                                            initial=500,
                                            help_text=_("a run starts only after this many new people's grades"))
-    promotion_margin = forms.FloatField(label=_("Promotion margin"), min_value=-0.99, max_value=0.99, initial=0.005,
+    promotion_margin = forms.FloatField(label=_("Promotion margin"), min_value=-0.99, max_value=0.99,
+                                        initial=DEFAULT_PROMOTION_MARGIN,
                                         help_text=_("dev NDCG@10 gain the gate's lower bound must clear"))
     stop_width = forms.FloatField(label=_("Target interval width"), required=False, min_value=0.001, max_value=1.0,
                                   help_text=_("“enough judged” once the served model's dev NDCG@10 interval is this "

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from django.utils import translation
 from django.utils.translation import gettext, gettext_noop, pgettext, pgettext_lazy
 
-from .gate import FAILS, NOT_ENOUGH, OVERRIDE, PASSES
+from .gate import FAILS, NOT_ENOUGH, OVERRIDE, PASSES, one_sided_level
 
 # Sentences other modules store whole in a run's metrics (English, from these very msgids).
 STALE_FIGURES = gettext_noop("not promoted: another model was promoted while this run trained; its figures are stale")
@@ -121,7 +121,7 @@ def _gate_sentence(decision: dict) -> str:
     if branch == OVERRIDE:
         return gettext("not enough dev queries (%(n)d): the gate needs at least %(least)d; "
                        "promoted by staff override: %(reason)s") % {**counts, "reason": decision["override_reason"]}
-    level, margin = f"{1 - decision['alpha']:.0%}", _signed(decision["margin"])
+    level, margin = one_sided_level(decision["alpha"]), _signed(decision["margin"])
     comparisons = decision["comparisons"]
     if branch == FAILS:
         against = pgettext("between references", "; ").join(

@@ -10,7 +10,7 @@ import re
 import pytest
 from django.utils import translation
 
-from training.gate import FAILS, NOT_ENOUGH, OVERRIDE, PASSES, decide_promotion
+from training.gate import FAILS, NOT_ENOUGH, OVERRIDE, PASSES, decide_promotion, one_sided_level
 from training.wording import candidate_note, describe_decision, dev_source
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -51,7 +51,7 @@ def test_the_chinese_wording_keeps_the_figures(branch):
     assert said != decision.reason and HAN.search(said)
     assert str(decision.dev_queries) in said
     if branch in (FAILS, PASSES):
-        assert f"{decision.margin:+.4f}" in said and "95%" in said
+        assert f"{decision.margin:+.4f}" in said and one_sided_level(decision.alpha) in said
         for comparison in decision.comparisons:
             if branch == PASSES or not comparison.passes:
                 assert f"{comparison.mean_difference:+.4f}" in said and f"{comparison.lower_bound:+.4f}" in said

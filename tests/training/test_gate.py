@@ -9,6 +9,7 @@ import pytest
 
 from training.config import DEFAULT_PROMOTION_MARGIN
 from training.gate import (
+    DEFAULT_ALPHA,
     FAILS,
     NOT_ENOUGH,
     OVERRIDE,
@@ -16,6 +17,7 @@ from training.gate import (
     GateInputError,
     decide_promotion,
     expanded_alpha,
+    one_sided_level,
 )
 
 
@@ -116,16 +118,24 @@ def test_intervals_bracket_the_means_and_their_low_end_is_the_decisions_bound():
     assert comparison.interval[0] < comparison.mean_difference < comparison.interval[1]
     assert math.isclose(comparison.mean_difference, comparison.candidate_mean - comparison.reference_mean)
     assert comparison.passes == (comparison.lower_bound > decision.margin)
-    assert decision.interval_level == pytest.approx(0.9)
+    assert decision.interval_level == pytest.approx(1 - 2 * DEFAULT_ALPHA) == pytest.approx(0.95)
 
 
 def test_small_dev_sets_read_a_wider_percentile_so_the_bound_keeps_its_level():
-    # Student's t(19) and t(49) 95% quantiles are 1.729 and 1.677 (any t table).
+    # Student's t(19) and t(49) quantiles (any t table): 95% 1.729 and 1.677, 97.5% 2.093 and 2.010.
     assert expanded_alpha(0.05, 20) == pytest.approx(NormalDist().cdf(-math.sqrt(20 / 19) * 1.729), abs=1e-4)
     assert expanded_alpha(0.05, 50) == pytest.approx(NormalDist().cdf(-math.sqrt(50 / 49) * 1.677), abs=1e-4)
+    assert expanded_alpha(0.025, 20) == pytest.approx(NormalDist().cdf(-math.sqrt(20 / 19) * 2.093), abs=1e-4)
+    assert expanded_alpha(0.025, 50) == pytest.approx(NormalDist().cdf(-math.sqrt(50 / 49) * 2.010), abs=1e-4)
     assert expanded_alpha(0.05, 20) < expanded_alpha(0.05, 50) < expanded_alpha(0.05, 1000) < 0.05
     candidate, incumbent = dev_figures(20, gain=0.02)
-    assert decide_promotion(candidate, {"promoted": incumbent}).bootstrap_alpha == expanded_alpha(0.05, 20)
+    assert decide_promotion(candidate, {"promoted": incumbent}).bootstrap_alpha == expanded_alpha(DEFAULT_ALPHA, 20)
+
+
+def test_the_decision_names_its_one_sided_level_as_people_write_it():
+    assert (one_sided_level(0.025), one_sided_level(0.05), one_sided_level(0.1)) == ("97.5%", "95%", "90%")
+    candidate, incumbent = dev_figures(40, gain=0.2)
+    assert "promoted: the 97.5% lower bound" in decide_promotion(candidate, {"promoted": incumbent}).reason
 
 
 def test_as_json_holds_every_figure_for_the_runs_page():

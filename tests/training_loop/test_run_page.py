@@ -167,7 +167,7 @@ def test_the_runs_list_links_each_run_and_shows_its_winner_dev_size_and_reason(s
     html = staff.get(reverse("training-runs", args=[collection.slug])).content.decode()
     assert f'href="{page_url(passed)}"' in html and f'href="{page_url(older)}"' in html
     assert "<strong>fusion</strong>" in html
-    assert "promoted: the 95% lower bound" in html
+    assert "promoted: the 97.5% lower bound" in html
     assert re.findall(r'<td class="num dev-queries">(\d+)</td>', html) == ["16", "3", "30"]
     assert "not enough dev queries (3)" in html
     small.refresh_from_db()
