@@ -24,7 +24,9 @@
     ``--profiles`` (3 honest at ``--noise`` 0.3, one always +1, one random, one constant) with
     ``--overlap`` 3 grades per pair; models (with the CJK vocabulary) trained on the clean reference labels, on
     unweighted majority labels, and on the weighted listwise export, the groups otherwise alike;
-    each one's share of the clean model's dev gain over BM25, per protocol.
+    each one's share of the clean model's dev gain over BM25, per protocol. ``--c-track``: the
+    model a studio run trains by default (bi-encoder, its own schedule: 4 epochs, lr 2e-5) or
+    the earlier cross-encoder fine-tuning (``--epochs``, ``--lr``).
 
 Training (all parts): listwise loss, group size 8, ``--epochs``, AdamW ``--lr``, batch 8 groups;
 CUDA (bf16 autocast) when there is a GPU. Metrics from training.metrics (DESIGN.md). What the
@@ -364,8 +366,12 @@ def part_c(args, tmp, base) -> dict:
         g.soft_labels, g.grade_probs = None, None
     rows = {name: {"bm25": value} for name, value in kuake.bm25.items()}
     for name, groups in training.items():
-        fine_tune(groups, base, tmp / f"noise-{name}", args, max_length=args.kuake_max_length, add_cjk_vocab=True)
-        for protocol, value in kuake.evaluate(tmp / f"noise-{name}", args).items():
+        directory = tmp / f"noise-{name}"
+        if args.c_track == "bi-encoder":
+            train_like_a_run(groups, directory, args)
+        else:
+            fine_tune(groups, base, directory, args, max_length=args.kuake_max_length, add_cjk_vocab=True)
+        for protocol, value in evaluate_on(directory, kuake.protocols, args).items():
             rows[protocol][name] = value
     recovered = {}
     for protocol, row in rows.items():
@@ -373,8 +379,32 @@ def part_c(args, tmp, base) -> dict:
         recovered[protocol] = {name: round((row[name] - row["bm25"]) / gain, 3) if gain > 0 else None
                                for name in ("majority", "weighted")}
     return {"train_queries": len(kuake.train_q), "dev_queries": {p: len(g) for p, g in kuake.protocols.items()},
-            "noise": args.noise, "profiles": args.profiles, "overlap": args.overlap, "label_accuracy": accuracy,
+            "track": args.c_track, "noise": args.noise, "profiles": args.profiles, "overlap": args.overlap, "label_accuracy": accuracy,
             "ndcg@10": rows, "gain_recovered": recovered}
+
+
+def train_like_a_run(groups, directory, args) -> None:
+    """The model a studio run trains by default (training.candidates): the base fine-tuned as a
+    bi-encoder with its measured small-collection schedule, the training data's CJK characters
+    added, the groups' weights, soft labels and grade probabilities used as the track uses them."""
+    from dataclasses import replace
+
+    from django.conf import settings
+
+    from training.bi_encoder import SMALL_COLLECTION_PARAMS, train_bi_encoder
+    from training.config import TrainConfig
+
+    config = replace(TrainConfig(max_length=args.kuake_max_length, seed=args.seed), **SMALL_COLLECTION_PARAMS)
+    train_bi_encoder(config=config, train_groups=groups, base_model=settings.BASE_MODEL_DIR, out_dir=directory)
+
+
+def evaluate_on(directory, protocols: dict, args) -> dict:
+    """Mean NDCG@10 of the model in ``directory`` (any kind training.rankers loads) per protocol."""
+    from training.rankers import load_ranker
+
+    ranker = load_ranker(directory, max_length=args.kuake_max_length)
+    return {name: mean(ranked_ndcg(groups, ranker.score_lists([(g.query, g.docs) for g in groups])))
+            for name, groups in protocols.items()}
 
 
 def _label_accuracy(exported: dict, qrels: dict) -> float:
@@ -416,6 +446,9 @@ def main() -> None:
     parser.add_argument("--profiles", default="honest,honest,honest,plus1,random,constant",
                         help="(c): simulate_annotators --profiles")
     parser.add_argument("--overlap", type=int_at_least(1), default=3, help="(c): grades per pair")
+    parser.add_argument("--c-track", choices=("bi-encoder", "cross-encoder"), default="bi-encoder",
+                        help="(c): the model trained on each label set: what a studio run trains by default "
+                             "(the bi-encoder track), or the earlier cross-encoder fine-tuning")
     parser.add_argument("--epochs", type=int_at_least(1), default=1)
     parser.add_argument("--lr", type=positive_float, default=None, help="default 5e-5 for (a), (c); the run default for (b)")
     parser.add_argument("--seed", type=int, default=0)
