@@ -7,8 +7,8 @@ query sets, where queries range from solved to hopeless); the candidate's is the
 per-query noise N(0, --noise-sd) plus a shift, clipped to [0, 1]. Clipping at 0 and 1 eats part of
 a shift, so the shift is solved (bisection on a large sample) such that the candidate's expected
 mean NDCG@10 is higher by exactly the stated gain. The gate runs as a training run would call it,
-against the incumbent alone, with its defaults (alpha DEFAULT_ALPHA, 0.025, read as the expanded percentile,
-2,000 resamples, margin DEFAULT_PROMOTION_MARGIN), unless told otherwise.
+against the incumbent alone, with its defaults (alpha DEFAULT_ALPHA, 0.025, read as the expanded
+percentile, 2,000 resamples, margin DEFAULT_PROMOTION_MARGIN, 0), unless told otherwise.
 
     .venv/bin/python bench/gate.py [--trials 200] [--noise-sd 0.1] [--alpha 0.05] [--margin M]
         [--noise-from per_query.json --noise-rows zero-shot,bi-encoder]

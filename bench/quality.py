@@ -181,16 +181,14 @@ def part_a(args, tmp, base) -> dict:
     earlier version of this part (MiniLM with a fresh head, fine-tuned with and without the added
     CJK characters)."""
     from training.candidates import ZERO_SHOT
-    from training.rankers import load_ranker
 
     kuake = KuakeSetup.of(args)
     protocols = kuake.protocols
     rows: dict[str, dict] = {name: {"bm25": kuake.bm25[name]} for name in protocols}
 
     def evaluate_ranker_row(row: str, directory) -> None:
-        ranker = load_ranker(directory, max_length=args.kuake_max_length)
-        for name, groups in protocols.items():
-            rows[name][row] = mean(ranked_ndcg(groups, ranker.score_lists([(g.query, g.docs) for g in groups])))
+        for name, value in evaluate_on(directory, protocols, args).items():
+            rows[name][row] = value
 
     train_groups = kuake.train_groups()
     judged_only = {q: group(q, kuake.queries[q], list(kuake.qrels[q]), kuake.corpus, kuake.qrels[q])
@@ -388,14 +386,13 @@ def train_like_a_run(groups, directory, args) -> None:
     """The model a studio run trains by default (training.candidates): the base fine-tuned as a
     bi-encoder with its measured small-collection schedule, the training data's CJK characters
     added, the groups' weights, soft labels and grade probabilities used as the track uses them."""
-    from dataclasses import replace
-
     from django.conf import settings
 
-    from training.bi_encoder import SMALL_COLLECTION_PARAMS, train_bi_encoder
+    from training.bi_encoder import train_bi_encoder
+    from training.candidates import bi_encoder_config
     from training.config import TrainConfig
 
-    config = replace(TrainConfig(max_length=args.kuake_max_length, seed=args.seed), **SMALL_COLLECTION_PARAMS)
+    config = bi_encoder_config(TrainConfig(max_length=args.kuake_max_length, seed=args.seed))
     train_bi_encoder(config=config, train_groups=groups, base_model=settings.BASE_MODEL_DIR, out_dir=directory)
 
 

@@ -144,10 +144,7 @@ def train_candidates(
 
         started = time.monotonic()
         directory = root / BI
-        from .bi_encoder import SMALL_COLLECTION_PARAMS
-
-        # Its own schedule (measured: training.bi_encoder), over the run's length, seed, device...
-        bi_config = replace(config, **{**SMALL_COLLECTION_PARAMS, **(bi_encoder_params or {})})
+        bi_config = bi_encoder_config(config, bi_encoder_params)
         result = train_bi_encoder(config=bi_config, train_groups=train_data.groups, base_model=base_model,
                                   out_dir=directory, progress=_staged(progress, BI), should_cancel=should_cancel)
         metrics, per_query = evaluate_ranker(load_ranker(directory, device=config.device), dev_groups)
@@ -176,6 +173,15 @@ def train_candidates(
                        note=f"{inner.name} mixed with BM25 at weight {weight:g} (fitted on {fitted_on})",
                        extra={"bm25_weight": weight, "inner": inner.name}))
     return found
+
+
+def bi_encoder_config(config: TrainConfig, params: dict | None = None) -> TrainConfig:
+    """The bi-encoder candidate's settings: its own measured schedule (training.bi_encoder's
+    SMALL_COLLECTION_PARAMS) over the run's length, seed, device..., then the run's ``bi_encoder``
+    param on top."""
+    from .bi_encoder import SMALL_COLLECTION_PARAMS
+
+    return replace(config, **{**SMALL_COLLECTION_PARAMS, **(params or {})})
 
 
 def _fit_fusion(inner: Candidate, train_data: DataFile, dev_groups, config) -> tuple[float, dict, dict, str]:
