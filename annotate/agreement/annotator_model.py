@@ -36,7 +36,10 @@ Priors, chosen on principle rather than tuned to any data set (`Priors`):
 Items in `gold` (a collection's gold items) and `final` (adjudicated grades; `final` wins where both
 name an item) are clamped: their posterior is one-hot on the given grade, and the judges' grades on
 them inform the confusions like any other. EM starts from the (soft) majority vote and stops when no
-posterior moves by more than `tol` or after `max_iter` rounds. No randomness: a fit is deterministic.
+posterior moves by more than `tol` or after `max_iter` rounds. Where it stops with two grades'
+classes swapped -- people then report, for some true grade, another grade more often than that one --
+the classes are renamed and EM runs again (`_people_first_order`; at most MAX_RELABELLINGS times).
+No randomness: a fit is deterministic.
 
 The M-step is the posterior mode: confusion[j, k] = (counts[j, k] + s * population[k]) / (n[j, k] + s),
 with counts[j, k, l] the posterior-expected number of items of true grade k that judge j graded l
@@ -189,17 +192,21 @@ def fit_annotator_model(
 
     posteriors = _majority_vote(incidence, n_judges, n_grades, pooled)
     _clamp(posteriors, clamped_items, clamped_grades)
-    converged, iterations = False, 0
-    for iterations in range(1, priors.max_iter + 1):
-        class_prior, confusion, population, _ = _m_step(posteriors, incidence, n_judges, n_grades, priors, pooled)
-        log_joint = _log_joint(class_prior, confusion, incidence, n_grades)
-        updated = _normalised(log_joint)
-        _clamp(updated, clamped_items, clamped_grades)
-        change = np.max(np.abs(updated - posteriors)) if updated.size else 0.0
-        posteriors = updated
-        if change < priors.tol:
-            converged = True
+    iterations = 0
+    for relabelled in range(MAX_RELABELLINGS + 1):
+        posteriors, rounds, converged, population = _em(
+            posteriors, incidence, n_judges, n_grades, priors, pooled, clamped_items, clamped_grades)
+        iterations += rounds
+        order = _people_first_order(population) if relabelled < MAX_RELABELLINGS else None
+        if order is None:
             break
+        # EM settled on a labelling in which people mostly report another grade than the label
+        # for some true grade (two grades' classes swapped): start again from the posteriors with
+        # those classes renamed -- the identification Dawid-Skene assumes (_people_first_order).
+        renamed = np.empty_like(posteriors)
+        renamed[:, order] = posteriors
+        posteriors = renamed
+        _clamp(posteriors, clamped_items, clamped_grades)
     class_prior, confusion, population, strength = _m_step(posteriors, incidence, n_judges, n_grades, priors, pooled)
     log_joint = _log_joint(class_prior, confusion, incidence, n_grades)
     # The posteriors returned are those of the parameters returned, so posterior_for() agrees with them.
@@ -213,6 +220,50 @@ def fit_annotator_model(
         log_likelihood=_log_likelihood(log_joint, clamped_items, clamped_grades),
         iterations=iterations, converged=converged,
     )
+
+
+# A converged labelling is renamed when renaming its classes raises the people's agreement with
+# the labels (the sum over true grades k of P(a person reports k | k), each grade counting alike,
+# so a rare grade's swapped class is not outweighed by the common ones) by this factor or more:
+# a clear swap, not the near tie of two equally plausible labellings (two honest judges and two
+# consistently shifted ones), which stays where EM put it.
+RELABEL_GAIN = 1.10
+MAX_RELABELLINGS = 3
+
+
+def _people_first_order(population):
+    """The renaming of the latent classes (class c -> grade order[c]) that maximises the people's
+    agreement with the labels, when it beats the current labelling by RELABEL_GAIN; else None.
+
+    Dawid-Skene's likelihood is the same for any renaming of the classes; the model is identified
+    by assuming people report the true grade more often than not (the population prior leans that
+    way, weakly). EM can still converge where two grades' classes are swapped -- seen on
+    kuake-qtr with a constant judge and a shifted one among three honest ones at k=3: the honest
+    judges' confusion then reads "true 0 -> reported 1" 70% of the time."""
+    from scipy.optimize import linear_sum_assignment
+
+    agreement = population                                         # (latent class, reported grade)
+    rows, order = linear_sum_assignment(agreement, maximize=True)
+    best, current = agreement[rows, order].sum(), np.trace(agreement)
+    if np.array_equal(order, np.arange(order.size)) or best < current * RELABEL_GAIN:
+        return None
+    return order
+
+
+def _em(posteriors, incidence, n_judges, n_grades, priors, pooled, clamped_items, clamped_grades):
+    """EM rounds from ``posteriors`` until no posterior moves more than ``priors.tol`` or
+    ``priors.max_iter`` rounds: (posteriors, rounds, converged, the population confusion)."""
+    converged, rounds, population = False, 0, None
+    for rounds in range(1, priors.max_iter + 1):
+        class_prior, confusion, population, _ = _m_step(posteriors, incidence, n_judges, n_grades, priors, pooled)
+        updated = _normalised(_log_joint(class_prior, confusion, incidence, n_grades))
+        _clamp(updated, clamped_items, clamped_grades)
+        change = np.max(np.abs(updated - posteriors)) if updated.size else 0.0
+        posteriors = updated
+        if change < priors.tol:
+            converged = True
+            break
+    return posteriors, rounds, converged, population
 
 
 def majority_vote(item, grade, *, n_items: int, n_grades: int) -> np.ndarray:
