@@ -45,11 +45,11 @@ def data_file(groups, name="bench"):
     return DataFile(path=Path(name), format="listwise", groups=list(groups), sha256="-")
 
 
-def fine_tune(train_groups, base, out, args, *, max_length, add_cjk_vocab=False):
+def fine_tune(train_groups, base, out, args, *, max_length, add_cjk_vocab=False, loss="listwise"):
     from training.config import TrainConfig
     from training.trainer import train
 
-    config = TrainConfig(loss="listwise", epochs=args.epochs, batch_size=8, group_size=8, max_length=max_length,
+    config = TrainConfig(loss=loss, epochs=args.epochs, batch_size=8, group_size=8, max_length=max_length,
                          learning_rate=args.lr, warmup_ratio=0.1, seed=args.seed, add_cjk_vocab=add_cjk_vocab)
     return train(config=config, train_data=data_file(train_groups), base_model=base, out_dir=out)
 

@@ -12,6 +12,9 @@ kappa >= 0.4 with the reference grades for a model that is good on the collectio
 promoted model's directory; the default is the base model zero-shot, what judges before any promotion).
 
     .venv/bin/python bench/machine_judge.py [--dataset kuake-qtr-train] [--train 300] [--dev 150] [--model DIR]
+A model trained elsewhere (a GPU machine: bench/quality.py --handoff-in ... --judge-scores-out F)
+is judged from its scores on every judged pair instead of being loaded:
+    .venv/bin/python bench/machine_judge.py --scores F --scores-model clean
 Last line: one JSON object with the figures.
 """
 from __future__ import annotations
@@ -41,7 +44,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--dev", type=int_at_least(10), default=150, help="held-out queries judged and compared")
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: BASE_MODEL_DIR)")
     parser.add_argument("--max-length", type=int_at_least(16), default=128)
+    parser.add_argument("--scores", type=Path, default=None,
+                        help="scores of every judged pair written by bench/quality.py --judge-scores-out (instead of --model)")
+    parser.add_argument("--scores-model", default="clean", help="with --scores: which model's scores (clean, majority, weighted)")
     args = parser.parse_args(argv)
+    if args.scores and args.model:
+        parser.error("give --model or --scores, not both")
 
     import django
 
@@ -54,18 +62,31 @@ def main(argv=None) -> dict:
     from training.machine_judge import fit_ordinal_calibration
     from training.rankers import load_ranker
 
-    model = args.model or Path(settings.BASE_MODEL_DIR)
-    if not model.is_dir():
-        parser.error(f"--model: {model} is not a directory")
     corpus, queries, qrels = read_beir(args.dataset)
     ordered = sorted(qrels)
     train = [q for q in ordered if split_for(queries[q]) == "train"][: args.train]
     dev = [q for q in ordered if split_for(queries[q]) != "train"][: args.dev]
-    ranker = load_ranker(model, max_length=args.max_length)
+    if args.scores:
+        model = Path(f"{args.scores}#{args.scores_model}")
+        try:
+            written = json.loads(args.scores.read_text())["models"][args.scores_model]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            parser.error(f"--scores: {args.scores}: no scores of model {args.scores_model!r} ({error!r})")
+        missing = [q for q in train + dev if len(written.get(q, ())) != len(qrels[q])]
+        if missing:
+            parser.error(f"--scores: {args.scores}: no scores (or a different number) for {len(missing)} queries, "
+                         f"e.g. {missing[0]}: written for another data set?")
+        score_lists = lambda lists, qids: [written[q] for q in qids]  # noqa: E731
+    else:
+        model = args.model or Path(settings.BASE_MODEL_DIR)
+        if not model.is_dir():
+            parser.error(f"--model: {model} is not a directory")
+        ranker = load_ranker(model, max_length=args.max_length)
+        score_lists = lambda lists, qids: ranker.score_lists(lists)  # noqa: E731
 
     def scored(qids):
         lists = [(queries[q], [corpus[d] for d in sorted(qrels[q])]) for q in qids]
-        scores = ranker.score_lists(lists)
+        scores = score_lists(lists, qids)
         grades = [qrels[q][d] for q in qids for d in sorted(qrels[q])]
         return np.concatenate([np.asarray(s, dtype=float) for s in scores]), np.asarray(grades)
 

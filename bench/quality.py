@@ -47,8 +47,10 @@ Last line: one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
+import pickle
 import random
 import sys
 import tempfile
@@ -313,10 +315,35 @@ def part_c(args, tmp, base) -> dict:
     The three training sets differ only in their labels: each group holds the query's judged
     titles -- with the reference grades (clean), the unweighted majority grade of the three
     simulated annotators, or the weighted listwise export's aggregated grade, soft label, grade
-    probabilities and confidence weights (the annotator model) -- plus the same unjudged BM25-pool titles as grade 0 that part (a) adds (the
-    simulated annotators can only grade titles that have a reference grade). Dev: part (a)'s two
-    protocols with the reference grades.
+    probabilities and confidence weights (the annotator model) -- plus the same unjudged BM25-pool
+    titles as grade 0 that part (a) adds (the simulated annotators can only grade titles that have
+    a reference grade). Dev: part (a)'s two protocols with the reference grades.
+
+    The labels need the studio (a database); the training does not. ``--handoff-out`` stops after
+    the labels and writes them, ``--handoff-in`` trains from such a file with no database, so the
+    training can run on a machine with a GPU and none of the app's services.
     """
+    if args.handoff_in:
+        with gzip.open(Path(args.handoff_in) / HANDOFF_FILE, "rb") as handle:
+            prepared = pickle.load(handle)  # written by --handoff-out of this script: trusted
+    else:
+        prepared = part_c_labels(args, tmp)
+    if args.handoff_out:
+        folder = Path(args.handoff_out)
+        folder.mkdir(parents=True, exist_ok=True)
+        with gzip.open(folder / HANDOFF_FILE, "wb") as handle:
+            pickle.dump(prepared, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"handoff": str(folder / HANDOFF_FILE), "train_queries": prepared["train_queries"],
+                "label_accuracy": prepared["label_accuracy"]}
+    return part_c_train(prepared, args, tmp, base)
+
+
+HANDOFF_FILE = "part_c.pickle.gz"
+
+
+def part_c_labels(args, tmp) -> dict:
+    """Part (c) up to the training: the three label sets, the dev protocols, BM25's rows, the
+    exported labels' accuracy and every judged kuake pair (for the machine judge's scores)."""
     from django.core.management import call_command
 
     from training.data import read_data_file
@@ -356,30 +383,60 @@ def part_c(args, tmp, base) -> dict:
                           soft_labels=[exported.soft_label(i) for i in range(n)] + [0.0] * len(extra),
                           grade_probs=[exported.probs(i) for i in range(n)] + [None] * len(extra))
 
-    accuracy = {name: _label_accuracy(exports[name], qrels) for name in exports}
     training = {"clean": kuake.train_groups()}
     for name in ("majority", "weighted"):
         training[name] = [with_fill(exports[name][q], q) for q in kuake.train_q if q in exports[name]]
     for g in training["majority"]:
         g.weights = [1.0] * len(g)  # unweighted, hard labels
         g.soft_labels, g.grade_probs = None, None
-    rows = {name: {"bm25": value} for name, value in kuake.bm25.items()}
-    for name, groups in training.items():
+    # Every judged pair of the collection, each query's titles in doc-id order: what
+    # bench/machine_judge.py --scores reads back, so a model trained elsewhere is judged here.
+    judge = {q: (queries[q], [corpus[d] for d in sorted(qrels[q])]) for q in sorted(qrels)}
+    return {"train_queries": len(kuake.train_q), "training": training, "protocols": kuake.protocols,
+            "bm25": kuake.bm25, "label_accuracy": {name: _label_accuracy(exports[name], qrels) for name in exports},
+            "judge": judge}
+
+
+def part_c_train(prepared: dict, args, tmp, base) -> dict:
+    """Train on each label set, evaluate on both protocols, and each label set's share of the
+    clean model's gain over BM25; ``--judge-scores-out``: each model's scores on every judged pair."""
+    protocols = prepared["protocols"]
+    rows = {name: {"bm25": value} for name, value in prepared["bm25"].items()}
+    judge_scores = {}
+    for name, groups in prepared["training"].items():
         directory = tmp / f"noise-{name}"
+        started = time.perf_counter()
         if args.c_track == "bi-encoder":
             train_like_a_run(groups, directory, args)
         else:
-            fine_tune(groups, base, directory, args, max_length=args.kuake_max_length, add_cjk_vocab=True)
-        for protocol, value in evaluate_on(directory, kuake.protocols, args).items():
+            fine_tune(groups, base, directory, args, max_length=args.kuake_max_length, add_cjk_vocab=True,
+                      loss=args.ce_loss)
+        for protocol, value in evaluate_on(directory, protocols, args).items():
             rows[protocol][name] = value
+        if args.judge_scores_out:  # written after each model: a run cut short keeps what it scored
+            judge_scores[name] = score_judged_pairs(directory, prepared["judge"], args)
+            Path(args.judge_scores_out).write_text(json.dumps({"track": args.c_track, "models": judge_scores}))
+        print(f"part c: {name} trained and evaluated in {time.perf_counter() - started:.0f} s: "
+              f"{ {p: rows[p][name] for p in rows} }", flush=True)
     recovered = {}
     for protocol, row in rows.items():
         gain = row["clean"] - row["bm25"]
         recovered[protocol] = {name: round((row[name] - row["bm25"]) / gain, 3) if gain > 0 else None
                                for name in ("majority", "weighted")}
-    return {"train_queries": len(kuake.train_q), "dev_queries": {p: len(g) for p, g in kuake.protocols.items()},
-            "track": args.c_track, "noise": args.noise, "profiles": args.profiles, "overlap": args.overlap, "label_accuracy": accuracy,
-            "ndcg@10": rows, "gain_recovered": recovered}
+    return {"train_queries": prepared["train_queries"], "dev_queries": {p: len(g) for p, g in protocols.items()},
+            "track": args.c_track, **({"ce_loss": args.ce_loss} if args.c_track == "cross-encoder" else {}),
+            "noise": args.noise, "profiles": args.profiles, "overlap": args.overlap,
+            "label_accuracy": prepared["label_accuracy"], "ndcg@10": rows, "gain_recovered": recovered}
+
+
+def score_judged_pairs(directory, judge: dict, args) -> dict:
+    """query id -> the model's score of each judged title (doc-id order), as machine_judge reads them."""
+    from training.rankers import load_ranker
+
+    ranker = load_ranker(directory, max_length=args.kuake_max_length)
+    qids = list(judge)
+    scores = ranker.score_lists([judge[q] for q in qids])
+    return {q: [round(float(x), 6) for x in s] for q, s in zip(qids, scores)}
 
 
 def train_like_a_run(groups, directory, args) -> None:
@@ -447,6 +504,17 @@ def main() -> None:
     parser.add_argument("--c-track", choices=("bi-encoder", "cross-encoder"), default="bi-encoder",
                         help="(c): the model trained on each label set: what a studio run trains by default "
                              "(the bi-encoder track), or the earlier cross-encoder fine-tuning")
+    parser.add_argument("--ce-loss", choices=("listwise", "pointwise", "pointwise-mse"), default="listwise",
+                        help="(c), --c-track cross-encoder: the loss (training.losses; pointwise is BCE on the soft label)")
+    parser.add_argument("--handoff-out", default="", help="(c): write the label sets and dev protocols to this "
+                        "folder and stop before training (needs the studio's database)")
+    parser.add_argument("--handoff-in", default="", help="(c): train and evaluate from a --handoff-out folder, "
+                        "with no database and none of the app's services (e.g. on a GPU machine)")
+    parser.add_argument("--base-model", default="", help="with --handoff-in: the base model's directory "
+                        "(default: the studio's BASE_MODEL_DIR)")
+    parser.add_argument("--judge-scores-out", default="",
+                        help="(c): write each trained model's scores on every judged kuake pair here "
+                             "(JSON, for bench/machine_judge.py --scores)")
     parser.add_argument("--epochs", type=int_at_least(1), default=1)
     parser.add_argument("--lr", type=positive_float, default=None, help="default 5e-5 for (a), (c); the run default for (b)")
     parser.add_argument("--seed", type=int, default=0)
@@ -455,15 +523,36 @@ def main() -> None:
     args.lr = args.lr if args.lr is not None else 5e-5
     if not args.parts or set(args.parts) - set("abc"):
         parser.error(f"argument --parts: {args.parts!r}: give one or more of a, b, c")
+    if (args.handoff_in or args.handoff_out) and args.parts != "c":
+        parser.error("--handoff-in and --handoff-out are for --parts c alone")
+    if args.handoff_in and args.handoff_out:
+        parser.error("give --handoff-in or --handoff-out, not both")
+    if args.handoff_in and not (Path(args.handoff_in) / HANDOFF_FILE).is_file():
+        parser.error(f"--handoff-in: {Path(args.handoff_in) / HANDOFF_FILE} does not exist (write it with --handoff-out)")
+    if args.base_model and not args.handoff_in:
+        parser.error("--base-model is for --handoff-in (the studio's runs use BASE_MODEL_DIR)")
+    if args.base_model and not Path(args.base_model).is_dir():
+        parser.error(f"--base-model: {args.base_model} is not a directory")
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        if "c" in args.parts:
-            # Part (c) writes a collection: a scratch SQLite database and DATA_DIR, set before setup.
-            os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-            os.environ["DATA_DIR"] = str(tmp / "data")
-        import django
+        if args.handoff_in:
+            # No database and no app: the training code needs only settings (its messages are
+            # translated through Django) and the base model's directory.
+            from django.conf import settings
 
-        django.setup()
+            if args.base_model:
+                base_model = Path(args.base_model)
+            else:
+                from config.settings import BASE_MODEL_DIR as base_model
+            settings.configure(USE_I18N=False, BASE_MODEL_DIR=base_model)
+        else:
+            if "c" in args.parts:
+                # Part (c) writes a collection: a scratch SQLite database and DATA_DIR, set before setup.
+                os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
+                os.environ["DATA_DIR"] = str(tmp / "data")
+            import django
+
+            django.setup()
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
