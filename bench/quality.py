@@ -41,6 +41,11 @@ the bi-encoder and the model served beat BM25 on both protocols (judged 0.9525 v
     .venv/bin/python bench/quality.py --parts c --kuake-train 0 --kuake-dev 0
     .venv/bin/python bench/quality.py --parts b --epochs 3
 Quick look: .venv/bin/python bench/quality.py [--parts abc] [--kuake-train 800] [--kuake-dev 200] ...
+Part (c) on a GPU machine without the app's services: make the labels here, train there, judge here:
+    .venv/bin/python bench/quality.py --parts c --kuake-train 0 --kuake-dev 0 --handoff-out H
+    python3 bench/quality.py --parts c --handoff-in H --base-model DIR --judge-scores-out S.json   (there)
+    .venv/bin/python bench/machine_judge.py --scores S.json --scores-model clean
+(there: Django alone on the path, for the training code's translated messages; no database.)
 Last line: one JSON object with every figure.
 """
 
