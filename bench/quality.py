@@ -425,9 +425,9 @@ def part_c_train(prepared: dict, args, tmp, base) -> dict:
               f"{ {p: rows[p][name] for p in rows} }", flush=True)
     recovered = {}
     for protocol, row in rows.items():
-        gain = row["clean"] - row["bm25"]
+        gain = row["clean"] - row["bm25"] if "clean" in row else 0  # a hand-off cut to some label sets
         recovered[protocol] = {name: round((row[name] - row["bm25"]) / gain, 3) if gain > 0 else None
-                               for name in ("majority", "weighted")}
+                               for name in ("majority", "weighted") if name in row}
     return {"train_queries": prepared["train_queries"], "dev_queries": {p: len(g) for p, g in protocols.items()},
             "track": args.c_track, **({"ce_loss": args.ce_loss} if args.c_track == "cross-encoder" else {}),
             "noise": args.noise, "profiles": args.profiles, "overlap": args.overlap,
