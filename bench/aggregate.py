@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# annotate.agreement marks its messages for translation at import: Django's settings must be found.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "1")
 from annotate.agreement.annotator_model import fit_annotator_model  # noqa: E402
 from bench._args import int_at_least  # noqa: E402
 
