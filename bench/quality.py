@@ -336,8 +336,10 @@ def part_c(args, tmp, base) -> dict:
     if args.handoff_out:
         folder = Path(args.handoff_out)
         folder.mkdir(parents=True, exist_ok=True)
-        with gzip.open(folder / HANDOFF_FILE, "wb") as handle:
+        partial = folder / (HANDOFF_FILE + ".part")  # renamed when whole: no half-written hand-off
+        with gzip.open(partial, "wb") as handle:
             pickle.dump(prepared, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, folder / HANDOFF_FILE)
         return {"handoff": str(folder / HANDOFF_FILE), "train_queries": prepared["train_queries"],
                 "label_accuracy": prepared["label_accuracy"]}
     return part_c_train(prepared, args, tmp, base)
