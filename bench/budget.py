@@ -40,10 +40,23 @@ lowest.
 what a collection serves before any training run -- runs on the judged lists (mean grade per pair,
 at most its MAX_CANDIDATES lowest document ids per query, as judged_groups takes them), with the
 base model's scores precomputed. Per seed: the budget after which it serves the model whose true
-NDCG@10 is higher, and keeps doing so. Judgments until a *trained* model reaches a given NDCG@10
-need a fine-tuning run per checkpoint and strategy: not run on 2 CPU cores.
+NDCG@10 is higher, and keeps doing so.
+
+(c) ``--train``, kuake-qtr-train only (trec-dl19's 43 queries leave none to hold out): judgments until
+the model the studio *serves after training* reaches a dev NDCG@10. Per strategy, seed 0's order is
+cut at each ``--train-checkpoints`` share of the pool and at the whole pool; on what was judged so
+far a training run with the studio's defaults (bench/quality.py's studio_run: the default candidates,
+``--dev-share`` of the judged queries held out as the run's dev, training.gate), then the model
+served after it (the winner; with none, the zero-shot base if it beat BM25 on the run's dev, else
+BM25) is scored on ``--train-dev`` held-out kuake queries (dev split, none of the pool's, no pool
+query's text) with the reference grades, on bench/quality.py's two protocols. The target: the
+whole pool's served judged NDCG@10 minus ``--train-tolerance``; per strategy, the checkpoint from
+which the served model stays at or above it. Each checkpoint also reports the fine-tuned
+bi-encoder's own figures, promoted or not. One training run per strategy and checkpoint (the whole
+pool's once).
 
     .venv/bin/python bench/budget.py [--dataset all|trec-dl19|kuake-qtr-train] [--seeds 20] [--task-size N]
+    .venv/bin/python bench/budget.py --dataset kuake-qtr-train --queries 400 --train   # (c) too
 Last line: one JSON object with the figures.
 """
 from __future__ import annotations
@@ -52,6 +65,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import numpy as np
 from _args import fraction, int_at_least, positive_float
@@ -87,7 +101,19 @@ def main(argv=None) -> dict:
                         help="pairs per task (default: the collection default)")
     parser.add_argument("--noise", type=fraction, default=0.0, help="the annotator's error rate")
     parser.add_argument("--strategies", default=None, help="comma-separated subset (default: all and random)")
+    parser.add_argument("--train", action="store_true",
+                        help="(c), kuake-qtr-train: a training run per strategy and checkpoint (seed 0's orders)")
+    parser.add_argument("--train-checkpoints", type=_shares, default=(0.1, 0.25, 0.5),
+                        help="(c): shares of the pool judged before each training run (the whole pool is added)")
+    parser.add_argument("--train-dev", type=int_at_least(20), default=300,
+                        help="(c): held-out kuake queries (dev split, outside the pool) the served model is scored on")
+    parser.add_argument("--train-tolerance", type=positive_float, default=0.005,
+                        help="(c): the target is the whole pool's served judged NDCG@10 minus this")
+    parser.add_argument("--dev-share", type=fraction, default=0.2, help="(c): judged queries each run holds out as dev")
     args = parser.parse_args(argv)
+    if args.train and args.dataset == "trec-dl19":
+        parser.error("--train trains on kuake-qtr-train (trec-dl19's 43 queries leave no held-out dev): "
+                     "give --dataset kuake-qtr-train or all")
 
     import django
 
@@ -179,12 +205,15 @@ def _measure(dataset: str, args, orders, task_size: int, ndcg_at_k) -> dict:
         return np.asarray(out)
 
     figures: dict[str, dict] = {}
+    first_seed: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # (c) trains on seed 0's orders
     for name in orders:
         budgets, curves, served_budgets = [], [], []
         for seed in range(args.seeds):
             rng = np.random.default_rng(seed)
             revealed = _annotate(truth_grades, mask, args.noise, rng)
             order = _order(name, cells, runs, machine, revealed, task_size, rng)
+            if seed == 0:
+                first_seed[name] = (order, revealed)
             errors = estimate_errors(order, revealed)
             budgets.append(_stays(errors <= args.tolerance, checkpoints, len(cells)))
             curves.append(errors)
@@ -209,7 +238,139 @@ def _measure(dataset: str, args, orders, task_size: int, ndcg_at_k) -> dict:
     if "random" in figures:
         result["vs_random"] = {s: round(figures[s]["judgments_needed_median"]
                                         / figures["random"]["judgments_needed_median"], 3) for s in figures}
+    if args.train and dataset == "kuake-qtr-train":
+        result["trained"] = _trained(args, qids, pools, queries, corpus, qrels, first_seed)
     return result
+
+
+def _trained(args, qids, pools, queries, corpus, qrels, first_seed) -> dict:
+    """(c) Judgments until the model the studio serves reaches a dev NDCG@10: per strategy, seed 0's
+    order cut at each ``--train-checkpoints`` share of the pool, a training run with the studio's
+    defaults on what was judged so far (bench/quality.py's studio_run: training.candidates' default
+    candidates, ``--dev-share`` of the judged queries held out as the run's dev, training.gate), and
+    the model served after it (the winner; with none, the zero-shot base if it beat BM25 on the
+    run's dev, else BM25) scored on ``--train-dev`` held-out kuake queries with the reference grades
+    (bench/quality.py's two protocols). A query enters training with two judged pairs, as a listwise
+    group needs; its pairs in pool order with the judged grades, as an export holds them."""
+    import tempfile
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from _quality_common import bm25_pools, group, mean, ranked_ndcg
+    from quality import evaluate_on, studio_run  # bench/quality.py
+
+    from annotate.splits import split_for
+    from mining.text.tokenize import tokenize
+    from training.candidates import BI, ZERO_SHOT
+    from training.data import QueryGroup
+    from training.gate import DEFAULT_MIN_DEV_QUERIES
+
+    pool_texts = {queries[q].strip() for q in qids}
+    eligible = sorted(q for q in qrels if q in queries and q not in pools and split_for(queries[q]) != "train"
+                      and queries[q].strip() not in pool_texts and any(g >= 2 for g in qrels[q].values()))
+    dev_q = sorted(np.random.default_rng(0).choice(eligible, size=min(args.train_dev, len(eligible)),
+                                                   replace=False).tolist())
+    index, doc_ids, dev_pools = bm25_pools(corpus, queries, dev_q, 20)
+    protocols = {
+        "judged": [group(q, queries[q], list(qrels[q]), corpus, qrels[q]) for q in dev_q
+                   if len(set(qrels[q].values())) > 1],
+        "pooled": [group(q, queries[q], list(dict.fromkeys(dev_pools[q] + list(qrels[q]))), corpus, qrels[q])
+                   for q in dev_q],
+    }
+    position = {d: i for i, d in enumerate(doc_ids)}
+    bm25 = {name: mean(ranked_ndcg(groups, [index.scores(tokenize(g.query))[[position[d] for d in g.doc_ids]]
+                                            for g in groups]))
+            for name, groups in protocols.items()}
+    run_args = SimpleNamespace(dev_share=args.dev_share, seed=0, epochs=1, lr_given=False, lr=None, candidates="",
+                               bi_encoder_params="", min_dev_queries=DEFAULT_MIN_DEV_QUERIES, kuake_max_length=64)
+    total = sum(len(p) for p in pools.values())
+    checkpoints = sorted({max(1, round(share * total)) for share in args.train_checkpoints} | {total})
+    evaluated: dict[str, dict] = {"bm25": bm25}
+    runs: dict[tuple, dict] = {}  # the same judged set trains once (every order ends with the whole pool)
+
+    def run_on(order: np.ndarray, revealed: np.ndarray, budget: int, folder: Path) -> dict:
+        by_query: dict[int, list[int]] = {}
+        for i, j in order[:budget].tolist():
+            by_query.setdefault(i, []).append(j)
+        key = tuple(sorted((i, j) for i, js in by_query.items() for j in js))
+        if key in runs:
+            return runs[key]
+        groups = []
+        for i in sorted(by_query):
+            js, q = sorted(by_query[i]), qids[i]
+            if len(js) >= 2:
+                groups.append(QueryGroup(query_id=q, query=queries[q], doc_ids=[pools[q][j] for j in js],
+                                         docs=[corpus.get(pools[q][j], "") for j in js],
+                                         labels=[float(revealed[i, j]) for j in js], weights=[1.0] * len(js)))
+        started = time.perf_counter()
+        if len(groups) < 2:
+            served, dev, bi_figures = "bm25", None, None  # nothing to train on: what serves before any run
+        else:
+            _, dev_groups, candidates, choice, bm25_dev = studio_run(
+                run_args, groups, name="budget", out_dir=folder / f"run-{len(runs)}", max_length=64)
+            zero = next(c for c in candidates if c.name == ZERO_SHOT)
+            served = choice.winner or (ZERO_SHOT if (zero.metrics["ndcg@10"] or 0) > (mean(bm25_dev) or 0) else "bm25")
+            dev = len(dev_groups)
+            # The fine-tuned bi-encoder's own figures too, promoted or not: how good a model each
+            # order's labels train, apart from whether the gate could tell on the run's dev.
+            trained = next(c for c in candidates if c.name == BI)
+            bi_figures = evaluate_on(trained.directory, protocols, run_args)
+            if served in evaluated:  # the zero-shot base is scored once; a trained winner is new each run
+                figures = evaluated[served]
+            elif served != "bm25":
+                chosen = next(c for c in candidates if c.name == served)
+                figures = bi_figures if served == BI else evaluate_on(chosen.directory or chosen.source,
+                                                                      protocols, run_args)
+                if served == ZERO_SHOT:
+                    evaluated[served] = figures
+        runs[key] = {"served": served, "train_queries": len(groups), "run_dev_queries": dev,
+                     **{p: (bm25[p] if served == "bm25" else figures[p]) for p in protocols},
+                     "bi_encoder": bi_figures, "seconds": round(time.perf_counter() - started, 1)}
+        return runs[key]
+
+    curves: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, (order, revealed) in first_seed.items():
+            curves[name] = {}
+            for budget in checkpoints:
+                row = run_on(order, revealed, budget, Path(folder))
+                curves[name][str(budget)] = row
+                print(f"(c) {name} after {budget} judgments: serves {row['served']} trained on {row['train_queries']} "
+                      f"queries, dev NDCG@10 judged {row['judged']} pooled {row['pooled']}; the fine-tuned "
+                      f"bi-encoder {row['bi_encoder']} ({row['seconds']} s)",
+                      flush=True)
+    final = curves[next(iter(curves))][str(total)]
+    result = {"dev_queries": {p: len(g) for p, g in protocols.items()}, "bm25": bm25,
+              "zero_shot": evaluated.get(ZERO_SHOT), "checkpoints": checkpoints, "curves": curves}
+    # Two targets, each the whole pool's judged NDCG@10 minus --train-tolerance: the served model's
+    # (what the product asks) and the fine-tuned bi-encoder's (what each order's labels train, when
+    # the gate cannot yet tell a gain on the run's dev and BM25 keeps serving).
+    for what, value_of in (("served", lambda row: row["judged"]),
+                           ("bi_encoder", lambda row: (row["bi_encoder"] or {}).get("judged", -np.inf))):
+        if not np.isfinite(value_of(final)):
+            continue
+        target = round(value_of(final) - args.train_tolerance, 4)
+        needed = {name: _stays(np.array([value_of(curve[str(b)]) >= target for b in checkpoints]), checkpoints, total)
+                  for name, curve in curves.items()}
+        result[what] = {"target_judged_ndcg@10": target, "judgments_to_target": needed}
+        if "random" in needed:
+            result[what]["vs_random"] = {name: round(v / needed["random"], 3) for name, v in needed.items()}
+        print(f"(c) judgments until the {what.replace('_', '-')} model stays within {args.train_tolerance} of the "
+              f"whole pool's ({value_of(final):.4f} judged; BM25 {bm25['judged']}): "
+              + ", ".join(f"{name} {v}" for name, v in needed.items()), flush=True)
+    return result
+
+
+def _shares(text: str) -> tuple[float, ...]:
+    """--train-checkpoints: comma-separated shares, each above 0 and below 1."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated shares such as 0.1,0.25,0.5") from None
+    bad = [v for v in values if not 0 < v < 1]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: each share must be above 0 and below 1 (got {bad[0]})")
+    return values
 
 
 def _stays(ok: np.ndarray, checkpoints: list[int], total: int) -> int:
