@@ -21,7 +21,10 @@ Then one annotator: every pair graded once by an honest simulated annotator
 the exported label (the annotator model's most probable grade, annotate.agreement.annotator_model,
 as the export computes it) with and without the click labels as a second, unpooled source (the
 pairs with MIN_EXAMINATIONS or more, as annotate.clicks.services writes them), with no gold and
-with a ``--gold`` share of gold pairs clamped to their grade (accuracy over the other pairs).
+with a ``--gold`` share of gold pairs clamped to their grade (accuracy over the other pairs), and
+beside them the ceiling: the Bayes posterior with the true confusions of the person and of the click
+labels (read off the reference grades), which no model without gold can be held to -- with one
+judge per pair and no gold, a perfect person fits the data as well as an erring one.
 Acceptance (#17): the click labels raise exact-label accuracy.
 
     .venv/bin/python bench/clicks.py [--sessions 300] [--noise 0.5] [--seed 0]
@@ -107,7 +110,8 @@ def main(argv=None) -> dict:
           f" {figures['position_based_model']['kappa_quadratic']:.3f} (quadratic); gain {gain}")
     for setting, row in result["one_annotator"].items():
         print(f"one annotator, {setting}: exact-label accuracy {row['annotator_alone']:.4f} alone, "
-              f"{row['with_click_labels']:.4f} with click labels, {row['with_raw_ctr_labels']:.4f} with raw-CTR labels")
+              f"{row['with_click_labels']:.4f} with click labels, {row['with_raw_ctr_labels']:.4f} with raw-CTR labels "
+              f"(ceiling with the true confusions {row['ceiling_with_click_labels']:.4f})")
     result["acceptance"]["clicks_raise_one_annotator_accuracy"] = all(
         row["with_click_labels"] > row["annotator_alone"] for row in result["one_annotator"].values())
     print(json.dumps(result))
@@ -146,8 +150,31 @@ def _one_annotator(pairs, truth, model, args) -> dict:
         rows[setting] = {"gold_pairs": int(gold_items.size), "click_labelled_pairs": int(evidence.size),
                          "annotator_alone": accuracy(), "with_click_labels": accuracy(model.attractiveness),
                          "with_raw_ctr_labels": accuracy(model.click_through_rate()),
-                         "annotator_raw": round(float((person[scored] == truth[scored]).mean()), 4)}
+                         "annotator_raw": round(float((person[scored] == truth[scored]).mean()), 4),
+                         "ceiling_with_click_labels": _ceiling(truth, person, ordinal_grades(model.attractiveness, shares=shares),
+                                                               evidence, scored)}
     return rows
+
+
+def _ceiling(truth, person, click_grades, evidence, scored) -> float:
+    """Exact-label accuracy of the Bayes posterior with the *true* class prior and confusions (read
+    off the reference grades): the most any model of the person and the click labels can reach.
+    With one person per pair and no gold the data cannot tell an erring person from a perfect one
+    (a perfect person reproduces the joint of the two judges exactly), so this is the ceiling, not
+    a target a model without gold can be held to."""
+    prior = np.bincount(truth, minlength=4) + 1.0
+
+    def confusion(reported, items):
+        counts = np.ones((4, 4))   # add-one: a grade never seen is unlikely, not impossible
+        np.add.at(counts, (truth[items], reported[items]), 1)
+        return counts / counts.sum(axis=1, keepdims=True)
+
+    everyone = np.arange(truth.size)
+    log_post = np.log(prior / prior.sum())[None, :] + np.log(confusion(person, everyone)[:, person].T)
+    clicks_of = np.zeros(truth.size, dtype=bool)
+    clicks_of[evidence] = True
+    log_post += np.where(clicks_of[:, None], np.log(confusion(click_grades, evidence)[:, click_grades].T), 0.0)
+    return round(float((log_post.argmax(axis=1)[scored] == truth[scored]).mean()), 4)
 
 
 def _attraction(parser, text: str) -> list[float]:
