@@ -49,10 +49,10 @@ far a training run with the studio's defaults (bench/quality.py's studio_run: th
 ``--dev-share`` of the judged queries held out as the run's dev, training.gate), then the model
 served after it (the winner; with none, the zero-shot base if it beat BM25 on the run's dev, else
 BM25) is scored on ``--train-dev`` held-out kuake queries (dev split, none of the pool's, no pool
-query's text) with the reference grades, on bench/quality.py's two protocols. The target: the
-whole pool's served judged NDCG@10 minus ``--train-tolerance``; per strategy, the checkpoint from
-which the served model stays at or above it. Each checkpoint also reports the fine-tuned
-bi-encoder's own figures, promoted or not. One training run per strategy and checkpoint (the whole
+query's text) with the reference grades, on bench/quality.py's two protocols. Each checkpoint also
+reports the fine-tuned bi-encoder's own figures, promoted or not. The targets (trained_targets), per
+model (served, bi-encoder) and protocol: the whole pool's NDCG@10 minus ``--train-tolerance``; per
+strategy, the checkpoint from which the model stays at or above it. One training run per strategy and checkpoint (the whole
 pool's once). Measured with ``--queries 600 --seeds 1 --train`` (45 min on 2 CPU cores): BM25
 served at every cut of every order (the gate saw no sure gain on 120 run-dev queries); the
 bi-encoder's pooled NDCG@10 at half the pool 0.8351 random, 0.8394 pooled (= fewest-judged =
@@ -111,7 +111,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--train-dev", type=int_at_least(20), default=300,
                         help="(c): held-out kuake queries (dev split, outside the pool) the served model is scored on")
     parser.add_argument("--train-tolerance", type=positive_float, default=0.005,
-                        help="(c): the target is the whole pool's served judged NDCG@10 minus this")
+                        help="(c): each target is the whole pool's NDCG@10 (per model and protocol) minus this")
     parser.add_argument("--dev-share", type=fraction, default=0.2, help="(c): judged queries each run holds out as dev")
     args = parser.parse_args(argv)
     if args.train and args.dataset == "trec-dl19":
