@@ -78,13 +78,21 @@ def mean(per_query: dict) -> float:
 
 
 def bm25_pools(corpus, queries, qids, depth):
+    """(BM25 index of the whole corpus, its document ids, each query's top ``depth`` ids)."""
     from mining.text.bm25 import BM25Index
-    from mining.text.tokenize import tokenize, tokenize_many
+    from mining.text.tokenize import tokenize_many
 
     doc_ids = list(corpus)
     index = BM25Index.build(tokenize_many([corpus[d] for d in doc_ids]))
+    return index, doc_ids, bm25_top(index, doc_ids, queries, qids, depth)
+
+
+def bm25_top(index, doc_ids, queries, qids, depth) -> dict:
+    """Each query's top ``depth`` document ids from an index bm25_pools built."""
+    from mining.text.tokenize import tokenize
+
     top, _ = index.top_k([tokenize(queries[q]) for q in qids], depth)
-    return index, doc_ids, {q: [doc_ids[i] for i in row] for q, row in zip(qids, top)}
+    return {q: [doc_ids[i] for i in row] for q, row in zip(qids, top)}
 
 
 def prepare_base(tmp: Path) -> Path:

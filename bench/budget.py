@@ -154,7 +154,7 @@ def _measure(dataset: str, args, orders, task_size: int, ndcg_at_k) -> dict:
 
     depth = args.depth or (100 if dataset == "trec-dl19" else 20)
     corpus, queries, qrels = read_beir(dataset)
-    pools, ranked = _pools(dataset, corpus, queries, qrels, depth, args.queries)
+    pools, ranked, bm25_index = _pools(dataset, corpus, queries, qrels, depth, args.queries)
     qids = sorted(pools)
     step = args.step or max(1, sum(len(p) for p in pools.values()) // 100)
     width = max(len(p) for p in pools.values())
@@ -242,11 +242,11 @@ def _measure(dataset: str, args, orders, task_size: int, ndcg_at_k) -> dict:
         result["vs_random"] = {s: round(figures[s]["judgments_needed_median"]
                                         / figures["random"]["judgments_needed_median"], 3) for s in figures}
     if args.train and dataset == "kuake-qtr-train":
-        result["trained"] = _trained(args, qids, pools, queries, corpus, qrels, first_seed)
+        result["trained"] = _trained(args, qids, pools, queries, corpus, qrels, first_seed, bm25_index)
     return result
 
 
-def _trained(args, qids, pools, queries, corpus, qrels, first_seed) -> dict:
+def _trained(args, qids, pools, queries, corpus, qrels, first_seed, bm25_index) -> dict:
     """(c) Judgments until the model the studio serves reaches a dev NDCG@10: per strategy, seed 0's
     order cut at each ``--train-checkpoints`` share of the pool, a training run with the studio's
     defaults on what was judged so far (bench/quality.py's studio_run: training.candidates' default
@@ -259,11 +259,10 @@ def _trained(args, qids, pools, queries, corpus, qrels, first_seed) -> dict:
     from pathlib import Path
     from types import SimpleNamespace
 
-    from _quality_common import bm25_pools, group, mean, ranked_ndcg
-    from quality import evaluate_on, studio_run  # bench/quality.py
+    from _quality_common import bm25_top, mean
+    from quality import bm25_on, dev_protocols, evaluate_on, studio_run  # bench/quality.py
 
     from annotate.splits import split_for
-    from mining.text.tokenize import tokenize
     from training.candidates import BI, ZERO_SHOT
     from training.data import QueryGroup
     from training.gate import DEFAULT_MIN_DEV_QUERIES
@@ -273,17 +272,9 @@ def _trained(args, qids, pools, queries, corpus, qrels, first_seed) -> dict:
                       and queries[q].strip() not in pool_texts and any(g >= 2 for g in qrels[q].values()))
     dev_q = sorted(np.random.default_rng(0).choice(eligible, size=min(args.train_dev, len(eligible)),
                                                    replace=False).tolist())
-    index, doc_ids, dev_pools = bm25_pools(corpus, queries, dev_q, 20)
-    protocols = {
-        "judged": [group(q, queries[q], list(qrels[q]), corpus, qrels[q]) for q in dev_q
-                   if len(set(qrels[q].values())) > 1],
-        "pooled": [group(q, queries[q], list(dict.fromkeys(dev_pools[q] + list(qrels[q]))), corpus, qrels[q])
-                   for q in dev_q],
-    }
-    position = {d: i for i, d in enumerate(doc_ids)}
-    bm25 = {name: mean(ranked_ndcg(groups, [index.scores(tokenize(g.query))[[position[d] for d in g.doc_ids]]
-                                            for g in groups]))
-            for name, groups in protocols.items()}
+    index, doc_ids = bm25_index   # the pools' index of the whole corpus, built once
+    protocols = dev_protocols(dev_q, corpus, queries, qrels, bm25_top(index, doc_ids, queries, dev_q, 20))
+    bm25 = bm25_on(protocols, index, doc_ids)
     run_args = SimpleNamespace(dev_share=args.dev_share, seed=0, epochs=1, lr_given=False, lr=None, candidates="",
                                bi_encoder_params="", min_dev_queries=DEFAULT_MIN_DEV_QUERIES, kuake_max_length=64)
     total = sum(len(p) for p in pools.values())
@@ -492,7 +483,8 @@ class _Standing:
 
 
 def _pools(dataset: str, corpus, queries, qrels, depth: int, n_queries: int):
-    """Each query's candidates, BM25 order first, and how many of them BM25 ranked. trec-dl19: its
+    """Each query's candidates, BM25 order first, how many of them BM25 ranked, and the BM25 index
+    of the whole corpus with its document ids (kuake-qtr-train; None for trec-dl19). trec-dl19: its
     BM25 run's top `depth` (graded or not). kuake-qtr-train (no run): the product's BM25
     (mining.text) top `depth` over the corpus, then the query's graded documents it missed, as an
     import of the qrels plus mining would make them; `n_queries` drawn with seed 0."""
@@ -504,18 +496,18 @@ def _pools(dataset: str, corpus, queries, qrels, depth: int, n_queries: int):
                 if qid in qrels and int(rank) <= depth:
                     rows.setdefault(qid, []).append((int(rank), doc))
         pools = {q: [d for _, d in sorted(r)] for q, r in rows.items()}
-        return pools, {q: len(p) for q, p in pools.items()}
+        return pools, {q: len(p) for q, p in pools.items()}, None
     from _quality_common import bm25_pools
 
     graded = sorted(q for q in qrels if q in queries)
     qids = sorted(np.random.default_rng(0).choice(graded, size=min(n_queries, len(graded)), replace=False).tolist())
-    _index, _doc_ids, top = bm25_pools(corpus, queries, qids, depth)
+    index, doc_ids, top = bm25_pools(corpus, queries, qids, depth)
     pools, ranked = {}, {}
     for q in qids:
         retrieved = list(dict.fromkeys(top[q]))
         pools[q] = retrieved + sorted(d for d in qrels[q] if d not in set(retrieved))
         ranked[q] = len(retrieved)
-    return pools, ranked
+    return pools, ranked, (index, doc_ids)
 
 
 def _base_scores(qids, pools, queries, corpus, width: int) -> np.ndarray:

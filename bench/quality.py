@@ -86,12 +86,35 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # --- (a) kuake ----------------------------------------------------------------------------------
 
 
+def dev_protocols(dev_q, corpus, queries, qrels, pools) -> dict:
+    """The two dev protocols. "judged": rerank the query's human-graded titles only, on queries
+    whose titles differ in grade (else every order scores 1) -- every pair has a grade, nothing is
+    assumed. "pooled": the judged titles plus the query's BM25 pool of the whole corpus with
+    unjudged = 0; this rewards finding the judged titles (which a lexical engine pooled in the
+    first place) and punishes a model for ranking an unjudged relevant title high."""
+    return {
+        "judged": [group(q, queries[q], list(qrels[q]), corpus, qrels[q]) for q in dev_q
+                   if len(set(qrels[q].values())) > 1],
+        "pooled": [group(q, queries[q], list(dict.fromkeys(pools[q] + list(qrels[q]))), corpus, qrels[q])
+                   for q in dev_q],
+    }
+
+
+def bm25_on(protocols: dict, index, doc_ids) -> dict:
+    """BM25's mean NDCG@10 per protocol, every protocol's titles scored from the index of the whole corpus."""
+    from mining.text.tokenize import tokenize
+
+    position = {d: i for i, d in enumerate(doc_ids)}
+    return {name: mean(ranked_ndcg(groups, [index.scores(tokenize(g.query))[[position[d] for d in g.doc_ids]]
+                                            for g in groups]))
+            for name, groups in protocols.items()}
+
+
 class KuakeSetup:
     """What parts (a) and (c) share: the split by query, the BM25 pools and the two dev protocols."""
 
     def __init__(self, args):
         from annotate.splits import split_for
-        from mining.text.tokenize import tokenize
 
         self.corpus, self.queries, self.qrels = read_beir("kuake-qtr-train")
         rng = random.Random(args.seed)
@@ -102,24 +125,8 @@ class KuakeSetup:
         rng.shuffle(dev_q)
         self.train_q, self.dev_q = train_q[: args.kuake_train or None], dev_q[: args.kuake_dev or None]
         index, doc_ids, self.pools = bm25_pools(self.corpus, self.queries, self.train_q + self.dev_q, args.pool)
-        position = {d: i for i, d in enumerate(doc_ids)}
-        corpus, queries, qrels, pools = self.corpus, self.queries, self.qrels, self.pools
-        # Two dev protocols. "judged": rerank the query's human-graded titles only, on queries
-        # whose titles differ in grade (else every order scores 1) -- every pair has a grade,
-        # nothing is assumed. "pooled": the judged titles plus the BM25 top --pool of the whole
-        # corpus with unjudged = 0; this rewards finding the judged titles (which a lexical
-        # engine pooled in the first place) and punishes a model for ranking an unjudged relevant
-        # title high.
-        self.protocols = {
-            "judged": [group(q, queries[q], list(qrels[q]), corpus, qrels[q]) for q in self.dev_q
-                       if len(set(qrels[q].values())) > 1],
-            "pooled": [group(q, queries[q], list(dict.fromkeys(pools[q] + list(qrels[q]))), corpus, qrels[q])
-                       for q in self.dev_q],
-        }
-        # BM25 scores every protocol's titles from the index of the whole corpus.
-        self.bm25 = {name: mean(ranked_ndcg(groups, [index.scores(tokenize(g.query))[[position[d] for d in g.doc_ids]]
-                                                      for g in groups]))
-                     for name, groups in self.protocols.items()}
+        self.protocols = dev_protocols(self.dev_q, self.corpus, self.queries, self.qrels, self.pools)
+        self.bm25 = bm25_on(self.protocols, index, doc_ids)
         self.fill = args.fill_negatives
         self.skip = args.fill_skip
 
