@@ -429,7 +429,13 @@ def part_c_train(prepared: dict, args, tmp, base) -> dict:
             rows[protocol][name] = value
         if args.judge_scores_out:  # written after each model: a run cut short keeps what it scored
             judge_scores[name] = score_judged_pairs(directory, prepared["judge"], args)
-            Path(args.judge_scores_out).write_text(json.dumps({"track": args.c_track, "models": judge_scores}))
+            # machine_judge.py calibrates on the queries a model trained on and judges the held-out
+            # ones (part (c)'s dev queries: drawn like the train queries, none trained on)
+            trained = {n: sorted(g.query_id for g in prepared["training"][n]) for n in judge_scores}
+            held_out = sorted({q for groups in protocols.values() for q in (g.query_id for g in groups)})
+            Path(args.judge_scores_out).write_text(json.dumps({
+                "track": args.c_track, "models": judge_scores, "trained_queries": trained,
+                "held_out_queries": {n: held_out for n in judge_scores}}))
         print(f"part c: {name} trained and evaluated in {time.perf_counter() - started:.0f} s: "
               f"{ {p: rows[p][name] for p in rows} }", flush=True)
     recovered = {}

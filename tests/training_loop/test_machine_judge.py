@@ -18,6 +18,8 @@ from annotate.models import (
 from annotate.splits import split_for
 from training.machine_judge import (
     MIN_CALIBRATION_GRADES,
+    SCORE_AND_TEXT,
+    SCORE_ONLY,
     fit_ordinal_calibration,
     judge_collection,
 )
@@ -78,6 +80,7 @@ def test_every_candidate_gets_a_machine_grade_once_and_a_rerun_changes_nothing(g
     first = judge_collection(collection=graded_collection, model_dir=tiny_model)
     assert first.skipped_reason == "" and first.scored == 80 and first.added == 80
     assert first.calibration_grades == 60  # train queries only: the dev queries' 20 grades stay out
+    assert first.calibration == SCORE_ONLY  # 60 grades: too few to fit the text calibration on
     machine = Judgment.objects.filter(collection=graded_collection, source=MACHINE_SOURCE)
     assert machine.count() == 80 and not machine.filter(annotator__isnull=False).exists()
     again = judge_collection(collection=graded_collection, model_dir=tiny_model)
@@ -150,3 +153,32 @@ def test_the_quality_page_shows_the_judges_kappa_with_people_as_sklearn_computes
     client.force_login(staff_user)
     html = client.get(f"/c/{graded_collection.slug}/quality/").content.decode()
     assert f'data-source="{MACHINE_SOURCE}"' in html and f"{expected:.3f}" in html
+
+
+def test_with_enough_grades_the_judge_reads_how_much_of_the_query_a_document_meets(db, tiny_model):
+    """40 train and 8 dev queries of 6 documents; a document's grade is how many of its query's
+    words it holds (a rule the tiny model's score does not know): the judge's calibration takes the
+    text, and its grades on the dev queries, which did not calibrate it, are the people's."""
+    collection = Collection.objects.create(slug="mj-text", name="MJ text")
+    person = get_user_model().objects.create_user("grader")
+    rng = np.random.default_rng(3)
+    dev_grades = {}
+    for split, n in (("train", 40), ("dev", 8)):
+        for q, text in enumerate(_texts(split, n)):
+            query = Query.objects.create(collection=collection, external_id=f"{split}{q}", text=text)
+            words = text.split()
+            for d in range(6):
+                grade = int(rng.integers(0, 4))
+                body = list(rng.choice(FILLER, 5)) + words[:grade]
+                rng.shuffle(body)
+                doc = Document.objects.create(collection=collection, external_id=f"{split}{q}-{d}", text=" ".join(body))
+                candidate = Candidate.objects.create(collection=collection, query=query, document=doc)
+                Judgment.objects.create(collection=collection, candidate=candidate, annotator=person, grade=grade)
+                if split == "dev":
+                    dev_grades[candidate.pk] = grade
+    result = judge_collection(collection=collection, model_dir=tiny_model)
+    assert result.calibration_grades == 240 and result.calibration == SCORE_AND_TEXT
+    assert result.held_out_log_loss[SCORE_AND_TEXT] < result.held_out_log_loss[SCORE_ONLY]
+    machine = dict(Judgment.objects.filter(source=MACHINE_SOURCE).values_list("candidate_id", "grade"))
+    pks = sorted(dev_grades)
+    assert cohen_kappa_score([dev_grades[pk] for pk in pks], [machine[pk] for pk in pks]) > 0.8
