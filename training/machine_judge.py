@@ -46,7 +46,7 @@ MIN_CALIBRATION_GRADES = 30
 # grades, and folds by query need queries. (On kuake-qtr 300 queries' grades, about 1,000, are
 # already enough for it to beat the score's calibration on held-out log loss: 1.19 vs 1.37.)
 MIN_TEXT_CALIBRATION_GRADES = 200
-MIN_TEXT_CALIBRATION_QUERIES = 20
+MIN_TEXT_CALIBRATION_QUERIES = 10  # two a fold
 CALIBRATION_FOLDS = 5
 SCORE_BATCH_QUERIES = 64
 SCORE_ONLY, SCORE_AND_TEXT = "score", "score+text"
@@ -167,7 +167,8 @@ class MachineJudgement:
     scored: int = 0
     calibration_grades: int = 0
     calibration: str = ""  # SCORE_ONLY or SCORE_AND_TEXT: what the grades were calibrated from
-    held_out_log_loss: dict = field(default_factory=dict)
+    held_out_log_loss: dict = field(default_factory=dict)  # each calibration's, on held-out calibration queries
+    calibration_reason: str = ""  # why the text was not tried, where it was not
     added: int = 0
     changed: int = 0
     skipped_reason: str = ""
@@ -197,8 +198,8 @@ def judge_collection(*, collection, model_dir: str | Path | None = None, max_len
     query_of = {r[0]: r[1] for r in rows}
     choice = fit_calibration([scores[pk] for pk, _ in train_pairs], [features[pk] for pk, _ in train_pairs],
                              [g for _, g in train_pairs], [query_of[pk] for pk, _ in train_pairs])
-    result.calibration, result.held_out_log_loss = choice.calibration.kind, {
-        kind: round(loss, 4) for kind, loss in choice.held_out_log_loss.items()}
+    result.calibration, result.calibration_reason = choice.calibration.kind, choice.reason
+    result.held_out_log_loss = {kind: round(loss, 4) for kind, loss in choice.held_out_log_loss.items()}
     pks = [r[0] for r in rows]
     probs = choice.calibration.probabilities([scores[pk] for pk in pks], [features[pk] for pk in pks])
     grades = probs.argmax(axis=1)

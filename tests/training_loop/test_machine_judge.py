@@ -81,6 +81,7 @@ def test_every_candidate_gets_a_machine_grade_once_and_a_rerun_changes_nothing(g
     assert first.skipped_reason == "" and first.scored == 80 and first.added == 80
     assert first.calibration_grades == 60  # train queries only: the dev queries' 20 grades stay out
     assert first.calibration == SCORE_ONLY  # 60 grades: too few to fit the text calibration on
+    assert first.calibration_reason.startswith("60 grades on 12 queries: the text calibration needs")
     machine = Judgment.objects.filter(collection=graded_collection, source=MACHINE_SOURCE)
     assert machine.count() == 80 and not machine.filter(annotator__isnull=False).exists()
     again = judge_collection(collection=graded_collection, model_dir=tiny_model)
