@@ -24,8 +24,8 @@ MIN_TEXT_CALIBRATION_QUERIES queries) both calibrations are fitted on folds of t
 A gradient-boosted classifier (sklearn's HistGradientBoostingClassifier) turns score and text
 into P(0..3). Measured on kuake-qtr (bench/machine_judge.py: the grades of the 4,018 queries a
 bi-encoder was fine-tuned on calibrate, 955 queries it never saw are judged; README): Cohen's kappa
-with the reference grades 0.228 from its score alone, 0.321 from score and text (the base model
-zero-shot: 0.104 and 0.270).
+with the reference grades 0.228 from its score alone, 0.309 from score and text (the base model
+zero-shot: 0.104 and 0.272).
 """
 from __future__ import annotations
 

@@ -147,3 +147,24 @@ def test_on_real_kuake_grades_the_text_tells_grades_a_score_that_knows_nothing_c
     assert choice.calibration.kind == SCORE_AND_TEXT
     judged = choice.calibration.probabilities(np.zeros(len(dev_y)), dev_x).argmax(axis=1)
     assert cohen_kappa_score(dev_y, judged) > 0.18
+
+
+def test_the_features_are_the_same_in_every_process_whatever_its_string_hashing():
+    """A set's order follows the process's hash seed; the features must not (an idf sum that moved
+    in its last bit moved the classifier's bins, and a rerun in another worker revised grades)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    program = (
+        "import json; from training.judge_features import TextFeatures\n"
+        "docs = ['宝宝十个月没长牙怎么办', '成人高血压的饮食注意事项和禁忌', 'how to boil an egg in ten minutes',"
+        " '新生儿黄疸多少正常 how high is too high', '糖尿病人能吃什么水果']\n"
+        "t = TextFeatures(docs)\n"
+        "print(json.dumps([t.of(q, d).__repr__() for q in ('10个月宝宝没长牙怎么办', '高血压 饮食 禁忌 egg',"
+        " '黄疸 too high') for d in docs]))\n")
+    root = Path(__file__).resolve().parents[2]
+    outputs = {subprocess.run([sys.executable, "-c", program], cwd=root, capture_output=True, text=True, check=True,
+                              env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin:/bin"}).stdout
+               for seed in (1, 2, 3, 4)}
+    assert len(outputs) == 1 and outputs.pop().startswith("[")
