@@ -119,6 +119,17 @@ def test_a_grade_nobody_gave_gets_no_probability_from_the_text_calibration():
     assert np.allclose(choice.calibration.probabilities(scores[:5], features[:5])[:, 3], 0)
 
 
+def test_a_grade_given_once_does_not_stop_the_judge():
+    """sklearn's early stopping draws a stratified tenth, which needs two of every grade: a grade
+    people gave once among the calibration grades (or in a fold of them) must still calibrate."""
+    scores, features, grades, queries = _synthetic(80, text_tells=True)
+    grades = np.where(grades == 3, 2, grades)
+    grades[7] = 3                                       # one 3 among 480 grades
+    choice = fit_calibration(scores, features, grades, queries)
+    probs = choice.calibration.probabilities(scores[:20], features[:20])
+    assert choice.calibration.kind == SCORE_AND_TEXT and np.allclose(probs.sum(axis=1), 1)
+
+
 def test_on_real_kuake_grades_the_text_tells_grades_a_score_that_knows_nothing_cannot(datasets):
     """kuake-qtr-train: 300 train queries' reference grades calibrate, 150 held-out queries are judged;
     the score is constant (a model that knows nothing), so all the judge knows is the text. Measured:
