@@ -3,13 +3,14 @@ beside the score (training.machine_judge.fit_calibration): the text is used wher
 grades apart better than the score does on calibration queries held out, and not otherwise."""
 from __future__ import annotations
 
-import json
 import random
 
 import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
+from annotate.importing.beir import read_beir
+from annotate.importing.qrels import read_qrels
 from annotate.splits import split_for
 from training.judge_features import FEATURE_NAMES, TextFeatures, _longest_common_substring, _longest_common_subsequence
 from training.machine_judge import (
@@ -135,14 +136,11 @@ def test_on_real_kuake_grades_the_text_tells_grades_a_score_that_knows_nothing_c
     the score is constant (a model that knows nothing), so all the judge knows is the text. Measured:
     kappa 0.25 with these counts (bench/machine_judge.py, every query: 0.32)."""
     folder = datasets / "kuake-qtr-train"
-    queries = {r["_id"]: r["text"] for r in map(json.loads, (folder / "queries.jsonl").open(encoding="utf-8"))}
-    corpus = {r["_id"]: r["text"] for r in map(json.loads, (folder / "corpus.jsonl").open(encoding="utf-8"))}
+    queries = {r.external_id: r.text for r in read_beir(folder / "queries.jsonl", with_title=False)}
+    corpus = {r.external_id: r.text for r in read_beir(folder / "corpus.jsonl")}
     qrels: dict[str, dict[str, int]] = {}
-    with (folder / "qrels.tsv").open(encoding="utf-8") as handle:
-        next(handle)
-        for line in handle:
-            q, d, grade = line.rstrip("\n").split("\t")
-            qrels.setdefault(q, {})[d] = int(grade)
+    for row in read_qrels(folder / "qrels.tsv"):
+        qrels.setdefault(row.query_id, {})[row.doc_id] = row.grade
     ordered = sorted(qrels)
     train = [q for q in ordered if split_for(queries[q]) == "train"][:300]
     dev = [q for q in ordered if split_for(queries[q]) != "train"][:150]
