@@ -17,8 +17,8 @@ documents being judged, so Chinese and English are treated alike:
   the document's found in the query; the same for multi-character tokens (words);
 - the idf mass of the query tokens the document lacks and the largest one (one rare missing term,
   a disease name, is what makes a title about something else), and of the document's extra tokens;
-- on the normalised text (NFKC, lower case): the longest common substring and the longest common
-  subsequence (rapidfuzz, bit-parallel) over the query's length, the subsequence over the
+- on the normalised text (NFKC, lower case): the longest common substring (difflib) and the longest
+  common subsequence (rapidfuzz, bit-parallel) over the query's length, the subsequence over the
   document's: a title that says the query's phrase in the query's order;
 - the lengths of both, in tokens.
 """
@@ -100,10 +100,8 @@ def _longest_common_subsequence(a: str, b: str) -> int:
 
 
 def _longest_common_substring(a: str, b: str) -> int:
-    """Length of the longest run of `a` that occurs in `b`: grows a best length while some run of
-    that length plus one is found (substring search in C; a query is short)."""
-    best = 0
-    for start in range(len(a)):
-        while start + best < len(a) and a[start:start + best + 1] in b:
-            best += 1
-    return best
+    """Length of the longest run of `a` that occurs in `b` (difflib, without its junk heuristic,
+    which would skip characters frequent in a long `b`)."""
+    from difflib import SequenceMatcher
+
+    return SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
