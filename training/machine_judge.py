@@ -129,19 +129,26 @@ class CalibrationChoice:
     reason: str = ""
 
 
+def too_few_for_text(n_grades: int, n_queries: int) -> str:
+    """Why the text calibration is not tried on this many grades and queries ("" : it is)."""
+    if n_grades < MIN_TEXT_CALIBRATION_GRADES or n_queries < MIN_TEXT_CALIBRATION_QUERIES:
+        return (f"{n_grades} grades on {n_queries} queries: the text calibration needs "
+                f"{MIN_TEXT_CALIBRATION_GRADES} grades on {MIN_TEXT_CALIBRATION_QUERIES} queries")
+    return ""
+
+
 def fit_calibration(scores, features, grades, queries, *, n_grades: int = len(GRADES)) -> CalibrationChoice:
     """The score's ordinal calibration, or the score-and-text one where it predicts people's grades
-    better on calibration queries it was not fitted on (GroupKFold by query, log loss)."""
+    better on calibration queries it was not fitted on (GroupKFold by query, log loss). `features`
+    are not read (and may be None) where too_few_for_text refuses the text."""
     from sklearn.model_selection import GroupKFold
 
     scores, grades, queries = np.asarray(scores, dtype=float), np.asarray(grades, dtype=int), np.asarray(queries)
-    features = np.asarray(features, dtype=float).reshape(len(scores), -1)
     score_only = fit_ordinal_calibration(scores, grades, n_grades=n_grades)
-    n_queries = len(set(queries.tolist()))
-    if len(grades) < MIN_TEXT_CALIBRATION_GRADES or n_queries < MIN_TEXT_CALIBRATION_QUERIES:
-        return CalibrationChoice(score_only, {}, reason=(
-            f"{len(grades)} grades on {n_queries} queries: the text calibration needs "
-            f"{MIN_TEXT_CALIBRATION_GRADES} grades on {MIN_TEXT_CALIBRATION_QUERIES} queries"))
+    refusal = too_few_for_text(len(grades), len(set(queries.tolist())))
+    if refusal:
+        return CalibrationChoice(score_only, {}, reason=refusal)
+    features = np.asarray(features, dtype=float).reshape(len(scores), -1)
     folds = list(GroupKFold(n_splits=CALIBRATION_FOLDS).split(scores, grades, queries))
     if any(np.unique(grades[fit]).size < 2 for fit, _ in folds):
         return CalibrationChoice(score_only, {}, reason="people gave one grade only: nothing for the text to tell apart")
@@ -199,14 +206,17 @@ def judge_collection(*, collection, model_dir: str | Path | None = None, max_len
         return result
     scores = _scores(load_ranker(model_dir, max_length=max_length), rows)
     result.scored = len(scores)
-    features = _text_features(rows, method=collection.tokenizer)
     query_of = {r[0]: r[1] for r in rows}
-    choice = fit_calibration([scores[pk] for pk, _ in train_pairs], [features[pk] for pk, _ in train_pairs],
-                             [g for _, g in train_pairs], [query_of[pk] for pk, _ in train_pairs])
+    train_queries = [query_of[pk] for pk, _ in train_pairs]
+    # the text features cost a tokenisation of every candidate: only where the text may be used
+    features = None if too_few_for_text(len(train_pairs), len(set(train_queries))) else _text_features(
+        rows, method=collection.tokenizer)
+    choice = fit_calibration([scores[pk] for pk, _ in train_pairs], _of(features, (pk for pk, _ in train_pairs)),
+                             [g for _, g in train_pairs], train_queries)
     result.calibration, result.calibration_reason = choice.calibration.kind, choice.reason
     result.held_out_log_loss = {kind: round(loss, 4) for kind, loss in choice.held_out_log_loss.items()}
     pks = [r[0] for r in rows]
-    probs = choice.calibration.probabilities([scores[pk] for pk in pks], [features[pk] for pk in pks])
+    probs = choice.calibration.probabilities([scores[pk] for pk in pks], _of(features, pks))
     grades = probs.argmax(axis=1)
     _record_ranking(collection, rows, scores, dict(zip(pks, probs.tolist())))
     result.grade_counts = np.bincount(grades, minlength=len(GRADES)).tolist()
@@ -233,11 +243,13 @@ def _text_features(rows, *, method: str) -> dict[int, list[float]]:
     """{candidate pk: training.judge_features of its pair}, document frequencies over the judged documents."""
     from .judge_features import TextFeatures
 
-    documents = {}
-    for _pk, _query_id, _query, _split, title, text in rows:
-        documents.setdefault(_document_text(title, text), None)
+    documents = dict.fromkeys(_document_text(title, text) for *_, title, text in rows)  # each once, in order
     text_features = TextFeatures(documents, method=method)
     return {pk: text_features.of(query, _document_text(title, text)) for pk, _q, query, _s, title, text in rows}
+
+
+def _of(features: dict | None, pks) -> list | None:
+    return None if features is None else [features[pk] for pk in pks]
 
 
 def _document_text(title: str, text: str) -> str:

@@ -114,6 +114,17 @@ def test_the_judge_keeps_its_ranking_and_probabilities_for_the_judging_order(gra
                 assert a.priority < b.priority
 
 
+def test_too_few_grades_for_the_text_means_no_text_features_are_computed(graded_collection, tiny_model, monkeypatch):
+    import training.machine_judge as machine_judge
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("text features computed for a calibration that cannot use them")
+
+    monkeypatch.setattr(machine_judge, "_text_features", refuse)
+    result = judge_collection(collection=graded_collection, model_dir=tiny_model)  # 60 grades on 12 queries
+    assert result.calibration == SCORE_ONLY and result.added == 80
+
+
 def test_too_few_peoples_grades_means_no_judge(graded_collection, tiny_model):
     Judgment.objects.filter(candidate__query__split="train").exclude(
         pk__in=Judgment.objects.filter(candidate__query__split="train").values("pk")[:MIN_CALIBRATION_GRADES - 1]).delete()
