@@ -125,9 +125,8 @@ def main(argv=None) -> dict:
     judged = choice.calibration.probabilities(dev_scores, dev_features).argmax(axis=1)
     calibration_s = time.perf_counter() - started
     score_only = fit_ordinal_calibration(train_scores, train_grades).probabilities(dev_scores).argmax(axis=1)
-    constant = lambda n: np.zeros(n)  # noqa: E731
-    text_only = fit_text_calibration(constant(len(train_grades)), train_features, train_grades).probabilities(
-        constant(len(dev_grades)), dev_features).argmax(axis=1)
+    text_only = fit_text_calibration(np.zeros(train_grades.size), train_features, train_grades).probabilities(
+        np.zeros(dev_grades.size), dev_features).argmax(axis=1)  # a constant score: the words alone
     shares = np.bincount(train_grades, minlength=4) / train_grades.size
     cut = ordinal_grades(dev_scores, shares=shares)
 

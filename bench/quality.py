@@ -417,6 +417,9 @@ def part_c_train(prepared: dict, args, tmp, base) -> dict:
     protocols = prepared["protocols"]
     rows = {name: {"bm25": value} for name, value in prepared["bm25"].items()}
     judge_scores = {}
+    # machine_judge.py calibrates on the queries a model trained on and judges the held-out ones
+    # (part (c)'s dev queries: drawn like the train queries, none trained on)
+    held_out = sorted({g.query_id for groups in protocols.values() for g in groups})
     for name, groups in prepared["training"].items():
         directory = tmp / f"noise-{name}"
         started = time.perf_counter()
@@ -429,10 +432,7 @@ def part_c_train(prepared: dict, args, tmp, base) -> dict:
             rows[protocol][name] = value
         if args.judge_scores_out:  # written after each model: a run cut short keeps what it scored
             judge_scores[name] = score_judged_pairs(directory, prepared["judge"], args)
-            # machine_judge.py calibrates on the queries a model trained on and judges the held-out
-            # ones (part (c)'s dev queries: drawn like the train queries, none trained on)
             trained = {n: sorted(g.query_id for g in prepared["training"][n]) for n in judge_scores}
-            held_out = sorted({q for groups in protocols.values() for q in (g.query_id for g in groups)})
             Path(args.judge_scores_out).write_text(json.dumps({
                 "track": args.c_track, "models": judge_scores, "trained_queries": trained,
                 "held_out_queries": {n: held_out for n in judge_scores}}))
