@@ -33,9 +33,10 @@ def write_source_grades(*, collection: Collection, source: str, grades: Mapping[
             changed.append(Judgment(pk=pk, grade=grade))
             revisions.append(JudgmentRevision(judgment_id=pk, changed_by_source=source, old_grade=old, new_grade=grade,
                                               reason=reason))
-    Judgment.objects.bulk_create(new, batch_size=1000)
-    Judgment.objects.bulk_update(changed, ["grade"], batch_size=1000)
-    JudgmentRevision.objects.bulk_create(revisions, batch_size=1000)
+    with transaction.atomic():  # all of the source's new grades and revisions, or none
+        Judgment.objects.bulk_create(new, batch_size=1000)
+        Judgment.objects.bulk_update(changed, ["grade"], batch_size=1000)
+        JudgmentRevision.objects.bulk_create(revisions, batch_size=1000)
     return len(new), len(changed)
 
 

@@ -37,7 +37,8 @@ ADVISORY_LOCK = "advisory lock"
 HEARTBEAT = "heartbeat"
 # kind -> mechanism. Each advisory-lock kind has its own key space (the number), so import 7 and
 # training run 7 never share a lock.
-KINDS = {"import": (ADVISORY_LOCK, 1), "training": (ADVISORY_LOCK, 2), "mining:chunk": (HEARTBEAT, None)}
+KINDS = {"import": (ADVISORY_LOCK, 1), "training": (ADVISORY_LOCK, 2), "machine-judge": (ADVISORY_LOCK, 3),
+         "mining:chunk": (HEARTBEAT, None)}
 HEARTBEAT_TTL = 10  # seconds a heartbeat is believed
 HEARTBEAT_INTERVAL = 2.0
 

@@ -1,4 +1,4 @@
-"""Admin: training runs, model versions, and retrain policies with their beat schedule.
+"""Admin: training runs, model versions, machine judge runs, and retrain policies with their beat schedule.
 
 Saving a RetrainPolicy creates (or refreshes) its django-celery-beat PeriodicTask; the schedule
 itself (interval or crontab) is edited on that PeriodicTask, linked from the policy.
@@ -8,7 +8,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import registry, services
-from .models import ModelVersion, RetrainPolicy, TrainingRun
+from .judge_runs import JudgeRunAlreadyActive, request_served_judge
+from .models import MachineJudgeRun, ModelVersion, RetrainPolicy, TrainingRun
 from .retraining import sync_schedule
 
 
@@ -40,6 +41,27 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return
         registry.promote(version=queryset.get())
         self.message_user(request, "promoted")
+
+
+@admin.register(MachineJudgeRun)
+class MachineJudgeRunAdmin(admin.ModelAdmin):
+    list_display = ("id", "collection", "version", "status", "created_at", "finished_at")
+    list_filter = ("status", "collection")
+    readonly_fields = [f.name for f in MachineJudgeRun._meta.fields]
+    actions = ["judge_again"]
+
+    def has_add_permission(self, request):
+        return False  # asked for with the action, the training page or a promotion: never typed in
+
+    @admin.action(description="Judge the selected runs' collections again with the model that serves")
+    def judge_again(self, request, queryset):
+        for collection in {run.collection for run in queryset.select_related("collection")}:
+            try:
+                request_served_judge(collection=collection, created_by=request.user)
+            except JudgeRunAlreadyActive as error:
+                self.message_user(request, str(error), messages.WARNING)
+            else:
+                self.message_user(request, f"machine judge queued for {collection}")
 
 
 @admin.register(RetrainPolicy)

@@ -76,6 +76,39 @@ class ModelVersion(models.Model):
         ]
 
 
+class MachineJudgeRun(Job):
+    """One request for the machine judge's grades of a collection (training.machine_judge): queued
+    after each promotion with the promoted version, or by staff from the training page with the
+    served version (the base model before any promotion). The task is safe to run twice; this row
+    says what it did, for the page: the calibration it chose, the grades it added and revised, or
+    why it judged nothing."""
+
+    LIVENESS = "machine-judge"
+
+    collection = models.ForeignKey("annotate.Collection", on_delete=models.CASCADE, related_name="machine_judge_runs")
+    # The version that judges; null: the base model (no version served when it was asked for).
+    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model_path = models.CharField(max_length=500)
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta(Job.Meta):
+        constraints = [
+            # Never two at once for a collection: two judges would write the same source's grades.
+            models.UniqueConstraint(fields=["collection"], condition=Q(status__in=["pending", "running"]),
+                                    name="machine_judge_one_active_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"machine judge run {self.pk} of {self.collection_id}: {self.status}"
+
+    @property
+    def note(self) -> str:
+        """What the page says beside the figures: why it failed or was cancelled, why it judged
+        nothing, or why the text calibration was not tried."""
+        result = self.result or {}
+        return self.error or result.get("skipped_reason") or result.get("calibration_reason") or ""
+
+
 class RetrainPolicy(models.Model):
     """When a collection retrains by itself: a beat schedule plus a minimum of new judgments."""
 

@@ -101,16 +101,20 @@ def send_miner_distillation(version_id: int) -> bool:
     """After a promotion: queue the promoted version's miner (training.miner) and its machine judge
     (training.machine_judge); with the broker down, mining keeps the previous miner and the judge
     its previous grades until the next promotion."""
+    from .judge_runs import JudgeRunAlreadyActive, request_machine_judge
     from .models import ModelVersion
-    from .tasks import distil_miner, machine_judge
+    from .tasks import distil_miner
 
+    version = ModelVersion.objects.select_related("collection").filter(pk=version_id).first()
+    if version is not None:
+        try:  # a row first: the training page shows the judge queued even while the broker is down
+            request_machine_judge(collection=version.collection, version=version, replace_pending=True)
+        except JudgeRunAlreadyActive:
+            pass  # one is running with the model served before: when done, it asks for this version's
     try:
         distil_miner.delay(version_id)
-        collection_id = ModelVersion.objects.filter(pk=version_id).values_list("collection_id", flat=True).first()
-        if collection_id is not None:
-            machine_judge.delay(collection_id, version_id)
-    except Exception as error:  # noqa: BLE001 -- the promotion stands; only the miner and the judge wait
-        log.warning("could not queue the miner or the machine judge of model version %s (%s)", version_id, error)
+    except Exception as error:  # noqa: BLE001 -- the promotion stands; only the miner waits
+        log.warning("could not queue the miner of model version %s (%s)", version_id, error)
         return False
     return True
 

@@ -29,11 +29,13 @@ def retrain_collection(collection_id: int) -> int | None:
 
 @enqueue_when_a_worker_starts
 @shared_task(name="training.tasks.recover_lost_runs", acks_late=True)
-def recover_lost_runs() -> dict[int, str]:
-    """Beat (every minute) and worker start-up: runs of dead workers sent again or failed."""
+def recover_lost_runs() -> dict[str, dict[int, str]]:
+    """Beat (every minute) and worker start-up: training and machine judge runs of dead workers
+    sent again or failed, lost messages resent."""
+    from .judge_runs import recover_lost_judge_runs
     from .recovery import recover_lost_runs as recover
 
-    return recover()
+    return {"training": recover(), "machine judge": recover_lost_judge_runs()}
 
 
 
@@ -47,22 +49,11 @@ def distil_miner(version_id: int) -> str | None:
     return str(distil(version=version)) if version is not None else None
 
 
-@shared_task(name="training.tasks.machine_judge", acks_late=True)
-def machine_judge(collection_id: int, version_id: int | None = None) -> dict | None:
-    """The machine judge's grades from the promoted version (or the base model with none); safe to
-    run twice (the second run revises nothing) and a no-op when another version serves by now."""
-    from annotate.models import Collection
+@shared_task(name="training.tasks.run_machine_judge", acks_late=True)
+def machine_judge(run_id: int) -> str | None:
+    """A machine judge run (training.judge_runs): the grades of the model it names, or cancelled
+    when another model serves by now; safe to run twice (the run is claimed once)."""
+    from .judge_runs import execute_judge_run
 
-    from .machine_judge import judge_collection
-    from .models import ModelVersion
-
-    collection = Collection.objects.filter(pk=collection_id).first()
-    if collection is None:
-        return None
-    model_dir = None
-    if version_id is not None:
-        version = ModelVersion.objects.filter(pk=version_id, collection=collection, is_promoted=True).first()
-        if version is None:
-            return None  # superseded: the newer promotion queues its own judge
-        model_dir = version.path
-    return vars(judge_collection(collection=collection, model_dir=model_dir))
+    run = execute_judge_run(run_id=run_id)
+    return run.status if run else None

@@ -12,6 +12,7 @@ pages = [
     path("c/<slug:slug>/training/<id:run_id>/cancel/", views.cancel_training_run, name="training-run-cancel"),
     path("c/<slug:slug>/training/<id:run_id>/override/", views.override_training_run, name="training-run-override"),
     path("c/<slug:slug>/training/schedule/", views.retrain_schedule, name="retrain-schedule"),
+    path("c/<slug:slug>/training/judge/", views.judge_now, name="machine-judge-now"),
     path("c/<slug:slug>/models/<id:version_id>/serve/", views.serve_version, name="model-version-serve"),
 ]
 

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -19,7 +20,8 @@ from . import services, wording
 from .candidates import BI, CROSS, DEFAULT_CANDIDATES, FUSED, ZERO_SHOT
 from .charts import loss_chart
 from .config import DEFAULT_PROMOTION_MARGIN, TrainingParamsError
-from .models import ModelVersion, RetrainPolicy, TrainingRun
+from .judge_runs import JudgeRunAlreadyActive, request_served_judge
+from .models import MachineJudgeRun, ModelVersion, RetrainPolicy, TrainingRun
 from .override import (
     MAX_REASON_LENGTH,
     OverrideReasonError,
@@ -151,12 +153,35 @@ def training_runs(request, slug: str):
     runs = list(TrainingRun.objects.filter(collection=collection).select_related("snapshot")[:50])
     for run in runs:
         run.report = run_report(run)
+    judge_runs = list(MachineJudgeRun.objects.filter(collection=collection)[:JUDGE_RUNS_SHOWN])
+    judge_active = any(run.status in MachineJudgeRun.ACTIVE for run in judge_runs)
     return render(request, "training/runs.html", {
         "collection": collection, "runs": runs, "promoted": promoted_version(collection=collection),
         "stop": _stopping(collection),
         "versions": model_versions(collection=collection)[:20], "form": form,
-        "active": any(run.status in TrainingRun.ACTIVE for run in runs),
+        "judge_runs": judge_runs, "judge_active": judge_active,
+        "active": judge_active or any(run.status in TrainingRun.ACTIVE for run in runs),
     })
+
+
+JUDGE_RUNS_SHOWN = 5
+
+
+@login_required
+@require_POST
+def judge_now(request, slug: str):
+    """Staff: the machine judge's grades from the model that serves (the base model before any
+    promotion), by a worker; the training page follows it."""
+    collection = staff_collection(request.user, slug, STAFF_WHAT)
+    try:
+        run = request_served_judge(collection=collection, created_by=request.user)
+    except JudgeRunAlreadyActive:
+        messages.error(request, gettext("The machine judge is already queued or running; its row below follows it."))
+    else:
+        model = (gettext("model version %(id)s") % {"id": run.version_id} if run.version_id
+                 else gettext("the base model"))
+        messages.success(request, gettext("Machine judge queued with %(model)s.") % {"model": model})
+    return redirect(f"{reverse('training-runs', args=[slug])}#machine-judge")
 
 
 def _stopping(collection) -> dict:

@@ -1,7 +1,7 @@
 """The whole loop through the browser only, in real Chromium, with a real Celery worker (#16):
 staff import files, add an annotator, start mining; the annotator judges a query with the keyboard;
-staff open quality, export, start training, read the promotion decision and its reason, and use
-the search preview. Screenshots of the pages (English and Chinese text) are checked not blank, and
+staff open quality, export, start training, read the promotion decision and its reason, ask for the
+machine judge, and use the search preview. Screenshots of the pages (English and Chinese text) are checked not blank, and
 no request of the whole walk is answered 5xx."""
 from __future__ import annotations
 
@@ -146,6 +146,18 @@ def test_staff_and_an_annotator_run_the_whole_loop_from_the_browser(page, live_s
         assert reason.startswith(("promoted", "not promoted")), reason
         assert page.locator("#candidates tbody tr").count() >= 2
         shot(page, "run-en")
+
+        # The machine judge from the training page: asked for, run by the worker, recorded there.
+        page.click(".collection-nav >> text=Training")
+        if page.locator("#judge-now button").is_enabled():  # a promotion may have queued one already
+            page.click("#judge-now button")
+            page.wait_for_selector("text=Machine judge queued with")
+        judged = wait_text(page, "#machine-judge tbody tr [data-field=status]", ("done", "failed", "cancelled"))
+        assert judged == "done", worker.output()[-3000:]
+        row = page.locator("#machine-judge tbody tr").first.inner_text()
+        # this collection's few people's grades are too few to calibrate on: the row says so
+        assert "people's grades on train queries; the calibration needs at least 30" in row, row
+        shot(page, "judge-run-en")
 
         page.click(".collection-nav >> text=Search preview")
         page.fill("input[name=q]", "南京旅游")

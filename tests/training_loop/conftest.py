@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from annotate.splits import split_for
+
 FILLER = [f"w{i}" for i in range(40)]
 MARKERS = {3: "best", 2: "good", 1: "meh"}
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *MARKERS.values(), "query", *FILLER, *(f"q{i}" for i in range(20))]
@@ -119,3 +121,37 @@ def trained_model(tiny_model, tmp_path_factory) -> Path:
     data = read_data_file(write_jsonl(root / "train.jsonl", synthetic_listwise(48, seed=1)))
     train(config=TrainConfig(**{**FAST_RUN, "epochs": 12}), train_data=data, base_model=tiny_model, out_dir=root / "model")
     return root / "model"
+
+
+def query_texts(split: str, n: int) -> list[str]:
+    """n query texts that annotate.splits puts in `split`."""
+    found, i = [], 0
+    while len(found) < n:
+        text = f"query q{i % 20} {i}"
+        if split_for(text) == split:
+            found.append(text)
+        i += 1
+    return found
+
+
+@pytest.fixture
+def graded_collection(db):
+    """12 train and 4 dev queries of 5 documents (marker words), each graded by one person."""
+    import numpy as np
+    from django.contrib.auth import get_user_model
+
+    from annotate.models import Candidate, Collection, Document, Judgment, Query
+
+    collection = Collection.objects.create(slug="mj", name="MJ")
+    person = get_user_model().objects.create_user("grader")
+    rng = np.random.default_rng(1)
+    for split in ("train", "dev"):
+        for q, text in enumerate(query_texts(split, 12 if split == "train" else 4)):
+            query = Query.objects.create(collection=collection, external_id=f"{split}{q}", text=text)
+            for d in range(5):
+                grade = int(rng.integers(0, 4))
+                words = list(rng.choice(FILLER, 6)) + ([MARKERS[grade]] if grade in MARKERS else [])
+                doc = Document.objects.create(collection=collection, external_id=f"{split}{q}-{d}", text=" ".join(words))
+                candidate = Candidate.objects.create(collection=collection, query=query, document=doc)
+                Judgment.objects.create(collection=collection, candidate=candidate, annotator=person, grade=grade)
+    return collection

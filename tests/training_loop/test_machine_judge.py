@@ -3,7 +3,6 @@ as a source of its own, never shown to annotators, safe to run twice."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from django.contrib.auth import get_user_model
 from sklearn.metrics import cohen_kappa_score
 
@@ -15,7 +14,6 @@ from annotate.models import (
     Judgment,
     Query,
 )
-from annotate.splits import split_for
 from training.machine_judge import (
     MIN_CALIBRATION_GRADES,
     SCORE_AND_TEXT,
@@ -24,7 +22,7 @@ from training.machine_judge import (
     judge_collection,
 )
 
-from .conftest import FILLER, MARKERS
+from .conftest import FILLER, query_texts
 
 
 def test_the_calibration_gives_nested_probabilities_that_follow_the_score():
@@ -46,34 +44,6 @@ def test_the_calibration_gives_nested_probabilities_that_follow_the_score():
 def test_a_grade_nobody_gave_gets_no_probability():
     calibration = fit_ordinal_calibration([0.1, 0.2, 0.9, 0.8], [0, 0, 1, 1])
     assert np.allclose(calibration.probabilities([0.95])[0, 2:], 0.0)
-
-
-def _texts(split: str, n: int) -> list[str]:
-    found, i = [], 0
-    while len(found) < n:
-        text = f"query q{i % 20} {i}"
-        if split_for(text) == split:
-            found.append(text)
-        i += 1
-    return found
-
-
-@pytest.fixture
-def graded_collection(db):
-    """12 train and 4 dev queries of 5 documents (marker words), each graded by one person."""
-    collection = Collection.objects.create(slug="mj", name="MJ")
-    person = get_user_model().objects.create_user("grader")
-    rng = np.random.default_rng(1)
-    for split in ("train", "dev"):
-        for q, text in enumerate(_texts(split, 12 if split == "train" else 4)):
-            query = Query.objects.create(collection=collection, external_id=f"{split}{q}", text=text)
-            for d in range(5):
-                grade = int(rng.integers(0, 4))
-                words = list(rng.choice(FILLER, 6)) + ([MARKERS[grade]] if grade in MARKERS else [])
-                doc = Document.objects.create(collection=collection, external_id=f"{split}{q}-{d}", text=" ".join(words))
-                candidate = Candidate.objects.create(collection=collection, query=query, document=doc)
-                Judgment.objects.create(collection=collection, candidate=candidate, annotator=person, grade=grade)
-    return collection
 
 
 def test_every_candidate_gets_a_machine_grade_once_and_a_rerun_changes_nothing(graded_collection, tiny_model):
@@ -133,15 +103,6 @@ def test_too_few_peoples_grades_means_no_judge(graded_collection, tiny_model):
     assert not Judgment.objects.filter(source=MACHINE_SOURCE).exists()
 
 
-def test_the_task_does_nothing_for_a_version_that_no_longer_serves(graded_collection, tiny_model):
-    from training.models import ModelVersion
-    from training.tasks import machine_judge
-
-    old = ModelVersion.objects.create(collection=graded_collection, path=str(tiny_model), metrics={})
-    assert machine_judge(graded_collection.pk, old.pk) is None   # not promoted: superseded
-    assert not Judgment.objects.filter(source=MACHINE_SOURCE).exists()
-
-
 def test_the_quality_page_shows_the_judges_kappa_with_people_as_sklearn_computes_it(graded_collection, tiny_model,
                                                                                       client, staff_user):
     from annotate.quality.report import store_report
@@ -176,7 +137,7 @@ def test_with_enough_grades_the_judge_reads_how_much_of_the_query_a_document_mee
     rng = np.random.default_rng(3)
     dev_grades = {}
     for split, n in (("train", 40), ("dev", 8)):
-        for q, text in enumerate(_texts(split, n)):
+        for q, text in enumerate(query_texts(split, n)):
             query = Query.objects.create(collection=collection, external_id=f"{split}{q}", text=text)
             words = text.split()
             for d in range(6):
