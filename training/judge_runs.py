@@ -41,11 +41,12 @@ class JudgeRunAlreadyActive(Exception):
 
 @transaction.atomic
 def request_machine_judge(*, collection, version: ModelVersion | None = None, created_by=None,
-                          replace_pending: bool = False) -> MachineJudgeRun:
+                          replace_pending: bool = False, enqueue: bool = True) -> MachineJudgeRun:
     """A pending run of the machine judge with ``version`` (None: the base model), sent to a worker
     once the transaction commits; JudgeRunAlreadyActive while one of the collection's is active.
     ``replace_pending`` (a promotion): a run still waiting for a worker is cancelled for this one
-    (its model no longer serves); a running one finishes and then asks for the served model's."""
+    (its model no longer serves); a running one finishes and then asks for the served model's.
+    ``enqueue=False``: the caller runs it here (execute_judge_run; the command's --sync)."""
     if version is not None and version.collection_id != collection.pk:
         raise ValueError(f"model version {version.pk} is not collection {collection.slug}'s")
     model_path = version.path if version is not None else str(settings.BASE_MODEL_DIR or "")
@@ -63,14 +64,15 @@ def request_machine_judge(*, collection, version: ModelVersion | None = None, cr
         raise JudgeRunAlreadyActive(
             _("the machine judge of %(collection)s is already queued or running%(since)s")
             % {"collection": collection, "since": since}) from None
-    transaction.on_commit(lambda: send_judge_run(run.pk))
+    if enqueue:
+        transaction.on_commit(lambda: send_judge_run(run.pk))
     return run
 
 
-def request_served_judge(*, collection, created_by=None) -> MachineJudgeRun:
+def request_served_judge(*, collection, created_by=None, enqueue: bool = True) -> MachineJudgeRun:
     """Staff's "judge now": the version that serves, else the base model."""
     return request_machine_judge(collection=collection, version=promoted_version(collection=collection),
-                                 created_by=created_by)
+                                 created_by=created_by, enqueue=enqueue)
 
 
 def send_judge_run(run_id: int) -> bool:

@@ -3,10 +3,12 @@ page, one at a time per collection, run once however often the message comes, ca
 model they name no longer serves, and recorded -- done, failed or cancelled -- for the page."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from annotate.models import MACHINE_SOURCE, Judgment
@@ -172,3 +174,18 @@ def test_only_staff_may_ask_for_the_judge_and_only_by_post(graded_collection, cl
     assert client.post(f"/c/{graded_collection.slug}/training/judge/").status_code == 403
     assert not MachineJudgeRun.objects.exists()
     assert client.get(f"/c/{graded_collection.slug}/training/judge/").status_code in (403, 405)
+
+
+def test_the_command_judges_here_with_sync_and_refuses_bad_input_by_name(graded_collection, base_is_tiny, capsys):
+    call_command("machine_judge", graded_collection.slug, "--sync", "--json")
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("machine judge run") and "done with the base model" in out[0]
+    last = json.loads(out[-1])
+    assert (last["status"], last["version"], last["result"]["added"]) == ("done", None, 80)
+    assert len(machine_grades(graded_collection)) == 80
+
+    with pytest.raises(CommandError, match="collection 'nope' does not exist"):
+        call_command("machine_judge", "nope")
+    request_served_judge(collection=graded_collection, enqueue=False)
+    with pytest.raises(CommandError, match="already queued or running"):
+        call_command("machine_judge", graded_collection.slug, "--sync")
