@@ -26,6 +26,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from annotate.models.jobs import status_word
+
 from .models import MachineJudgeRun, ModelVersion
 from .registry import promoted_version
 
@@ -60,7 +62,7 @@ def request_machine_judge(*, collection, version: ModelVersion | None = None, cr
                                                  created_by=created_by)
     except IntegrityError:
         active = MachineJudgeRun.objects.active().filter(collection=collection).first()
-        since = f" ({active.status} since {active.created_at:%Y-%m-%d %H:%M} UTC)" if active else ""
+        since = f" ({status_word(active.status)}, {active.created_at:%Y-%m-%d %H:%M} UTC)" if active else ""
         raise JudgeRunAlreadyActive(
             _("the machine judge of %(collection)s is already queued or running%(since)s")
             % {"collection": collection, "since": since}) from None
