@@ -98,9 +98,9 @@ def send_run(run_id: int) -> bool:
 
 
 def send_miner_distillation(version_id: int) -> bool:
-    """After a promotion: queue the promoted version's miner (training.miner) and its machine judge
-    (training.machine_judge); with the broker down, mining keeps the previous miner and the judge
-    its previous grades until the next promotion."""
+    """After a promotion: ask for the promoted version's machine judge run (training.judge_runs: a
+    row first, which the recovery sweep sends again if the broker is down) and queue its miner
+    (training.miner); with the broker down, mining keeps the previous miner until the next promotion."""
     from .judge_runs import JudgeRunAlreadyActive, request_machine_judge
     from .models import ModelVersion
     from .tasks import distil_miner
