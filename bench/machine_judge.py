@@ -22,10 +22,8 @@ A model trained elsewhere (bench/quality.py --parts c --handoff-in ... --judge-s
 on a GPU machine) is judged from its scores on every judged pair instead of being loaded; the
 calibration then reads the queries that model trained on (as the studio's judge reads the train
 queries it trained on) and the judged ones are the queries it held out (drawn like the train
-queries: in part (c), queries with a title graded 2 or 3); ``--judged untrained`` judges every query
-of the data set the model never trained on instead (also those whose titles are all graded 0 or 1,
-where a judge must say so; the studio's dev and test queries are drawn without that condition):
-    .venv/bin/python bench/machine_judge.py --scores F --scores-model clean --train 0 --dev 0 [--judged untrained]
+queries: in part (c), queries with a title graded 2 or 3):
+    .venv/bin/python bench/machine_judge.py --scores F --scores-model clean --train 0 --dev 0
 Last line: one JSON object with the figures.
 """
 from __future__ import annotations
@@ -58,14 +56,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--scores", type=Path, default=None,
                         help="scores of every judged pair written by bench/quality.py --judge-scores-out (instead of --model)")
     parser.add_argument("--scores-model", default="clean", help="with --scores: which model's scores (clean, majority, weighted)")
-    parser.add_argument("--judged", choices=("held-out", "untrained"), default="held-out",
-                        help="with --scores: judge the queries the scores file holds out (held-out), or every query "
-                             "the model never trained on (untrained)")
     args = parser.parse_args(argv)
     if args.scores and args.model:
         parser.error("give --model or --scores, not both")
-    if args.judged != "held-out" and not args.scores:
-        parser.error("--judged is for --scores (without it the studio's split decides what is judged)")
 
     import django
 
@@ -96,8 +89,7 @@ def main(argv=None) -> dict:
             parser.error(f"--scores: {args.scores}: {len(trained & held_out)} queries both trained on and held out")
         calibrating = trained.__contains__  # noqa: E731  (its training queries)
     train = [q for q in ordered if calibrating(q)][: args.train or None]
-    judging = held_out.__contains__ if args.scores and args.judged == "held-out" else (lambda q: True)  # noqa: E731
-    dev = [q for q in ordered if not calibrating(q) and judging(q)][: args.dev or None]
+    dev = [q for q in ordered if not calibrating(q) and (not args.scores or q in held_out)][: args.dev or None]
     if args.scores:
         missing = [q for q in train + dev if len(written.get(q, ())) != len(qrels[q])]
         if missing:
@@ -143,8 +135,7 @@ def main(argv=None) -> dict:
                 "kappa_linear": round(float(cohen_kappa_score(dev_grades, grades, weights="linear")), 4),
                 "exact": round(float((grades == dev_grades).mean()), 4)}
 
-    result = {"dataset": args.dataset, "model": str(model), "judged": args.judged if args.scores else "studio split",
-              "train_queries": len(train), "dev_queries": len(dev),
+    result = {"dataset": args.dataset, "model": str(model), "train_queries": len(train), "dev_queries": len(dev),
               "calibration_pairs": int(train_grades.size), "judged_pairs": int(dev_grades.size),
               "reference_grade_shares": np.round(np.bincount(dev_grades, minlength=4) / dev_grades.size, 3).tolist(),
               "calibration": choice.calibration.kind, "held_out_log_loss": choice.held_out_log_loss,
