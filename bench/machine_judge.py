@@ -24,6 +24,11 @@ calibration then reads the queries that model trained on (as the studio's judge 
 queries it trained on) and the judged ones are the queries it held out (drawn like the train
 queries: in part (c), queries with a title graded 2 or 3):
     .venv/bin/python bench/machine_judge.py --scores F --scores-model clean --train 0 --dev 0
+``--calibrate-on studio-split`` calibrates and judges as the studio does instead: people's grades of
+every train-split query (annotate.splits of the query text; with or without a relevant title)
+calibrate, every other query is judged. It needs a model that trained on train-split queries only
+(bench/quality.py --kuake-split text) and refuses a scores file whose model trained on any other:
+    .venv/bin/python bench/machine_judge.py --scores F --calibrate-on studio-split --train 0 --dev 0
 Last line: one JSON object with the figures.
 """
 from __future__ import annotations
@@ -56,9 +61,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--scores", type=Path, default=None,
                         help="scores of every judged pair written by bench/quality.py --judge-scores-out (instead of --model)")
     parser.add_argument("--scores-model", default="clean", help="with --scores: which model's scores (clean, majority, weighted)")
+    parser.add_argument("--calibrate-on", choices=("trained", "studio-split"), default="trained",
+                        help="with --scores: the queries the model trained on (judging those it held out), or the "
+                             "studio's train split (judging every other query)")
     args = parser.parse_args(argv)
     if args.scores and args.model:
         parser.error("give --model or --scores, not both")
+    if args.calibrate_on != "trained" and not args.scores:
+        parser.error("--calibrate-on is for --scores (a loaded --model is calibrated on the studio's split)")
 
     import django
 
@@ -87,7 +97,15 @@ def main(argv=None) -> dict:
                          f"{args.scores_model!r} ({error!r}; a file from before they were written: score again)")
         if trained & held_out:
             parser.error(f"--scores: {args.scores}: {len(trained & held_out)} queries both trained on and held out")
-        calibrating = trained.__contains__  # noqa: E731  (its training queries)
+        if args.calibrate_on == "trained":
+            calibrating = trained.__contains__  # noqa: E731  (its training queries)
+        else:
+            off_split = [q for q in trained if q in queries and not calibrating(q)]
+            if off_split:
+                parser.error(f"--calibrate-on studio-split: the model of {args.scores} trained on {len(off_split)} "
+                             f"queries outside the studio's train split (e.g. {off_split[0]}): they would be judged; "
+                             "train with bench/quality.py --kuake-split text")
+            held_out = {q for q in ordered if not calibrating(q)}  # every query the studio holds out
     train = [q for q in ordered if calibrating(q)][: args.train or None]
     dev = [q for q in ordered if not calibrating(q) and (not args.scores or q in held_out)][: args.dev or None]
     if args.scores:
@@ -135,7 +153,9 @@ def main(argv=None) -> dict:
                 "kappa_linear": round(float(cohen_kappa_score(dev_grades, grades, weights="linear")), 4),
                 "exact": round(float((grades == dev_grades).mean()), 4)}
 
-    result = {"dataset": args.dataset, "model": str(model), "train_queries": len(train), "dev_queries": len(dev),
+    result = {"dataset": args.dataset, "model": str(model),
+              "calibrated_on": args.calibrate_on if args.scores else "studio-split",
+              "train_queries": len(train), "dev_queries": len(dev),
               "calibration_pairs": int(train_grades.size), "judged_pairs": int(dev_grades.size),
               "reference_grade_shares": np.round(np.bincount(dev_grades, minlength=4) / dev_grades.size, 3).tolist(),
               "calibration": choice.calibration.kind, "held_out_log_loss": choice.held_out_log_loss,

@@ -1,7 +1,8 @@
 """Reranker quality: dev NDCG@10 of BM25, the untuned base model and the fine-tuned model.
 
-(a) kuake-qtr-train, queries split by annotate.splits.split_for (train -> train; dev and test ->
-    dev). Two dev protocols: "judged" reranks each query's human-graded titles (queries whose
+(a) kuake-qtr-train, queries split by annotate.splits.split_for of the query id (train -> train;
+    dev and test -> dev; ``--kuake-split text``: of the query text, as the studio splits an
+    imported query). Two dev protocols: "judged" reranks each query's human-graded titles (queries whose
     titles differ in grade); "pooled" adds the BM25 top ``--pool`` titles of the whole corpus
     (mining.text.bm25 + mining.text.tokenize) with unjudged = grade 0. Rows: BM25 (scores from the index of
     the whole corpus), then through the studio: a training run with the defaults on the train
@@ -119,8 +120,9 @@ class KuakeSetup:
         self.corpus, self.queries, self.qrels = read_beir("kuake-qtr-train")
         rng = random.Random(args.seed)
         qids = sorted(q for q in self.qrels if any(g >= 2 for g in self.qrels[q].values()))
-        train_q = [q for q in qids if split_for(q) == "train"]
-        dev_q = [q for q in qids if split_for(q) != "train"]
+        key = (lambda q: self.queries[q]) if args.kuake_split == "text" else (lambda q: q)  # noqa: E731
+        train_q = [q for q in qids if split_for(key(q)) == "train"]
+        dev_q = [q for q in qids if split_for(key(q)) != "train"]
         rng.shuffle(train_q)
         rng.shuffle(dev_q)
         self.train_q, self.dev_q = train_q[: args.kuake_train or None], dev_q[: args.kuake_dev or None]
@@ -503,6 +505,8 @@ def main() -> None:
     parser.add_argument("--parts", default="abc")
     parser.add_argument("--kuake-train", type=int_at_least(0), default=800, help="train queries (0 = all)")
     parser.add_argument("--kuake-dev", type=int_at_least(0), default=200, help="dev queries (0 = all)")
+    parser.add_argument("--kuake-split", choices=("id", "text"), default="id",
+                        help="kuake: split queries by id (the figures so far) or by text (as the studio does)")
     parser.add_argument("--fill-negatives", type=int_at_least(0), default=4,
                         help="kuake: unjudged BM25-pool titles added to each training group as grade 0")
     parser.add_argument("--fill-skip", type=int_at_least(0), default=5,
