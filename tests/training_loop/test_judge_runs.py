@@ -189,3 +189,18 @@ def test_the_command_judges_here_with_sync_and_refuses_bad_input_by_name(graded_
     request_served_judge(collection=graded_collection, enqueue=False)
     with pytest.raises(CommandError, match="already queued or running"):
         call_command("machine_judge", graded_collection.slug, "--sync")
+
+
+def test_the_admin_lists_the_runs_and_asks_again_with_the_served_model(graded_collection, base_is_tiny, admin_client):
+    done = request_served_judge(collection=graded_collection)
+    execute_judge_run(run_id=done.pk)
+    listing = admin_client.get("/admin/training/machinejudgerun/")
+    assert listing.status_code == 200 and f"machine judge run {done.pk}" in listing.content.decode()
+    assert admin_client.get("/admin/training/machinejudgerun/add/").status_code == 403  # asked for, never typed in
+
+    admin_client.post("/admin/training/machinejudgerun/", {"action": "judge_again", "_selected_action": [done.pk]})
+    again = MachineJudgeRun.objects.exclude(pk=done.pk).get()
+    assert again.status == "pending" and again.version is None
+    response = admin_client.post("/admin/training/machinejudgerun/",
+                                 {"action": "judge_again", "_selected_action": [done.pk]}, follow=True)
+    assert "already queued or running" in response.content.decode() and MachineJudgeRun.objects.count() == 2
