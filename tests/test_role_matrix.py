@@ -142,6 +142,7 @@ RULES: dict[str, Rule] = {
     "training-run": Rule("GET", run_with_slug, PAGE_STAFF),
     "training-run-override": Rule("POST", run_with_slug, PAGE_STAFF),
     "retrain-schedule": Rule("GET", slug, PAGE_STAFF),
+    "machine-judge-now": Rule("POST", slug, PAGE_STAFF),
     "model-version-serve": Rule("POST", model_version_with_slug, PAGE_STAFF),
     "search-preview": Rule("GET", slug, PAGE_STAFF),
     "api-training-run-start": Rule("POST", slug, API_STAFF, data={}),
