@@ -146,4 +146,3 @@ def _recover(run: MachineJudgeRun, *, gone: bool, now: datetime) -> str | None:
     failed = MachineJudgeRun.objects.owned_by_attempt(run.pk, run.attempts).update(
         status=MachineJudgeRun.Status.FAILED, error=error, finished_at=now)
     return "failed" if failed else None
-
