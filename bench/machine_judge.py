@@ -100,14 +100,15 @@ def main(argv=None) -> dict:
         if args.calibrate_on == "trained":
             calibrating = trained.__contains__  # noqa: E731  (its training queries)
         else:
-            off_split = [q for q in trained if q in queries and not calibrating(q)]
+            off_split = [q for q in sorted(trained) if q in queries and not calibrating(q)]
             if off_split:
                 parser.error(f"--calibrate-on studio-split: the model of {args.scores} trained on {len(off_split)} "
                              f"queries outside the studio's train split (e.g. {off_split[0]}): they would be judged; "
                              "train with bench/quality.py --kuake-split text")
-            held_out = {q for q in ordered if not calibrating(q)}  # every query the studio holds out
+    # judged: the queries the scores file holds out, or (the studio's split) every query not calibrating
+    only_held_out = args.scores and args.calibrate_on == "trained"
     train = [q for q in ordered if calibrating(q)][: args.train or None]
-    dev = [q for q in ordered if not calibrating(q) and (not args.scores or q in held_out)][: args.dev or None]
+    dev = [q for q in ordered if not calibrating(q) and (not only_held_out or q in held_out)][: args.dev or None]
     if args.scores:
         missing = [q for q in train + dev if len(written.get(q, ())) != len(qrels[q])]
         if missing:
